@@ -1,0 +1,348 @@
+"""The assertion index ("skeleton"): routes assertions and messages to observers without
+scanning them. Pure: no runtime, no I/O; observers are opaque and told of changes through a
+sink.
+
+How it works, in one page:
+
+* A bag (counted set) of assertions. Only a value's first copy arriving and last copy
+  leaving change anything for observers.
+* A trie keyed on pattern *shape*. Each node is reached by a sequence of
+  ``(path, class)`` tests ("the value at path (0,) is a record labelled Present") and
+  caches the assertions that pass them. Patterns with the same shape share a node, so an
+  arriving assertion visits only the nodes whose tests it passes: the cost depends on the
+  variety of shapes, not the number of subscriptions.
+* At a node, subscriptions are grouped by *where* their literals and discards are
+  (``positions``), then hashed by *what* the literals are (``const_values``): a leaf. A
+  subscription keyed by a literal (an agent id, a request id) is found with one dict lookup.
+* In a leaf, subscriptions are grouped by their capture paths. Each group keeps a bag of
+  capture tuples over the leaf's assertions; when a tuple first appears every observer in
+  the group is told ``assert_captures``, when it goes it is told ``retract_captures``.
+  Observers see each distinct capture tuple once, however many assertions project to it.
+
+Values enter as Preserves values and are converted once to keys (``keys.to_key``), which
+hash with Preserves equality; observers receive captures as a tuple of frozen values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable, Protocol
+
+from .keys import MISSING, Key, Path, class_of, from_key, project, to_key
+from .patterns import CompiledPattern, compile_pattern
+
+Captures = tuple[Key, ...]
+
+
+class ObserverSink(Protocol):
+    """How the index tells observers about their captures."""
+
+    def assert_captures(self, observer: Hashable, captures: tuple) -> Any:
+        """A capture tuple appeared for ``observer``; return a handle for its retraction."""
+
+    def retract_captures(self, observer: Hashable, handle: Any) -> None:
+        """The capture tuple asserted under ``handle`` disappeared."""
+
+    def send_captures(self, observer: Hashable, captures: tuple) -> None:
+        """A message matched ``observer``'s pattern."""
+
+
+class _Registration:
+    """One observer in an endpoint group: how often it registered, and the handles of the
+    capture tuples it has been told about."""
+
+    __slots__ = ("count", "handles")
+
+    def __init__(self) -> None:
+        self.count = 1
+        self.handles: dict[Captures, Any] = {}
+
+
+class _Endpoints:
+    """Observers sharing a leaf and capture paths, and the bag of capture tuples they see."""
+
+    __slots__ = ("captures", "observers")
+
+    def __init__(self) -> None:
+        self.captures: dict[Captures, int] = {}
+        self.observers: dict[Hashable, _Registration] = {}
+
+
+class _Leaf:
+    """Assertions with particular literal values at particular positions."""
+
+    __slots__ = ("assertions", "groups")
+
+    def __init__(self) -> None:
+        self.assertions: set[Key] = set()
+        self.groups: dict[tuple[Path, ...], _Endpoints] = {}
+
+    def is_empty(self) -> bool:
+        return not self.assertions and not self.groups
+
+
+class _Node:
+    """A trie node: the assertions having this node's shape, the leaves of the
+    subscriptions ending here, and edges to longer shapes."""
+
+    __slots__ = ("assertions", "leaves", "group_counts", "edges")
+
+    def __init__(self, assertions: set[Key]) -> None:
+        self.assertions = assertions
+        # positions -> const values -> leaf
+        self.leaves: dict[tuple, dict[tuple[Key, ...], _Leaf]] = {}
+        # positions -> how many endpoint groups its leaves hold; at zero the whole map goes
+        self.group_counts: dict[tuple, int] = {}
+        # path -> class at that path -> child node
+        self.edges: dict[Path, dict[Key, _Node]] = {}
+
+
+def _project_all(key: Key, paths: tuple[Path, ...]) -> Captures | None:
+    values = []
+    for path in paths:
+        value = project(key, path)
+        if value is MISSING:
+            return None
+        values.append(value)
+    return tuple(values)
+
+
+def _all_exist(key: Key, paths: tuple[Path, ...]) -> bool:
+    return all(project(key, path) is not MISSING for path in paths)
+
+
+def _thaw(captures: Captures) -> tuple:
+    return tuple(from_key(c) for c in captures)
+
+
+class Index:
+    """Bag of assertions plus subscriptions, routing changes to a :class:`ObserverSink`.
+
+    ``insert``/``remove``/``send`` take Preserves values; the ``*_key`` variants take keys
+    already made by :func:`keys.to_key` (the dataspace entity makes them once per event).
+    ``add_observer``/``remove_observer`` take a pattern (parsed, its Preserves value, or a
+    :class:`CompiledPattern`) and any hashable observer.
+    """
+
+    def __init__(self, sink: ObserverSink) -> None:
+        self._sink = sink
+        self._bag: dict[Key, int] = {}
+        self._root = _Node(set())
+        self._observer_count = 0
+
+    @property
+    def assertion_count(self) -> int:
+        """Distinct assertions present."""
+        return len(self._bag)
+
+    @property
+    def observer_count(self) -> int:
+        """Observer registrations."""
+        return self._observer_count
+
+    # --- assertions and messages -------------------------------------------------------
+
+    def insert(self, value: Any) -> bool:
+        return self.insert_key(to_key(value))
+
+    def remove(self, value: Any) -> bool:
+        return self.remove_key(to_key(value))
+
+    def send(self, value: Any) -> int:
+        return self.send_key(to_key(value))
+
+    def insert_key(self, key: Key) -> bool:
+        """Add one copy; True iff the value was absent before (observers were told)."""
+        count = self._bag.get(key, 0)
+        self._bag[key] = count + 1
+        if count:
+            return False
+        for node in self._matching_nodes(key):
+            node.assertions.add(key)
+            for (const_paths, exist_paths), leaves in node.leaves.items():
+                if not _all_exist(key, exist_paths):
+                    continue
+                values = _project_all(key, const_paths)
+                if values is None:
+                    continue
+                leaf = leaves.get(values)
+                if leaf is None:
+                    leaf = leaves[values] = _Leaf()
+                leaf.assertions.add(key)
+                for capture_paths, endpoints in leaf.groups.items():
+                    captures = _project_all(key, capture_paths)
+                    if captures is not None:
+                        self._count_captures(endpoints, captures, +1)
+        return True
+
+    def remove_key(self, key: Key) -> bool:
+        """Remove one copy; True iff it was the last (observers were told).
+        Raises ``KeyError`` if the value is not present."""
+        count = self._bag[key]
+        if count > 1:
+            self._bag[key] = count - 1
+            return False
+        del self._bag[key]
+        for node in self._matching_nodes(key):
+            node.assertions.discard(key)
+            for (const_paths, exist_paths), leaves in node.leaves.items():
+                if not _all_exist(key, exist_paths):
+                    continue
+                values = _project_all(key, const_paths)
+                leaf = leaves.get(values) if values is not None else None
+                if leaf is None:
+                    continue
+                leaf.assertions.discard(key)
+                for capture_paths, endpoints in leaf.groups.items():
+                    captures = _project_all(key, capture_paths)
+                    if captures is not None:
+                        self._count_captures(endpoints, captures, -1)
+                if leaf.is_empty():
+                    # (A position map itself lives as long as a subscription uses it.)
+                    del leaves[values]
+        return True
+
+    def send_key(self, key: Key) -> int:
+        """Deliver a message to every matching observer; returns the number of deliveries."""
+        delivered = 0
+        for node in self._matching_nodes(key):
+            for (const_paths, exist_paths), leaves in node.leaves.items():
+                values = _project_all(key, const_paths)
+                leaf = leaves.get(values) if values is not None else None
+                if leaf is None or not leaf.groups or not _all_exist(key, exist_paths):
+                    continue
+                for capture_paths, endpoints in leaf.groups.items():
+                    captures = _project_all(key, capture_paths)
+                    if captures is None:
+                        continue
+                    thawed = _thaw(captures)
+                    for observer in endpoints.observers:
+                        self._sink.send_captures(observer, thawed)
+                    delivered += len(endpoints.observers)
+        return delivered
+
+    def _matching_nodes(self, key: Key) -> list[_Node]:
+        """The trie nodes whose shape ``key`` has: the root, and every node reached by
+        edges whose (path, class) test the key passes."""
+        found = []
+        pending = [self._root]
+        while pending:
+            node = pending.pop()
+            found.append(node)
+            for path, by_class in node.edges.items():
+                child = by_class.get(class_of(project(key, path)))
+                if child is not None:
+                    pending.append(child)
+        return found
+
+    def _count_captures(self, endpoints: _Endpoints, captures: Captures, delta: int) -> None:
+        count = endpoints.captures.get(captures, 0) + delta
+        if count:
+            endpoints.captures[captures] = count
+            if count == 1 and delta > 0 and endpoints.observers:
+                thawed = _thaw(captures)
+                for observer, registration in endpoints.observers.items():
+                    registration.handles[captures] = \
+                        self._sink.assert_captures(observer, thawed)
+            return
+        del endpoints.captures[captures]
+        for observer, registration in endpoints.observers.items():
+            handle = registration.handles.pop(captures, MISSING)
+            if handle is not MISSING:
+                self._sink.retract_captures(observer, handle)
+
+    # --- observers -----------------------------------------------------------------------
+
+    def add_observer(self, pattern: Any, observer: Hashable) -> None:
+        """Subscribe ``observer``; it is told at once of every capture tuple present."""
+        compiled = pattern if isinstance(pattern, CompiledPattern) else compile_pattern(pattern)
+        node = self._root
+        for path, klass in compiled.shape:
+            by_class = node.edges.setdefault(path, {})
+            child = by_class.get(klass)
+            if child is None:
+                child = by_class[klass] = _Node(
+                    {a for a in node.assertions if class_of(project(a, path)) == klass})
+            node = child
+
+        leaves = node.leaves.get(compiled.positions)
+        if leaves is None:
+            leaves = node.leaves[compiled.positions] = self._build_leaves(node, compiled)
+        leaf = leaves.get(compiled.const_values)
+        if leaf is None:
+            leaf = leaves[compiled.const_values] = _Leaf()
+        endpoints = leaf.groups.get(compiled.capture_paths)
+        if endpoints is None:
+            endpoints = leaf.groups[compiled.capture_paths] = _Endpoints()
+            node.group_counts[compiled.positions] = \
+                node.group_counts.get(compiled.positions, 0) + 1
+            for assertion in leaf.assertions:
+                captures = _project_all(assertion, compiled.capture_paths)
+                if captures is not None:
+                    endpoints.captures[captures] = endpoints.captures.get(captures, 0) + 1
+
+        self._observer_count += 1
+        registration = endpoints.observers.get(observer)
+        if registration is not None:
+            registration.count += 1  # same pattern again: already told everything
+            return
+        registration = endpoints.observers[observer] = _Registration()
+        for captures in endpoints.captures:
+            registration.handles[captures] = \
+                self._sink.assert_captures(observer, _thaw(captures))
+
+    @staticmethod
+    def _build_leaves(node: _Node, compiled: CompiledPattern) -> dict:
+        leaves: dict[tuple[Key, ...], _Leaf] = {}
+        for assertion in node.assertions:
+            if not _all_exist(assertion, compiled.exist_paths):
+                continue
+            values = _project_all(assertion, compiled.const_paths)
+            if values is not None:
+                leaves.setdefault(values, _Leaf()).assertions.add(assertion)
+        return leaves
+
+    def remove_observer(self, pattern: Any, observer: Hashable) -> None:
+        """Unsubscribe; every capture tuple the observer was told of is retracted.
+        Raises ``KeyError`` if there is no such registration."""
+        compiled = pattern if isinstance(pattern, CompiledPattern) else compile_pattern(pattern)
+        trail: list[tuple[_Node, Path, Key]] = []  # (parent, path, class) to prune later
+        node = self._root
+        for path, klass in compiled.shape:
+            child = node.edges.get(path, {}).get(klass)
+            if child is None:
+                raise KeyError(observer)
+            trail.append((node, path, klass))
+            node = child
+        leaves = node.leaves.get(compiled.positions, {})
+        leaf = leaves.get(compiled.const_values)
+        endpoints = leaf.groups.get(compiled.capture_paths) if leaf else None
+        registration = endpoints.observers.get(observer) if endpoints else None
+        if registration is None:
+            raise KeyError(observer)
+
+        self._observer_count -= 1
+        registration.count -= 1
+        if registration.count:
+            return
+        del endpoints.observers[observer]
+        for handle in registration.handles.values():
+            self._sink.retract_captures(observer, handle)
+
+        # Drop what no longer serves anyone, so memory tracks live subscriptions.
+        if endpoints.observers:
+            return
+        del leaf.groups[compiled.capture_paths]
+        if leaf.is_empty():
+            del leaves[compiled.const_values]
+        node.group_counts[compiled.positions] -= 1
+        if not node.group_counts[compiled.positions]:
+            # No subscription uses these positions any more: stop caching by them.
+            del node.group_counts[compiled.positions]
+            del node.leaves[compiled.positions]
+        while trail and not node.leaves and not node.edges:
+            parent, path, klass = trail.pop()
+            by_class = parent.edges[path]
+            del by_class[klass]
+            if not by_class:
+                del parent.edges[path]
+            node = parent

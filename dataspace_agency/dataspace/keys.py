@@ -1,0 +1,200 @@
+"""Hashable keys for Preserves values, with Preserves equality.
+
+The index hashes assertions, literals and captures. Python's own equality is wrong for
+that: ``True == 1 == 1.0``, ``0.0 == -0.0``, ``NaN != NaN``, and lists and dicts cannot be
+hashed at all. So every value entering the index is converted once, by :func:`to_key`, into
+a *key*: a plain hashable Python object whose ``==`` is exactly Preserves equality.
+
+The key form is a bijection, so :func:`from_key` gives the value back, frozen (sequences as
+tuples, dictionaries as :class:`preserves.ImmutableDict`, sets as frozensets), which is the
+form preserves' own decoder produces.
+
+Key form, one line per kind of value::
+
+    str, int, bytes, Symbol         the value itself (no two kinds compare equal)
+    bool                            ("b", value)
+    double                          ("f", the 64 bits as an int)   0.0 and -0.0 differ, NaN == NaN
+    Embedded(x)                     ("e", x)                       x compared with ==
+    Record(label, fields)           ("r", key(label), key(f0), key(f1), ...)
+    sequence (list or tuple)        ("s", key(item0), key(item1), ...)
+    dictionary                      ("d", ImmutableDict {key(k): key(v)})
+    set                             ("S", frozenset {key(item)})
+
+Every non-atomic key is a tuple whose first item is a tag string, and no atom is a tuple,
+so keys of different kinds never collide.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Hashable
+
+from preserves import Embedded, ImmutableDict, Record, Symbol
+from preserves.values import is_annotated, preserve
+
+Key = Hashable
+"""A hashable stand-in for a Preserves value; see the module docstring."""
+
+_PLAIN_ATOMS = (str, int, bytes, Symbol)
+
+
+def _double_bits(value: float) -> int:
+    return struct.unpack(">q", struct.pack(">d", value))[0]
+
+
+def _double_from_bits(bits: int) -> float:
+    return struct.unpack(">d", struct.pack(">q", bits))[0]
+
+
+def to_key(value: Any) -> Key:
+    """Convert a Preserves value (as syndicate-py and preserves represent it) to its key.
+
+    Raises ``TypeError`` for Python objects that are not Preserves values.
+    """
+    kind = type(value)
+    # The common atoms first: they are their own key.
+    if kind is str or kind is int or kind is Symbol or kind is bytes:
+        return value
+    if kind is Record:
+        return ("r", to_key(value.key), *[to_key(f) for f in value.fields])
+    if kind is tuple or kind is list:
+        return ("s", *[to_key(item) for item in value])
+    if kind is bool:
+        return ("b", value)
+    if kind is float:
+        return ("f", _double_bits(value))
+    if kind is Embedded:
+        return ("e", value.embeddedValue)
+    if isinstance(value, dict):
+        return ("d", ImmutableDict((to_key(k), to_key(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return ("S", frozenset(to_key(item) for item in value))
+    if kind is bytearray:
+        return bytes(value)
+    if is_annotated(value):
+        return to_key(value.item)
+    if hasattr(value, "__preserve__"):
+        # A parsed schema value (e.g. an Observe record built with syndicate.schema).
+        return to_key(preserve(value))
+    if isinstance(value, _PLAIN_ATOMS):
+        # Subclasses of the plain atoms (e.g. an IntEnum) stand for the base value.
+        for base in _PLAIN_ATOMS:
+            if isinstance(value, base):
+                return base(value)
+    raise TypeError(f"not a Preserves value: {value!r} (of type {kind.__name__})")
+
+
+def from_key(key: Key) -> Any:
+    """The frozen Preserves value a key stands for (inverse of :func:`to_key`)."""
+    if type(key) is not tuple:
+        return key
+    tag = key[0]
+    if tag == "r":
+        return Record(from_key(key[1]), [from_key(f) for f in key[2:]])
+    if tag == "s":
+        return tuple(from_key(item) for item in key[1:])
+    if tag == "b":
+        return key[1]
+    if tag == "f":
+        return _double_from_bits(key[1])
+    if tag == "e":
+        return Embedded(key[1])
+    if tag == "d":
+        return ImmutableDict((from_key(k), from_key(v)) for k, v in key[1].items())
+    if tag == "S":
+        return frozenset(from_key(item) for item in key[1])
+    raise ValueError(f"not a key: {key!r}")
+
+
+def freeze(value: Any) -> Any:
+    """The same value with every list, dict and set made immutable (and so hashable)."""
+    return from_key(to_key(value))
+
+
+# --- navigating keys -----------------------------------------------------------------------
+# A path is a tuple of steps from the root of an assertion: an int index into a record's
+# fields or a sequence's items, or a key (in key form) into a dictionary.
+
+Step = Key
+Path = tuple[Step, ...]
+
+_MISSING = object()
+"""Returned by :func:`step` when the position does not exist."""
+
+
+def step(key: Key, where: Step) -> Key:
+    """The key one step into ``key``, or ``_MISSING`` if there is no such position."""
+    if type(key) is tuple:
+        tag = key[0]
+        if tag == "r":
+            # Records: ("r", label, f0, f1, ...); field i sits at i + 2.
+            if type(where) is int and 0 <= where and where + 2 < len(key):
+                return key[where + 2]
+        elif tag == "s":
+            if type(where) is int and 0 <= where and where + 1 < len(key):
+                return key[where + 1]
+        elif tag == "d":
+            return key[1].get(where, _MISSING)
+    return _MISSING
+
+
+def project(key: Key, path: Path) -> Key:
+    """The key at ``path`` inside ``key``, or ``_MISSING``."""
+    for where in path:
+        key = step(key, where)
+        if key is _MISSING:
+            return _MISSING
+    return key
+
+
+def class_of(key: Key) -> Key | None:
+    """What a group pattern tests for: ("r", label) for records, "s" for sequences, "d" for
+    dictionaries; None for atoms (and sets), which no group pattern matches."""
+    if type(key) is tuple:
+        tag = key[0]
+        if tag == "r":
+            return ("r", key[1])
+        if tag == "s" or tag == "d":
+            return tag
+    return None
+
+
+MISSING = _MISSING
+
+
+# --- ordering ------------------------------------------------------------------------------
+
+def order_key(key: Key) -> tuple:
+    """A Python sort key giving the Preserves total order of the values keys stand for.
+
+    Used to order a dictionary pattern's entries (and so its captures) as syndicate-rs
+    does. Not preserves.compare: in preserves 0.996.3 it orders doubles by their unsigned
+    bit patterns, putting every negative number after every positive one. Embedded values
+    have no order of their own; they sort last, by ``repr``.
+    """
+    if type(key) is not tuple:
+        if isinstance(key, bool):  # only inside another key; kept for robustness
+            return (0, key)
+        if isinstance(key, int):
+            return (2, key)
+        if isinstance(key, str):
+            return (3, key)
+        if isinstance(key, bytes):
+            return (4, key)
+        return (5, key.name)  # Symbol
+    tag = key[0]
+    if tag == "b":
+        return (0, key[1])
+    if tag == "f":
+        # IEEE 754 totalOrder on the signed bit pattern: flip the magnitude of negatives.
+        bits = key[1]
+        return (1, bits if bits >= 0 else bits ^ 0x7FFF_FFFF_FFFF_FFFF)
+    if tag == "r":
+        return (6, order_key(key[1]), tuple(order_key(f) for f in key[2:]))
+    if tag == "s":
+        return (7, tuple(order_key(item) for item in key[1:]))
+    if tag == "S":
+        return (8, tuple(sorted(order_key(item) for item in key[1])))
+    if tag == "d":
+        return (9, tuple(sorted((order_key(k), order_key(v)) for k, v in key[1].items())))
+    return (10, repr(key[1]))  # embedded

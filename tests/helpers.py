@@ -1,0 +1,30 @@
+"""Small helpers shared by tests: building values and collecting observer events."""
+
+from __future__ import annotations
+
+import trio
+from preserves import Record, Symbol
+
+
+def rec(label: str, *fields) -> Record:
+    return Record(Symbol(label), list(fields))
+
+
+async def next_events(events: trio.MemoryReceiveChannel, count: int,
+                      timeout: float = 5.0) -> list:
+    """The next ``count`` events, failing (not hanging) if they do not come."""
+    got = []
+    with trio.fail_after(timeout):
+        for _ in range(count):
+            got.append(await events.receive())
+    return got
+
+
+def pending(events: trio.MemoryReceiveChannel) -> list:
+    """Events already delivered and not yet read (call after ``await ds.sync()``)."""
+    got = []
+    while True:
+        try:
+            got.append(events.receive_nowait())
+        except trio.WouldBlock:
+            return got
