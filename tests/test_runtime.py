@@ -71,7 +71,7 @@ async def test_an_exception_crashes_only_its_actor_and_retracts_its_assertions(d
     async with ds.observe(P.rec("Present", P.CAPTURE)) as events:
         assert {e.captures for e in await next_events(events, 2)} == {("fragile",),
                                                                       ("sturdy",)}
-        ds.runtime.run_turn(ds._facet, lambda: turn.send(fragile_refs[0], "hit"))
+        ds.runtime.run_turn(ds.facet, lambda: turn.send(fragile_refs[0], "hit"))
         [event] = await next_events(events, 1)
     assert event.kind == "removed" and event.captures == ("fragile",)
     assert isinstance(fragile.exit_reason, ValueError)
@@ -178,7 +178,7 @@ async def test_syndicate_linked_task_runs_on_trio_and_stops_quietly(capfd):
     async with open_runtime() as runtime:
         host = runtime.spawn_host()
         ticks, outcome = [], {}
-        ticked = trio.Event()
+        ticked, cancelled = trio.Event(), trio.Event()
 
         def start():
             @turn.facet
@@ -192,15 +192,16 @@ async def test_syndicate_linked_task_runs_on_trio_and_stops_quietly(capfd):
                             await trio.sleep(0.001)
                     except asyncio.CancelledError:
                         outcome["cancelled as asyncio"] = True
+                        cancelled.set()
                         raise
             return worker
 
         worker = runtime.run_turn(host, start)
         await ticked.wait()
         runtime.run_turn(host, lambda: turn.stop(worker))
+        with trio.fail_after(5):
+            await cancelled.wait()
         await runtime.settle()
-        while runtime.statistics().nursery_tasks > 1:
-            await trio.sleep(0.001)
     assert outcome == {"cancelled as asyncio": True}
     assert "Traceback" not in capfd.readouterr().err
 

@@ -50,7 +50,7 @@ async def test_during_and_on_message_see_assertions_retractions_and_messages(ds)
     ds.retract(handle)
     assert await next_events(seen, 1) == [("left", "handle")]
 
-    ds.runtime.run_turn(ds._facet, lambda: turn.send(crash_refs[0], "crash now"))
+    ds.runtime.run_turn(ds.facet, lambda: turn.send(crash_refs[0], "crash now"))
     assert await next_events(seen, 1) == [("left", "native")]
     assert isinstance(publisher_actor.exit_reason, RuntimeError)
 

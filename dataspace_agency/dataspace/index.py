@@ -156,22 +156,7 @@ class Index:
         self._bag[key] = count + 1
         if count:
             return False
-        for node in self._matching_nodes(key):
-            node.assertions.add(key)
-            for (const_paths, exist_paths), leaves in node.leaves.items():
-                if not _all_exist(key, exist_paths):
-                    continue
-                values = _project_all(key, const_paths)
-                if values is None:
-                    continue
-                leaf = leaves.get(values)
-                if leaf is None:
-                    leaf = leaves[values] = _Leaf()
-                leaf.assertions.add(key)
-                for capture_paths, endpoints in leaf.groups.items():
-                    captures = _project_all(key, capture_paths)
-                    if captures is not None:
-                        self._count_captures(endpoints, captures, +1)
+        self._update(key, +1)
         return True
 
     def remove_key(self, key: Key) -> bool:
@@ -182,24 +167,40 @@ class Index:
             self._bag[key] = count - 1
             return False
         del self._bag[key]
+        self._update(key, -1)
+        return True
+
+    def _update(self, key: Key, delta: int) -> None:
+        """A value arrived (+1) or left (-1): update every cache on its way through the
+        trie and count its captures in every subscription group it reaches."""
+        arriving = delta > 0
         for node in self._matching_nodes(key):
-            node.assertions.discard(key)
+            if arriving:
+                node.assertions.add(key)
+            else:
+                node.assertions.discard(key)
             for (const_paths, exist_paths), leaves in node.leaves.items():
                 if not _all_exist(key, exist_paths):
                     continue
                 values = _project_all(key, const_paths)
-                leaf = leaves.get(values) if values is not None else None
-                if leaf is None:
+                if values is None:
                     continue
-                leaf.assertions.discard(key)
+                leaf = leaves.get(values)
+                if leaf is None:
+                    if not arriving:
+                        continue
+                    leaf = leaves[values] = _Leaf()
+                if arriving:
+                    leaf.assertions.add(key)
+                else:
+                    leaf.assertions.discard(key)
                 for capture_paths, endpoints in leaf.groups.items():
                     captures = _project_all(key, capture_paths)
                     if captures is not None:
-                        self._count_captures(endpoints, captures, -1)
+                        self._count_captures(endpoints, captures, delta)
                 if leaf.is_empty():
                     # (A position map itself lives as long as a subscription uses it.)
                     del leaves[values]
-        return True
 
     def send_key(self, key: Key) -> int:
         """Deliver a message to every matching observer; returns the number of deliveries."""

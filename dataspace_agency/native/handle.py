@@ -89,29 +89,29 @@ class DataspaceHandle:
         self.runtime = runtime
         self.ref = ref
         self.entity = entity  # None when the dataspace lives elsewhere
-        self._facet = facet
+        self.facet = facet  # the handle's own facet: run_turn in it to act as the handle
 
     def publish(self, value: Any) -> int:
         """Assert ``value``; returns a handle for :meth:`retract`."""
         to_key(value)  # a TypeError here, naming the problem, rather than inside a turn
-        return self.runtime.run_turn(self._facet, lambda: turn.publish(self.ref, value))
+        return self.runtime.run_turn(self.facet, lambda: turn.publish(self.ref, value))
 
     def retract(self, handle: int) -> None:
         """Retract what :meth:`publish` asserted under ``handle``."""
-        if handle not in self._facet.actor.outbound:
+        if handle not in self.facet.actor.outbound:
             raise KeyError(f"handle {handle!r} is not asserted by this dataspace handle")
-        self.runtime.run_turn(self._facet, lambda: turn.retract(handle))
+        self.runtime.run_turn(self.facet, lambda: turn.retract(handle))
 
     def message(self, value: Any) -> None:
         """Send ``value`` as a message: matching observers get it, nothing is stored."""
         to_key(value)
-        self.runtime.run_turn(self._facet, lambda: turn.send(self.ref, value))
+        self.runtime.run_turn(self.facet, lambda: turn.send(self.ref, value))
 
     async def sync(self) -> None:
         """Return once everything this handle sent before has been processed by the
         dataspace (and so routed to observers)."""
         done = trio.Event()
-        self.runtime.run_turn(self._facet, lambda: turn.sync(self.ref, done.set))
+        self.runtime.run_turn(self.facet, lambda: turn.sync(self.ref, done.set))
         await done.wait()
 
     @contextlib.asynccontextmanager
@@ -138,13 +138,13 @@ class DataspaceHandle:
                 turn.publish(self.ref, dataspace_schema.Observe(pattern, turn.ref(entity)))
             facets.append(facet)
 
-        self.runtime.run_turn(self._facet, start)
+        self.runtime.run_turn(self.facet, start)
         try:
             async with receiver:
                 yield receiver
         finally:
             if facets[0].alive and not self.runtime.system.closed:
-                self.runtime.run_turn(self._facet, lambda: turn.stop(facets[0]))
+                self.runtime.run_turn(self.facet, lambda: turn.stop(facets[0]))
             sender.close()
 
     def spawn(self, boot: Callable[[Ref], Any], name: str | None = None) -> Actor:
@@ -153,8 +153,8 @@ class DataspaceHandle:
 
     def close(self) -> None:
         """Retract everything this handle asserted and stop its observers."""
-        if self._facet.actor.alive and not self.runtime.system.closed:
-            self.runtime.stop_actor(self._facet.actor)
+        if self.facet.actor.alive and not self.runtime.system.closed:
+            self.runtime.stop_actor(self.facet.actor)
 
 
 @contextlib.asynccontextmanager

@@ -100,8 +100,7 @@ class Runtime:
 
     async def settle(self) -> None:
         """Wait until every queued effect has been delivered (and what those queued)."""
-        while not self.system.idle:
-            await trio.sleep(0)
+        await self.system.wait_idle()
 
     def statistics(self) -> RuntimeStatistics:
         return RuntimeStatistics(

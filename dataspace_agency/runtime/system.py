@@ -53,6 +53,7 @@ class TrioSystem(System):
         self.closed = False
         self._queue: collections.deque[Callable[[], Any]] = collections.deque()
         self._wakeup: trio.Event | None = None
+        self._idle_waiters: list[trio.Event] = []
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.get_ident()
 
@@ -88,6 +89,13 @@ class TrioSystem(System):
         """Nothing queued (every delivered effect has been processed)."""
         return not self._queue
 
+    async def wait_idle(self) -> None:
+        """Return once the queue has been drained empty."""
+        if self._queue:
+            waiter = trio.Event()
+            self._idle_waiters.append(waiter)
+            await waiter.wait()
+
     def drain_now(self) -> None:
         """Run queued thunks until none is left (used at shutdown)."""
         while self._queue:
@@ -98,6 +106,10 @@ class TrioSystem(System):
         queue = self._queue
         while True:
             if not queue:
+                if self._idle_waiters:
+                    waiters, self._idle_waiters = self._idle_waiters, []
+                    for waiter in waiters:
+                        waiter.set()
                 self._wakeup = wakeup = trio.Event()
                 await wakeup.wait()
                 continue
