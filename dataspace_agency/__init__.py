@@ -5,9 +5,18 @@ Layers, bottom up (no layer imports one above it):
 * ``runtime``: syndicate-py's actor core hosted on trio.
 * ``dataspace``: the assertion index and the Dataspace entity.
 * ``native``: ``open_dataspace()`` for trio code: publish, retract, message, observe.
+* ``classic``: ``Agent``, ``@action`` and the adapter to the dataspace.
+* ``spaces``: ``DataspaceSpace`` (and, to come, queue and remote spaces).
 """
 
+from .classic import (ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError, Agent,
+                      MessageError, action, during, on_message)
 from .native import DataspaceHandle, Event, open_dataspace
+from .spaces import DataspaceSpace
 
 __version__ = "0.1.0"
-__all__ = ["DataspaceHandle", "Event", "open_dataspace"]
+__all__ = [
+    "ACCESS_DENIED", "ACCESS_PERMITTED", "ACCESS_REQUESTED", "ActionError", "Agent",
+    "DataspaceHandle", "DataspaceSpace", "Event", "MessageError", "action", "during",
+    "on_message", "open_dataspace",
+]

@@ -147,6 +147,19 @@ class DataspaceHandle:
                 self.runtime.run_turn(self.facet, lambda: turn.stop(facets[0]))
             sender.close()
 
+    async def query(self, pattern: Any) -> list[tuple]:
+        """The captures of every current match of ``pattern``, once."""
+        async with self.observe(pattern) as events:
+            await self.sync()  # the dataspace has replayed every match by now
+            found = []
+            while True:
+                try:
+                    event = events.receive_nowait()
+                except trio.WouldBlock:
+                    return found
+                if event.kind == "added":
+                    found.append(event.captures)
+
     def spawn(self, boot: Callable[[Ref], Any], name: str | None = None) -> Actor:
         """Start a native syndicate-py actor; ``boot(dataspace_ref)`` is its first turn."""
         return self.runtime.spawn(lambda: boot(self.ref), name=name)

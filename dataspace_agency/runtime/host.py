@@ -57,7 +57,7 @@ class Runtime:
         observers, child facets or tasks) is stopped as inert right after boot."""
         self._check_open()
         actor = Actor(boot, system=self.system, name=name, daemon=daemon)
-        self.system.actors.add(actor)
+        self.system.track(actor)
         return actor
 
     def spawn_host(self, name: str | None = None) -> Facet:
@@ -104,7 +104,7 @@ class Runtime:
 
     def statistics(self) -> RuntimeStatistics:
         return RuntimeStatistics(
-            live_actors=sum(1 for a in list(self.system.actors) if a.alive),
+            live_actors=len(self.system.live_actors()),
             queued=len(self.system._queue),
             nursery_tasks=len(self.system.nursery.child_tasks),
         )
@@ -120,12 +120,12 @@ class Runtime:
         # Stopping actors may spawn others (stop handlers) or wake linked tasks; repeat
         # until nothing is left, with a bound in case stop handlers spawn forever.
         for _ in range(100):
-            live = [a for a in list(self.system.actors) if a.alive]
+            live = self.system.live_actors()
             if not live and self.system.idle:
                 return
-            for actor in live:
+            for actor in reversed(live):  # newest first; deliver what each retracts
                 self.stop_actor(actor)
-            self.system.drain_now()
+                self.system.drain_now()
         log.warning("actors kept spawning during shutdown; giving up waiting for them")
 
     async def aclose(self) -> None:

@@ -49,7 +49,10 @@ class TrioSystem(System):
         self.inhabitant_count = 0
         self.nursery = nursery
         self.loop = LoopShim(self)
-        self.actors: weakref.WeakSet[Actor] = weakref.WeakSet()
+        # Live actors in creation order (shutdown stops them newest first, so a service
+        # such as a dataspace outlives the actors that assert into it).
+        self.actors: weakref.WeakValueDictionary[int, Actor] = weakref.WeakValueDictionary()
+        self._next_actor = 0
         self.closed = False
         self._queue: collections.deque[Callable[[], Any]] = collections.deque()
         self._wakeup: trio.Event | None = None
@@ -129,4 +132,12 @@ class TrioSystem(System):
             return
         if isinstance(result, Actor):
             # Turn.spawn queues `lambda: Actor(...)`: this is how spawned actors are tracked.
-            self.actors.add(result)
+            self.track(result)
+
+    def track(self, actor: Actor) -> None:
+        self.actors[self._next_actor] = actor
+        self._next_actor += 1
+
+    def live_actors(self) -> list[Actor]:
+        """Live actors, oldest first."""
+        return [actor for _, actor in sorted(self.actors.items()) if actor.alive]

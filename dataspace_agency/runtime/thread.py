@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import trio
 
@@ -89,6 +89,15 @@ class BackgroundRuntime:
         if threading.current_thread() is self._thread:
             return fn(self.runtime)  # already there: calling through the token would deadlock
         return self.submit(fn).result(timeout)
+
+    def call_async(self, async_fn: Callable[[Runtime], Awaitable[T]]) -> T:
+        """Run ``await async_fn(runtime)`` on the runtime's thread and return its result."""
+        if self._token is None or not self._thread.is_alive():
+            raise RuntimeClosed("the runtime thread has stopped")
+        try:
+            return trio.from_thread.run(async_fn, self.runtime, trio_token=self._token)
+        except trio.RunFinishedError:
+            raise RuntimeClosed("the runtime thread has stopped") from None
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop every actor and the thread. Idempotent."""

@@ -1,0 +1,219 @@
+"""The adapter: classic messages as dataspace facts and messages (see ``vocabulary.py``).
+
+One :class:`DataspaceTransport` per agent, living in the agent's actor. It publishes the
+agent's presence and actions, observes what is addressed to it, and carries the core's
+sends and replies, in one of two modes:
+
+``"message"``
+    Every classic message is a Syndicate message ``<message to body>``. Queue-like:
+    nothing persists, a request to an absent agent is lost, a dead responder is noticed
+    only by the requester's timeout.
+``"assertion"``
+    A point-to-point action message is a fact ``<request to id body>`` its sender holds
+    until answered; the responder answers with ``<reply to parentId from body>`` held
+    while the request stands. The sender watches ``<agent to>``: when the responder's
+    presence goes (removed, crashed), pending requests fail at once. A request to an agent
+    not yet present waits for it. A sender that leaves withdraws its requests, and the
+    responder sees the withdrawal. Broadcasts, and replies to them, stay messages.
+
+Inbound values that are not well-formed classic messages (possible from native actors or
+remote peers) are dropped with a warning; they never crash the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import trio
+from preserves import Embedded, Record, Symbol
+from syndicate import turn
+from syndicate.actor import Facet, Ref
+from syndicate.during import During
+
+from ..runtime import Runtime
+from . import values
+from .core import AgentCore, Ticket
+from .message import BROADCAST, ERROR, RESPONSE, MessageError, validate_message
+from .vocabulary import (ACTION, AGENT, CAPTURE, MESSAGE, REPLY, REQUEST, action_fact,
+                         agent_fact, lit, message_envelope, rec, reply_fact, request_fact)
+
+log = logging.getLogger(__name__)
+
+MODES = ("assertion", "message")
+_OBSERVE = Symbol("Observe")
+
+
+def observe(ds: Ref, pattern: Any, entity: Any) -> int:
+    """Inside a turn: assert interest in ``pattern`` (a raw or parsed pattern)."""
+    return turn.publish(ds, Record(_OBSERVE, [pattern, Embedded(turn.ref(entity))]))
+
+
+def parse_message(body: Any, where: str) -> dict | None:
+    """A classic message from its Preserves form, or None (with a warning) if malformed."""
+    try:
+        return validate_message(values.from_preserves(body), copy=False)
+    except (values.NotJSON, MessageError) as exc:
+        log.warning("dropping a malformed classic message %s: %s", where, exc)
+        return None
+
+
+class _FacetTicket(Ticket):
+    """An inbound request in assertion mode; the reply is asserted in its facet."""
+
+    def __init__(self, facet: Facet) -> None:
+        super().__init__()
+        self.facet = facet
+
+
+class _PresenceWatch:
+    """Watching ``<agent id>`` for the requests pending to that agent."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.active = True
+        self.facet: Facet | None = None
+
+
+class DataspaceTransport:
+    """Carries one agent's messages through the dataspace (runtime thread only)."""
+
+    def __init__(self, mode: str, runtime: Runtime, ds: Ref, facet: Facet,
+                 agent_id: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.runtime = runtime
+        self.ds = ds
+        self.facet = facet
+        self.agent_id = agent_id
+        self.core: AgentCore | None = None
+        self._held: dict[str, int] = {}  # our pending request id -> its fact's handle
+        self._watches: dict[str, _PresenceWatch] = {}
+
+    # --- set-up (inside the agent actor's boot turn) ------------------------------------------
+
+    def start(self, core: AgentCore, action_helps: dict[str, dict],
+              reactions: list[tuple[str, Any, Callable]]) -> None:
+        self.core = core
+        me = self.agent_id
+        turn.publish(self.ds, agent_fact(me))
+        for name, help_dict in action_helps.items():
+            turn.publish(self.ds, action_fact(me, name, values.to_preserves(help_dict)))
+
+        inbound = During().msg_handler(self._on_message)
+        observe(self.ds, rec(MESSAGE, lit(me), CAPTURE), inbound)
+        observe(self.ds, rec(MESSAGE, lit(BROADCAST), CAPTURE), inbound)
+        if self.mode == "assertion":
+            observe(self.ds, rec(REQUEST, lit(me), CAPTURE, CAPTURE),
+                    During().add_handler(self._on_request))
+            observe(self.ds, rec(REPLY, lit(me), CAPTURE, CAPTURE, CAPTURE),
+                    During().add_handler(self._on_reply))
+        for kind, pattern, handler in reactions:
+            if kind == "during":
+                observe(self.ds, pattern, During().add_handler(handler))
+            else:
+                observe(self.ds, pattern, During().msg_handler(handler))
+
+    # --- inbound (inside turns of the agent actor) -----------------------------------------------
+
+    def _later(self, action: Callable[[], None]) -> None:
+        # Core logic runs after the current turn, never nested inside it.
+        self.runtime.system.queue_task(action)
+
+    def _on_message(self, body: Any) -> None:
+        message = parse_message(body, f'for "{self.agent_id}"')
+        if message is not None:
+            self._later(lambda: self.core.inbound(message))
+
+    def _on_request(self, message_id: Any, body: Any) -> None:
+        message = parse_message(body, f'in a request to "{self.agent_id}"')
+        if message is None or message["meta"]["id"] != message_id:
+            return
+        ticket = _FacetTicket(turn.active_facet())
+        turn.on_stop(lambda: self.core.withdrawn(ticket))
+        self._later(lambda: self.core.inbound(message, ticket))
+
+    def _on_reply(self, parent_id: Any, sender: Any, body: Any) -> None:
+        reply = parse_message(body, f'in a reply to "{self.agent_id}"')
+        if reply is not None and reply["meta"].get("parent_id") == parent_id:
+            self._later(lambda: self.core.reply_received(reply, sender))
+
+    # --- outbound (runtime thread, outside turns) ------------------------------------------------
+
+    def _in_turn(self, facet: Facet, action: Callable[[], Any]) -> Any:
+        if facet.alive and facet.actor.alive:
+            return self.runtime.run_turn(facet, action)
+        return None  # the agent (or the request being answered) has gone
+
+    def deliver(self, message: dict) -> None:
+        body = values.to_preserves(message)
+        to, name = message["to"], message["action"]["name"]
+        if self.mode == "assertion" and to != BROADCAST and name not in (RESPONSE, ERROR):
+            self._in_turn(self.facet, lambda: self._hold(message, body))
+        else:
+            self._in_turn(self.facet,
+                          lambda: turn.send(self.ds, message_envelope(to, body)))
+
+    def _hold(self, message: dict, body: Any) -> None:
+        message_id, to = message["meta"]["id"], message["to"]
+        self._held[message_id] = turn.publish(self.ds, request_fact(to, message_id, body))
+        self._watch(to)
+
+    def withdraw(self, message: dict) -> None:
+        handle = self._held.pop(message["meta"]["id"], None)
+        if handle is not None:
+            self._in_turn(self.facet, lambda: (turn.retract(handle),
+                                               self._unwatch(message["to"])))
+
+    def reply(self, ticket: _FacetTicket, reply: dict) -> None:
+        body = values.to_preserves(reply)
+        fact = reply_fact(reply["to"], reply["meta"]["parent_id"], self.agent_id, body)
+        self._in_turn(ticket.facet, lambda: turn.publish(self.ds, fact))
+
+    # --- presence of the agents we wait on (inside turns) --------------------------------------
+
+    def _watch(self, agent_id: str) -> None:
+        watch = self._watches.get(agent_id)
+        if watch is None:
+            watch = self._watches[agent_id] = _PresenceWatch()
+
+            def present() -> None:
+                # Runs while <agent agent_id> is asserted; its facet stops when that goes.
+                def gone() -> None:
+                    if watch.active:
+                        self._later(lambda: self.core.target_left(agent_id))
+                turn.on_stop(gone)
+
+            @turn.facet
+            def watching() -> None:
+                observe(self.ds, rec(AGENT, lit(agent_id)), During().add_handler(present))
+            watch.facet = watching
+        watch.count += 1
+
+    def _unwatch(self, agent_id: str) -> None:
+        watch = self._watches.get(agent_id)
+        if watch is None:
+            return
+        watch.count -= 1
+        if watch.count == 0:
+            watch.active = False
+            del self._watches[agent_id]
+            turn.stop(watch.facet)
+
+    # --- facts of the agent's own (any thread) -------------------------------------------------
+
+    def publish(self, value: Any) -> int:
+        return self._fact_call(lambda: turn.publish(self.ds, value))
+
+    def retract(self, handle: int) -> None:
+        self._fact_call(lambda: turn.retract(handle))
+
+    def _fact_call(self, action: Callable[[], Any]) -> Any:
+        active = turn.active
+        if active is not None and active._facet.actor is self.facet.actor:
+            return action()  # inside one of the agent's turns: scoped to its facet
+        if self.core.on_runtime_thread():
+            return self._in_turn(self.facet, action)
+        return trio.from_thread.run_sync(lambda: self._in_turn(self.facet, action),
+                                         trio_token=self.core.token)

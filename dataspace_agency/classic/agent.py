@@ -1,0 +1,362 @@
+"""The classic programming model: ``Agent``, ``@action``, access policies, and the reactive
+``@during`` / ``@on_message`` decorators.
+
+An agent is added to a space (``space.add(MyAgent, "id")``); the space gives it a core
+(``core.py``) that runs it. What an agent can do::
+
+    class Greeter(Agent):
+        @action
+        def greet(self, name: str) -> str:
+            \"\"\"Greet someone.
+
+            Args:
+                name: Who to greet.
+            \"\"\"
+            return f"hello, {name}"
+
+    reply_id = agent.send({"to": "greeter", "action": {"name": "greet", "args": {"name": "ann"}}})
+    value = agent.request({"to": "greeter", "action": {"name": "greet", "args": {"name": "ann"}}})
+
+Plain-function actions run on worker threads and may block (and call ``self.request``);
+``async def`` actions run as trio tasks (and use ``await self.arequest``). See ``core.py``
+for the rules every backend keeps, and ``../shared/reference/agency.md`` for the contract.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import trio
+
+from .core import CURRENT, ActionError, AgentCore, Invocation, error_text, reply_outcome
+from .help import generate_help
+from .message import BROADCAST, new_message_id, validate_agent_id, validate_message
+
+ACCESS_PERMITTED = "permitted"
+ACCESS_DENIED = "denied"
+ACCESS_REQUESTED = "requested"
+_POLICIES = (ACCESS_PERMITTED, ACCESS_DENIED, ACCESS_REQUESTED)
+
+_HOOKS = ("request_permission", "before_action", "after_action")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """How an action is offered: its name, the method behind it, help and policy."""
+
+    name: str
+    method_name: str
+    help: dict
+    access_policy: str
+    is_async: bool
+
+
+def action(method: Callable | None = None, *, name: str | None = None,
+           help: dict | None = None, access_policy: str = ACCESS_PERMITTED) -> Any:
+    """Mark a method as an action: ``@action`` or ``@action(name=..., help=...,
+    access_policy=...)``. Help is generated from the signature and docstring unless given;
+    the action is dispatched by ``name`` (default: the method's name)."""
+    if access_policy not in _POLICIES:
+        raise ValueError(f"access_policy must be one of {_POLICIES}, got {access_policy!r}")
+
+    def mark(fn: Callable) -> Callable:
+        fn.__action__ = ActionSpec(  # type: ignore[attr-defined]
+            name=name or fn.__name__, method_name=fn.__name__,
+            help=help if help is not None else generate_help(fn),
+            access_policy=access_policy, is_async=inspect.iscoroutinefunction(fn))
+        return fn
+
+    return mark(method) if method is not None else mark
+
+
+def during(pattern: Any) -> Callable[[Callable], Callable]:
+    """React to facts matching ``pattern`` (a ``syndicate.patterns`` pattern): the method
+    runs with the captures when a match appears; it may return a function, run when the
+    match goes. Runs inside a turn of the agent's actor: keep it short, don't block.
+    Facts it publishes are retracted when the match goes. Dataspace spaces only."""
+    def mark(fn: Callable) -> Callable:
+        fn.__reaction__ = ("during", pattern)  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def on_message(pattern: Any) -> Callable[[Callable], Callable]:
+    """React to Syndicate messages matching ``pattern``; like :func:`during`."""
+    def mark(fn: Callable) -> Callable:
+        fn.__reaction__ = ("message", pattern)  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+class Agent:
+    """A classic agent. Subclass it, add ``@action`` methods, add it to a space."""
+
+    def __init__(self, id: str, receive_own_broadcasts: bool = True, *,
+                 max_concurrency: int = 1) -> None:
+        self._id = validate_agent_id(id)
+        self.receive_own_broadcasts = receive_own_broadcasts
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.max_concurrency = max_concurrency
+        self._message_log: list[dict] = []
+        self._core: AgentCore | None = None
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._id!r}>"
+
+    # --- class-level lookups ------------------------------------------------------------
+
+    @classmethod
+    @functools.cache
+    def _action_specs(cls) -> dict[str, ActionSpec]:
+        specs: dict[str, ActionSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for attribute in vars(klass).values():
+                spec = getattr(attribute, "__action__", None)
+                if spec is not None:
+                    specs = {n: s for n, s in specs.items()
+                             if s.method_name != spec.method_name}  # overridden
+                    specs[spec.name] = spec
+        return specs
+
+    @classmethod
+    @functools.cache
+    def _reactions(cls) -> tuple[tuple[str, Any, str], ...]:
+        """``(kind, pattern, method name)`` for each ``@during`` / ``@on_message``."""
+        found: dict[str, tuple[str, Any, str]] = {}
+        for klass in reversed(cls.__mro__):
+            for name, attribute in vars(klass).items():
+                reaction = getattr(attribute, "__reaction__", None)
+                if reaction is not None:
+                    found[name] = (*reaction, name)
+        return tuple(found.values())
+
+    @classmethod
+    @functools.cache
+    def _overridden_hooks(cls) -> frozenset[str]:
+        """Callbacks a subclass overrides; the base ones do nothing and are skipped."""
+        return frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(Agent, h))
+
+    # --- sending ------------------------------------------------------------------------
+
+    def _stamp(self, message: dict) -> dict:
+        if not isinstance(message, dict):
+            raise TypeError(f"a message is a dict, got {type(message).__name__}")
+        meta = dict(message.get("meta") or {})
+        meta["id"] = new_message_id()
+        return validate_message({**message, "meta": meta, "from": self._id})
+
+    def _running_core(self, what: str) -> AgentCore:
+        core = self._core
+        if core is None or not core.processing:
+            raise RuntimeError(f'{what} needs agent "{self._id}" to be processing messages:'
+                               " add it to a space first, and do not call it from"
+                               " after_add()")
+        return core
+
+    def send(self, message: dict) -> str:
+        """Send ``message`` (with ``to`` and ``action``); returns its ``meta.id``. Its
+        reply goes to :meth:`handle_action_value` / :meth:`handle_action_error`."""
+        core = self._running_core("send()")
+        stamped = self._stamp(message)
+        self._message_log.append(stamped)
+        core.run_soon(lambda: core.start_send(stamped))
+        return stamped["meta"]["id"]
+
+    def request(self, message: dict, timeout: float = 3) -> Any:
+        """Send ``message`` and wait for its answer: returns the value, raises
+        :class:`ActionError` for an error answer and ``TimeoutError`` if none comes."""
+        core = self._running_core("request()")
+        if core.on_runtime_thread():
+            raise RuntimeError("request() would block the runtime; in async actions use"
+                               " 'await self.arequest(...)'")
+        stamped = self._prepare_request(message)
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+
+        def deliver(outcome: Any) -> None:
+            if not answer.done():
+                answer.set_result(outcome)
+
+        core.run_soon(lambda: core.start_send(stamped, deliver))
+        invocation = self._blocking_invocation(core)
+        if invocation is not None:  # let this agent handle other messages meanwhile
+            core.run_soon(invocation.slot.release)
+        try:
+            outcome = answer.result(timeout)
+        except BaseException as exc:
+            core.run_soon(lambda: core.abandon(stamped["meta"]["id"]))
+            if isinstance(exc, concurrent.futures.TimeoutError):
+                raise self._timeout(stamped, timeout) from None
+            raise
+        finally:
+            if invocation is not None:
+                trio.from_thread.run(invocation.slot.reacquire, trio_token=core.token)
+        return self._outcome(outcome)
+
+    async def arequest(self, message: dict, timeout: float = 3) -> Any:
+        """:meth:`request` for ``async def`` actions (on the agent's runtime)."""
+        core = self._running_core("arequest()")
+        if not core.on_runtime_thread():
+            return await trio.to_thread.run_sync(self.request, message, timeout)
+        stamped = self._prepare_request(message)
+        done = trio.Event()
+        box: list[Any] = []
+
+        def deliver(outcome: Any) -> None:
+            if not done.is_set():
+                box.append(outcome)
+                done.set()
+
+        core.start_send(stamped, deliver)
+        invocation = self._blocking_invocation(core)
+        if invocation is not None:
+            invocation.slot.release()
+        try:
+            with trio.move_on_after(timeout):
+                await done.wait()
+        finally:
+            if not done.is_set():
+                core.abandon(stamped["meta"]["id"])
+            if invocation is not None:
+                await invocation.slot.reacquire()
+        if not box:
+            raise self._timeout(stamped, timeout)
+        return self._outcome(box[0])
+
+    def _prepare_request(self, message: dict) -> dict:
+        stamped = self._stamp(message)
+        if stamped["to"] == BROADCAST:
+            raise ValueError("request() needs one recipient; use send() to broadcast")
+        self._message_log.append(stamped)
+        return stamped
+
+    def _blocking_invocation(self, core: AgentCore) -> Invocation | None:
+        invocation = CURRENT.get()
+        return invocation if invocation is not None and invocation.core is core else None
+
+    @staticmethod
+    def _timeout(message: dict, timeout: float) -> TimeoutError:
+        return TimeoutError(f'no answer from "{message["to"]}" to'
+                            f' "{message["action"]["name"]}" within {timeout} s')
+
+    @staticmethod
+    def _outcome(outcome: Any) -> Any:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return reply_outcome(outcome)
+
+    # --- answering ------------------------------------------------------------------------
+
+    def _current_invocation(self, what: str) -> Invocation:
+        invocation = CURRENT.get()
+        if invocation is None or invocation.core.agent is not self:
+            raise RuntimeError(f"{what} must be called while handling an action")
+        return invocation
+
+    def respond_with(self, value: Any) -> None:
+        """Answer the current action now with ``value``; its return value is then ignored."""
+        invocation = self._current_invocation("respond_with()")
+        invocation.core.run_soon(lambda: invocation.core.answer(invocation, value=value))
+
+    def raise_with(self, error: BaseException) -> None:
+        """Answer the current action now with ``error``."""
+        invocation = self._current_invocation("raise_with()")
+        text = error_text(error)
+        invocation.core.run_soon(lambda: invocation.core.answer(invocation, error=text))
+
+    def current_message(self) -> dict | None:
+        """The message being handled in this thread or task, if any."""
+        invocation = CURRENT.get()
+        return invocation.message if invocation is not None else None
+
+    def parent_message(self, message: dict | None = None) -> dict | None:
+        """The message that ``message`` (default: the current one) answers, from the log."""
+        message = message if message is not None else self.current_message()
+        parent_id = (message or {}).get("meta", {}).get("parent_id")
+        if parent_id is None:
+            return None
+        return next((m for m in reversed(self._message_log)
+                     if m["meta"]["id"] == parent_id), None)
+
+    def cancelled(self) -> bool:
+        """True once the sender withdrew the request being handled (assertion mode: it
+        left or stopped waiting). ``async def`` actions are cancelled outright."""
+        invocation = CURRENT.get()
+        return bool(invocation is not None and invocation.cancelled)
+
+    # --- facts (dataspace spaces) ---------------------------------------------------------
+
+    def publish(self, value: Any) -> Any:
+        """Assert a Preserves value in the agent's dataspace; returns a handle. Retracted
+        by :meth:`retract`, or when the agent leaves."""
+        return self._fact_transport("publish()").publish(value)
+
+    def retract(self, handle: Any) -> None:
+        self._fact_transport("retract()").retract(handle)
+
+    def _fact_transport(self, what: str) -> Any:
+        core = self._core
+        if core is None:
+            raise RuntimeError(f"{what} needs the agent to be added to a space")
+        if not hasattr(core.transport, "publish"):
+            raise NotImplementedError(f"{what} needs a dataspace space; this agent runs on"
+                                      f" {type(core.transport).__name__}")
+        return core.transport
+
+    # --- callbacks (override as needed) -------------------------------------------------------
+
+    def after_add(self) -> None:
+        """Called once the agent is in its space, before it handles messages."""
+
+    def before_remove(self) -> None:
+        """Called when the agent is being removed, before it leaves."""
+
+    def before_action(self, message: dict) -> None:
+        """Called before each action runs."""
+
+    def after_action(self, message: dict, return_value: Any, error: BaseException | None):
+        """Called after each action ran (``error`` is what it raised, or None)."""
+
+    def request_permission(self, message: dict) -> bool:
+        """Decides ``ACCESS_REQUESTED`` actions; denies unless overridden."""
+        return False
+
+    def handle_action_value(self, value: Any) -> None:
+        """Receives the value of each answer to :meth:`send`."""
+
+    def handle_action_error(self, error: ActionError) -> None:
+        """Receives each error answer to :meth:`send`."""
+
+    # --- the built-in help action -------------------------------------------------------------
+
+    @action
+    async def help(self, action_name: str | None = None) -> dict:
+        """Describe this agent's actions.
+
+        Args:
+            action_name: Only this action (default: all of them).
+
+        Returns:
+            A dict from action name to its help.
+        """
+        return {name: spec.help for name, spec in self._action_specs().items()
+                if (name == action_name if action_name is not None
+                    else name != "help" and spec.access_policy != ACCESS_DENIED)}
+
+    def _around_action(self, message: dict, call: Callable[[], Any]) -> tuple:
+        """before_action, the action, after_action, in the calling (worker) thread."""
+        try:
+            self.before_action(message)
+            value, error = call(), None
+        except Exception as exc:
+            value, error = None, exc
+        self.after_action(message, value, error)
+        return value, error

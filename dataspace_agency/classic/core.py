@@ -1,0 +1,402 @@
+"""What runs a classic agent, on any backend: dispatch, bounded concurrency, replies and
+pending requests. It runs on a trio runtime thread; a space supplies a :class:`Transport`.
+
+Rules it keeps (the classic contract, ../shared/reference/agency.md):
+
+* Messages are handled in arrival order; at most ``max_concurrency`` at once per agent.
+  There is no shared pool: each agent bounds itself, and worker threads come from trio's
+  thread cache, so no agent can starve another.
+* Plain-function actions run on worker threads, never on the runtime thread; ``async def``
+  actions run as trio tasks. An action blocked in ``request()`` gives its slot back while
+  it waits, so nested requests (A -> B -> A) cannot deadlock even with one slot.
+* Every action invocation answers exactly once: ``[response]`` with the return value
+  (None included) or ``[error]`` with ``"ExcClass: message"``; ``respond_with`` and
+  ``raise_with`` answer early. Unknown actions in broadcasts are ignored silently.
+* Replies resolve the pending ``request()`` they answer, or go to
+  ``handle_action_value`` / ``handle_action_error``.
+
+Threads: ``Transport`` methods and everything here marked "runtime thread" run on the
+runtime's trio thread; user threads reach it through the trio token.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import logging
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import trio
+
+from . import values
+from .message import BROADCAST, ERROR, RESPONSE, make_reply
+
+if TYPE_CHECKING:
+    from .agent import ActionSpec, Agent
+
+log = logging.getLogger(__name__)
+
+
+class ActionError(Exception):
+    """An action answered with an error; ``str(error)`` is ``"ExcClass: message"``."""
+
+
+class Ticket:
+    """An inbound request that its sender may withdraw (assertion mode). Transports
+    subclass it to carry the route for the reply."""
+
+    def __init__(self) -> None:
+        self.withdrawn = False
+        self.invocation: Invocation | None = None
+
+
+class Transport(Protocol):
+    """What a space provides to an agent's core (all called on the runtime thread)."""
+
+    def deliver(self, message: dict) -> None:
+        """Send a message (an action, a broadcast, or a reply without a ticket)."""
+
+    def withdraw(self, message: dict) -> None:
+        """The sender no longer waits for an answer to ``message``."""
+
+    def reply(self, ticket: Ticket, reply: dict) -> None:
+        """Answer the request behind ``ticket``."""
+
+
+# The invocation being handled in this thread or task, for current_message(),
+# respond_with(), cancelled() and releasing the slot while blocked in request().
+CURRENT: contextvars.ContextVar["Invocation | None"] = contextvars.ContextVar(
+    "dataspace_agency_invocation", default=None)
+
+
+class _Slot:
+    """One of an agent's ``max_concurrency`` places, held by a running handler."""
+
+    def __init__(self, semaphore: trio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._semaphore.release()
+
+    async def reacquire(self) -> None:
+        if not self.held:
+            await self._semaphore.acquire()
+            self.held = True
+
+
+@dataclass
+class Invocation:
+    """One action being handled."""
+
+    core: "AgentCore"
+    message: dict
+    ticket: Ticket | None
+    slot: _Slot
+    cancel_scope: trio.CancelScope | None = None
+    cancelled: bool = False
+    _answered: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim_answer(self) -> bool:
+        """True for the first caller only: the one that may answer."""
+        with self._lock:
+            if self._answered:
+                return False
+            self._answered = True
+            return True
+
+
+@dataclass
+class _Pending:
+    """A message we sent and await an answer to. ``waiter`` receives the reply for a
+    ``request()``; None means the answer goes to the agent's handlers."""
+
+    message: dict
+    waiter: Callable[[dict | BaseException], None] | None
+
+
+def error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def reply_outcome(reply: dict) -> Any:
+    """The value a reply carries, or raise the ActionError it carries."""
+    args = reply["action"].get("args", {})
+    if reply["action"]["name"] == ERROR:
+        raise ActionError(args.get("error", ""))
+    return args.get("value")
+
+
+class AgentCore:
+    """Runs one agent: created by a space, fed by its transport, driven by :meth:`run`."""
+
+    def __init__(self, agent: "Agent", transport: Transport) -> None:
+        self.agent = agent
+        self.transport = transport
+        self.token = trio.lowlevel.current_trio_token()
+        self.thread = threading.get_ident()
+        self.processing = False
+        self.stopped = False
+        self._started = trio.Event()
+        self._inbox_send, self._inbox = trio.open_memory_channel[Callable](math.inf)
+        self._slots = trio.Semaphore(agent.max_concurrency)
+        self._threads = trio.CapacityLimiter(math.inf)  # bounded by _slots, not by this
+        self._pending: dict[str, _Pending] = {}
+
+    # --- lifecycle (runtime thread) -----------------------------------------------------
+
+    async def run(self) -> None:
+        """Handle messages until cancelled; queued ones wait for :meth:`begin_processing`."""
+        async with trio.open_nursery() as nursery:
+            await self._started.wait()
+            async for work in self._inbox:
+                await self._slots.acquire()
+                nursery.start_soon(self._perform, work, _Slot(self._slots))
+
+    def begin_processing(self) -> None:
+        self.processing = True
+        self._started.set()
+
+    def stop(self) -> None:
+        """The agent has left: fail what its callers are still waiting for."""
+        self.stopped = True
+        self.processing = False
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            if entry.waiter is not None:
+                entry.waiter(RuntimeError(f'agent "{self.agent.id}" was removed while'
+                                          " waiting for a reply"))
+
+    def on_runtime_thread(self) -> bool:
+        return threading.get_ident() == self.thread
+
+    def run_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the runtime thread (from any thread), in order."""
+        if self.on_runtime_thread():
+            fn()
+        else:
+            self.token.run_sync_soon(fn)
+
+    # --- outbound (runtime thread) --------------------------------------------------------
+
+    def start_send(self, message: dict, waiter: Callable | None = None) -> None:
+        if self.stopped:
+            if waiter is not None:
+                waiter(RuntimeError(f'agent "{self.agent.id}" has been removed'))
+            return
+        if message["to"] != BROADCAST and message["action"]["name"] not in (RESPONSE, ERROR):
+            self._pending[message["meta"]["id"]] = _Pending(message, waiter)
+        self.transport.deliver(message)
+
+    def abandon(self, message_id: str) -> None:
+        """Stop waiting for an answer (timeout, interrupt)."""
+        entry = self._pending.pop(message_id, None)
+        if entry is not None:
+            self.transport.withdraw(entry.message)
+
+    def target_left(self, agent_id: str) -> None:
+        """Transport: ``agent_id`` was present and is gone: fail what waits on it."""
+        for message_id, entry in list(self._pending.items()):
+            if entry.message["to"] == agent_id:
+                del self._pending[message_id]
+                self.transport.withdraw(entry.message)
+                error = ActionError(f'agent "{agent_id}" stopped before answering'
+                                    f' "{entry.message["action"]["name"]}"')
+                self._resolve(entry, None, error)
+
+    def reply_received(self, reply: dict, sender: str) -> None:
+        """Transport: a reply fact. Only the agent the request went to may answer it."""
+        entry = self._pending.get(reply["meta"].get("parent_id"))
+        if entry is None:
+            return  # withdrawn meanwhile, or meant for a routed message
+        if sender != entry.message["to"] or reply["from"] != sender:
+            log.warning('agent "%s": ignoring a reply to %s from "%s": the request went to'
+                        ' "%s"', self.agent.id, reply["meta"].get("parent_id"), sender,
+                        entry.message["to"])
+            return
+        self.agent._message_log.append(reply)
+        del self._pending[reply["meta"]["parent_id"]]
+        self.transport.withdraw(entry.message)
+        self._resolve(entry, reply, None)
+
+    def _resolve(self, entry: _Pending, reply: dict | None, error: BaseException | None):
+        if entry.waiter is not None:
+            entry.waiter(error if error is not None else reply)
+        elif error is not None:
+            self._inbox_send.send_nowait(lambda slot: self._call_handler(
+                self.agent.handle_action_error, ActionError(str(error)), None, slot))
+        else:
+            self._queue_reply_handler(reply)
+
+    # --- inbound (runtime thread) ---------------------------------------------------------
+
+    def inbound(self, message: dict, ticket: Ticket | None = None) -> None:
+        """Transport: a message for this agent (``ticket`` for a withdrawable request)."""
+        agent = self.agent
+        if (message["to"] == BROADCAST and message["from"] == agent.id
+                and not agent.receive_own_broadcasts):
+            return
+        name = message["action"]["name"]
+        if name in (RESPONSE, ERROR):
+            entry = self._pending.pop(message["meta"].get("parent_id"), None)
+            agent._message_log.append(message)
+            if entry is not None:
+                self.transport.withdraw(entry.message)
+                self._resolve(entry, message, None)
+            else:
+                self._queue_reply_handler(message)
+            return
+        agent._message_log.append(message)
+        if ticket is not None and ticket.withdrawn:
+            return
+        self._inbox_send.send_nowait(lambda slot: self._invoke(message, ticket, slot))
+
+    def withdrawn(self, ticket: Ticket) -> None:
+        """Transport: the sender withdrew the request behind ``ticket``."""
+        ticket.withdrawn = True
+        invocation = ticket.invocation
+        if invocation is not None:
+            invocation.cancelled = True
+            if invocation.cancel_scope is not None:
+                invocation.cancel_scope.cancel()
+
+    def _queue_reply_handler(self, reply: dict) -> None:
+        agent = self.agent
+        if reply["action"]["name"] == ERROR:
+            handler = agent.handle_action_error
+            argument: Any = ActionError(reply["action"].get("args", {}).get("error", ""))
+        else:
+            handler = agent.handle_action_value
+            argument = reply["action"].get("args", {}).get("value")
+        self._inbox_send.send_nowait(
+            lambda slot: self._call_handler(handler, argument, reply, slot))
+
+    # --- handling (trio tasks on the runtime thread) -----------------------------------------
+
+    async def _perform(self, work: Callable, slot: _Slot) -> None:
+        try:
+            await work(slot)
+        except Exception:
+            log.exception('agent "%s": handler failed', self.agent.id)
+        finally:
+            slot.release()
+
+    async def _call_handler(self, handler: Callable, argument: Any, reply: dict | None,
+                            slot: _Slot) -> None:
+        """A reply handler, on a worker thread, with the reply as the current message."""
+        if reply is not None:
+            handling = Invocation(self, reply, None, slot)
+            handling.claim_answer()  # replies are never answered
+            CURRENT.set(handling)
+        await trio.to_thread.run_sync(handler, argument, limiter=self._threads,
+                                      abandon_on_cancel=True)
+
+    async def _invoke(self, message: dict, ticket: Ticket | None, slot: _Slot) -> None:
+        agent = self.agent
+        invocation = Invocation(self, message, ticket, slot)
+        if ticket is not None:
+            if ticket.withdrawn:
+                return
+            ticket.invocation = invocation
+        spec = agent._action_specs().get(message["action"]["name"])
+        if spec is None:
+            if message["to"] != BROADCAST:  # unknown actions in broadcasts: ignored
+                self.answer(invocation, error=f'AttributeError: "{message["action"]["name"]}"'
+                                              f' not found on "{agent.id}"')
+            return
+        outcome = await self._run_action(invocation, spec)
+        if outcome is None:
+            return  # cancelled: nobody is waiting
+        value, error = outcome
+        if error is not None:
+            self.answer(invocation, error=error_text(error))
+        else:
+            self.answer(invocation, value=value)
+
+    async def _run_action(self, invocation: Invocation,
+                          spec: "ActionSpec") -> tuple[Any, BaseException | None] | None:
+        """Permission, before_action, the action, after_action; ``(value, error)``, or None
+        if the sender withdrew the request meanwhile."""
+        from .agent import ACCESS_DENIED, ACCESS_REQUESTED  # noqa: avoid an import cycle
+
+        agent, message = self.agent, invocation.message
+        CURRENT.set(invocation)  # this task's context; copied into worker threads
+        denied = PermissionError(f'"{agent.id}.{spec.name}" not permitted')
+        if spec.access_policy == ACCESS_DENIED:
+            return None, denied
+        method = getattr(agent, spec.method_name)
+        args = message["action"].get("args", {})
+        asks = spec.access_policy == ACCESS_REQUESTED
+
+        if not spec.is_async:
+            def in_worker_thread() -> tuple[Any, BaseException | None]:
+                if asks and not agent.request_permission(message):
+                    return None, denied
+                return agent._around_action(message, lambda: method(**args))
+
+            return await trio.to_thread.run_sync(in_worker_thread, limiter=self._threads,
+                                                 abandon_on_cancel=True)
+
+        hooks = agent._overridden_hooks()
+        if asks:
+            allowed = await self._maybe_threaded(hooks, "request_permission", message,
+                                                 default=False)
+            if not allowed:
+                return None, denied
+        try:
+            await self._maybe_threaded(hooks, "before_action", message)
+        except Exception as error:
+            return None, error
+        value, error = None, None
+        with trio.CancelScope() as scope:
+            invocation.cancel_scope = scope
+            if invocation.cancelled:
+                scope.cancel()
+            try:
+                value = await method(**args)
+            except Exception as exc:
+                error = exc
+        if scope.cancelled_caught:
+            return None
+        try:
+            await self._maybe_threaded(hooks, "after_action", message, value, error)
+        except Exception:
+            log.exception('agent "%s": after_action failed', agent.id)
+        return value, error
+
+    async def _maybe_threaded(self, hooks: frozenset, name: str, *args: Any,
+                              default: Any = None) -> Any:
+        """Call an overridable callback on a worker thread, or skip it if not overridden."""
+        if name not in hooks:
+            return default
+        return await trio.to_thread.run_sync(getattr(self.agent, name), *args,
+                                             limiter=self._threads, abandon_on_cancel=True)
+
+    # --- answering (runtime thread) ---------------------------------------------------------
+
+    def answer(self, invocation: Invocation, *, value: Any = None,
+               error: str | None = None) -> None:
+        """Send the one reply to ``invocation`` (later calls do nothing)."""
+        if not invocation.claim_answer() or invocation.cancelled:
+            return
+        if error is None:
+            try:
+                values.check_json(value, "the return value")
+            except values.NotJSON as exc:
+                error = error_text(exc)
+        # The request was validated on arrival and the value just now.
+        if error is not None:
+            reply = make_reply(invocation.message, self.agent.id, error=error, check=False)
+        else:
+            reply = make_reply(invocation.message, self.agent.id, value=value, check=False)
+        self.agent._message_log.append(reply)
+        if invocation.ticket is not None:
+            self.transport.reply(invocation.ticket, reply)
+        else:
+            self.transport.deliver(reply)

@@ -1,0 +1,204 @@
+"""The classic agency message schema: validation, ids and replies.
+
+A classic message is a JSON-like dict::
+
+    {"meta": {"id": "<uuid4>", "parent_id": "<id answered; responses only>", ...},
+     "from": "<sender id>", "to": "<agent id> | '*'",
+     "action": {"name": "<action>", "args": {...}}}
+
+Extra ``meta`` keys are allowed and kept. Replies use the action names
+:data:`RESPONSE` and :data:`ERROR`; ``to`` may be :data:`BROADCAST`.
+Every problem is reported as a :class:`MessageError` naming the field.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from . import values
+
+__all__ = [
+    "BROADCAST",
+    "ERROR",
+    "MessageError",
+    "RESPONSE",
+    "make_reply",
+    "new_message_id",
+    "validate_agent_id",
+    "validate_message",
+]
+
+RESPONSE = "[response]"
+ERROR = "[error]"
+BROADCAST = "*"
+
+_MESSAGE_KEYS = ("meta", "from", "to", "action")
+_ACTION_KEYS = ("name", "args")
+_MAX_AGENT_ID = 255
+_RESERVED_PREFIX = "amq."
+
+# Distinguishes "no value given" from an explicit `value=None` reply.
+_MISSING: Any = object()
+
+
+class MessageError(ValueError):
+    """A classic message does not follow the schema."""
+
+
+def new_message_id() -> str:
+    """Return a fresh message id (a uuid4 string)."""
+    return str(uuid.uuid4())
+
+
+def validate_agent_id(agent_id: Any) -> str:
+    """Return `agent_id` if it is a usable agent id, else raise ValueError.
+
+    The rules keep ids usable as queue names on the queue backends (RabbitMQ
+    caps queue names at 255 bytes and reserves the ``amq.`` prefix), and
+    ``*`` already means "everyone" in the ``to`` field. The length is counted
+    in characters, so non-ASCII ids near the limit may still be too long for
+    RabbitMQ.
+    """
+    if not isinstance(agent_id, str):
+        raise ValueError(f"agent id must be a string, got {type(agent_id).__name__}")
+    if not 1 <= len(agent_id) <= _MAX_AGENT_ID:
+        raise ValueError(f"agent id must be 1-{_MAX_AGENT_ID} characters, got {len(agent_id)}")
+    if agent_id == BROADCAST:
+        raise ValueError(f"agent id {BROADCAST!r} is reserved for broadcasts")
+    if agent_id.startswith(_RESERVED_PREFIX):
+        raise ValueError(f"agent id {agent_id!r} must not start with {_RESERVED_PREFIX!r}")
+    return agent_id
+
+
+def _check_keys(obj: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise MessageError(f"{where} has unknown key {key!r} (allowed: {', '.join(allowed)})")
+
+
+def _non_empty_str(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MessageError(f"{field} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _agent_field(value: Any, field: str, *, broadcast_ok: bool) -> str:
+    if not isinstance(value, str):
+        raise MessageError(f"{field} must be a string, got {value!r}")
+    if broadcast_ok and value == BROADCAST:
+        return value
+    try:
+        return validate_agent_id(value)
+    except ValueError as e:
+        raise MessageError(f"{field}: {e}") from None
+
+
+def _json_copy(value: Any, path: str, copy: bool = True) -> Any:
+    if not copy:
+        return value  # the caller vouches: fresh JSON values (e.g. from from_preserves)
+    # Round-tripping through the Preserves mapping both validates and yields a
+    # fresh, normalized copy (tuples -> lists, int/str subclasses -> plain),
+    # i.e. exactly what will survive a trip through the dataspace.
+    try:
+        return values.from_preserves(values.to_preserves(value, path), path)
+    except values.NotJSON as e:
+        raise MessageError(str(e)) from None
+
+
+def _validate_meta(meta: Any, require_id: bool, copy: bool) -> dict:
+    if not isinstance(meta, dict):
+        raise MessageError(f"message.meta must be a dict, got {meta!r}")
+    out: dict = {}
+    if "id" in meta:
+        out["id"] = _non_empty_str(meta["id"], "meta.id")
+    elif require_id:
+        raise MessageError("meta.id is missing")
+    if "parent_id" in meta:
+        # Ids are non-empty, so an empty parent_id could never name a message;
+        # None is refused rather than treated as "absent" to keep one spelling.
+        out["parent_id"] = _non_empty_str(meta["parent_id"], "meta.parent_id")
+    extra = {k: v for k, v in meta.items() if k not in ("id", "parent_id")}
+    out.update(_json_copy(extra, "meta", copy))
+    return out
+
+
+def _validate_action(action: Any, copy: bool) -> dict:
+    if not isinstance(action, dict):
+        raise MessageError(f"message.action must be a dict, got {action!r}")
+    _check_keys(action, _ACTION_KEYS, "action")
+    if "name" not in action:
+        raise MessageError("action.name is missing")
+    name = _non_empty_str(action["name"], "action.name")
+    args = action.get("args", {})
+    if not isinstance(args, dict):
+        raise MessageError(f"action.args must be a dict, got {args!r}")
+    return {"name": name, "args": _json_copy(args, "action.args", copy)}
+
+
+def validate_message(message: Any, *, require_id: bool = True, copy: bool = True) -> dict:
+    """Check `message` against the schema and return a normalized deep copy.
+
+    With ``copy=False`` only the structure is checked and ``meta`` extras and
+    ``action.args`` are taken as they are: for messages just decoded by
+    ``values.from_preserves``, which are fresh and JSON already.
+
+    The input is never mutated. With ``require_id=False`` (messages about to
+    be sent, before an id is assigned) ``meta`` and ``meta.id`` may be
+    absent; a missing ``meta`` comes back as ``{}``. ``action.args``
+    defaults to ``{}``.
+
+    Raises:
+        MessageError: naming the first offending field.
+    """
+    if not isinstance(message, dict):
+        raise MessageError(f"message must be a dict, got {type(message).__name__}")
+    _check_keys(message, _MESSAGE_KEYS, "message")
+    for key in _MESSAGE_KEYS:
+        if key not in message and not (key == "meta" and not require_id):
+            raise MessageError(f"message.{key} is missing")
+    return {
+        "meta": _validate_meta(message.get("meta", {}), require_id, copy),
+        "from": _agent_field(message["from"], "message.from", broadcast_ok=False),
+        "to": _agent_field(message["to"], "message.to", broadcast_ok=True),
+        "action": _validate_action(message["action"], copy),
+    }
+
+
+def make_reply(
+    request: dict, sender: str, *, value: Any = _MISSING, error: str | None = None,
+    check: bool = True,
+) -> dict:
+    """Build the reply from `sender` to `request`: a value or an error, not both.
+
+    The reply gets a fresh ``meta.id``, ``meta.parent_id`` = the request's id,
+    and goes back to the request's sender, with action ``[response]``
+    (args ``{"value": value}``) or ``[error]`` (args ``{"error": error}``).
+
+    Raises:
+        TypeError: unless exactly one of `value` / `error` is given.
+        MessageError: if `request` is not a valid message with an id, or the
+            reply would not be valid (e.g. `value` is not JSON-like).
+
+    With ``check=False`` (callers holding a validated request and a value they
+    have checked, like the agent core) the reply is built without validation.
+    """
+    if (value is _MISSING) == (error is None):
+        raise TypeError("make_reply needs exactly one of value= or error=")
+    if error is not None and not isinstance(error, str):
+        raise TypeError(f"error must be a string, got {type(error).__name__}")
+    if check:
+        request = validate_message(request)
+    if error is None:
+        action = {"name": RESPONSE, "args": {"value": value}}
+    else:
+        action = {"name": ERROR, "args": {"error": error}}
+    reply = {
+        "meta": {"id": new_message_id(), "parent_id": request["meta"]["id"]},
+        "from": sender,
+        "to": request["from"],
+        "action": action,
+    }
+    # Validating the reply copies `value` (so later mutation of the caller's
+    # object cannot change the message) and rejects non-JSON values early.
+    return validate_message(reply) if check else reply
