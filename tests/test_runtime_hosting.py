@@ -42,3 +42,25 @@ def test_linked_task_reads_the_loop_from_the_system():
 def test_turn_run_still_catches_everything():
     # Why the drain task is KI-protected: a bare except in Turn.run.
     assert "except:" in inspect.getsource(actor.Turn.run)
+
+
+def test_facets_do_not_leak_loggers():
+    # syndicate-py 0.19.3 made a logger per facet, kept forever by logging.
+    import logging
+
+    import trio
+    from syndicate import turn
+
+    from dataspace_agency.runtime import open_runtime
+
+    async def churn():
+        async with open_runtime() as runtime:
+            host = runtime.spawn_host()
+            before = len(logging.Logger.manager.loggerDict)
+            for _ in range(200):
+                facet = runtime.run_turn(host, lambda: turn.facet(lambda: None))
+                runtime.run_turn(host, lambda: facet.log.debug("a facet logging"))
+            return before, len(logging.Logger.manager.loggerDict)
+
+    before, after = trio.run(churn)
+    assert after - before < 5

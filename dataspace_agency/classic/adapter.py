@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("assertion", "message")
 _OBSERVE = Symbol("Observe")
+_BROADCASTS = rec(MESSAGE, lit(BROADCAST), CAPTURE)  # one pattern value for every agent
 
 
 def observe(ds: Ref, pattern: Any, entity: Any) -> int:
@@ -93,17 +94,19 @@ class DataspaceTransport:
 
     # --- set-up (inside the agent actor's boot turn) ------------------------------------------
 
-    def start(self, core: AgentCore, action_helps: dict[str, dict],
+    def start(self, core: AgentCore, action_helps: dict[str, Any],
               reactions: list[tuple[str, Any, Callable]]) -> None:
+        """Publish presence and actions (``action_helps``: name -> help, already in
+        Preserves form) and subscribe to what is addressed to the agent."""
         self.core = core
         me = self.agent_id
         turn.publish(self.ds, agent_fact(me))
-        for name, help_dict in action_helps.items():
-            turn.publish(self.ds, action_fact(me, name, values.to_preserves(help_dict)))
+        for name, help_value in action_helps.items():
+            turn.publish(self.ds, action_fact(me, name, help_value))
 
         inbound = During().msg_handler(self._on_message)
         observe(self.ds, rec(MESSAGE, lit(me), CAPTURE), inbound)
-        observe(self.ds, rec(MESSAGE, lit(BROADCAST), CAPTURE), inbound)
+        observe(self.ds, _BROADCASTS, inbound)
         if self.mode == "assertion":
             observe(self.ds, rec(REQUEST, lit(me), CAPTURE, CAPTURE),
                     During().add_handler(self._on_request))
@@ -124,7 +127,7 @@ class DataspaceTransport:
     def _on_message(self, body: Any) -> None:
         message = parse_message(body, f'for "{self.agent_id}"')
         if message is not None:
-            self._later(lambda: self.core.inbound(message))
+            self.core.inbound(message)  # only queues work: safe inside the turn
 
     def _on_request(self, message_id: Any, body: Any) -> None:
         message = parse_message(body, f'in a request to "{self.agent_id}"')
@@ -132,7 +135,7 @@ class DataspaceTransport:
             return
         ticket = _FacetTicket(turn.active_facet())
         turn.on_stop(lambda: self.core.withdrawn(ticket))
-        self._later(lambda: self.core.inbound(message, ticket))
+        self.core.inbound(message, ticket)
 
     def _on_reply(self, parent_id: Any, sender: Any, body: Any) -> None:
         reply = parse_message(body, f'in a reply to "{self.agent_id}"')

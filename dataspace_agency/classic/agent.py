@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import trio
 
+from . import values
 from .core import CURRENT, ActionError, AgentCore, Invocation, error_text, reply_outcome
 from .help import generate_help
 from .message import BROADCAST, new_message_id, validate_agent_id, validate_message
@@ -41,7 +42,7 @@ ACCESS_DENIED = "denied"
 ACCESS_REQUESTED = "requested"
 _POLICIES = (ACCESS_PERMITTED, ACCESS_DENIED, ACCESS_REQUESTED)
 
-_HOOKS = ("request_permission", "before_action", "after_action")
+_HOOKS = ("request_permission", "before_action", "after_action", "after_add")
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,15 @@ class Agent:
                              if s.method_name != spec.method_name}  # overridden
                     specs[spec.name] = spec
         return specs
+
+    @classmethod
+    @functools.cache
+    def _published_helps(cls) -> dict[str, Any]:
+        """Help of each offered (not denied) action, in Preserves form: built once per
+        class and shared by every agent of it, since each agent publishes it as a fact."""
+        return {name: values.to_preserves(spec.help, f"help of {name}")
+                for name, spec in cls._action_specs().items()
+                if spec.access_policy != ACCESS_DENIED}
 
     @classmethod
     @functools.cache

@@ -21,10 +21,9 @@ runtime's trio thread; user threads reach it through the trio token.
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import contextvars
 import logging
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
@@ -73,20 +72,21 @@ CURRENT: contextvars.ContextVar["Invocation | None"] = contextvars.ContextVar(
 
 
 class _Slot:
-    """One of an agent's ``max_concurrency`` places, held by a running handler."""
+    """One of an agent's ``max_concurrency`` places, held by a running handler. An action
+    blocked in ``request()`` releases it and reacquires it when the answer is in."""
 
-    def __init__(self, semaphore: trio.Semaphore) -> None:
-        self._semaphore = semaphore
+    def __init__(self, core: "AgentCore") -> None:
+        self._core = core
         self.held = True
 
     def release(self) -> None:
         if self.held:
             self.held = False
-            self._semaphore.release()
+            self._core._release_slot()
 
     async def reacquire(self) -> None:
         if not self.held:
-            await self._semaphore.acquire()
+            await self._core._acquire_slot()
             self.held = True
 
 
@@ -133,40 +133,48 @@ def reply_outcome(reply: dict) -> Any:
     return args.get("value")
 
 
+_EMPTY_DEQUE: collections.deque = collections.deque(maxlen=0)  # shared, stays empty
+
+
 class AgentCore:
     """Runs one agent: created by a space, fed by its transport, driven by :meth:`run`."""
 
-    def __init__(self, agent: "Agent", transport: Transport) -> None:
+    def __init__(self, agent: "Agent", transport: Transport,
+                 start_task: Callable[..., None],
+                 thread_limiter: trio.CapacityLimiter) -> None:
+        """``start_task(async_fn, *args)`` starts a trio task (e.g. a nursery's
+        ``start_soon``); ``thread_limiter`` is passed to ``trio.to_thread.run_sync`` (the
+        agent bounds itself, so it should not be a small shared limiter)."""
         self.agent = agent
         self.transport = transport
         self.token = trio.lowlevel.current_trio_token()
         self.thread = threading.get_ident()
         self.processing = False
         self.stopped = False
-        self._started = trio.Event()
-        self._inbox_send, self._inbox = trio.open_memory_channel[Callable](math.inf)
-        self._slots = trio.Semaphore(agent.max_concurrency)
-        self._threads = trio.CapacityLimiter(math.inf)  # bounded by _slots, not by this
+        self._start_task = start_task
+        self._threads = thread_limiter
+        # Work waits here in arrival order; a task is started per item while slots are
+        # free. No task runs while the agent is idle, and the containers below are made
+        # on first use: an idle agent costs little (thousands of agents are the point).
+        self._queue: collections.deque[Callable] = _EMPTY_DEQUE
+        self._free_slots = agent.max_concurrency
+        self._slot_waiters: collections.deque[trio.Event] = _EMPTY_DEQUE
+        self._running: set[trio.CancelScope] = set()
         self._pending: dict[str, _Pending] = {}
 
     # --- lifecycle (runtime thread) -----------------------------------------------------
 
-    async def run(self) -> None:
-        """Handle messages until cancelled; queued ones wait for :meth:`begin_processing`."""
-        async with trio.open_nursery() as nursery:
-            await self._started.wait()
-            async for work in self._inbox:
-                await self._slots.acquire()
-                nursery.start_soon(self._perform, work, _Slot(self._slots))
-
     def begin_processing(self) -> None:
         self.processing = True
-        self._started.set()
+        self._pump()
 
     def stop(self) -> None:
-        """The agent has left: fail what its callers are still waiting for."""
+        """The agent has left: cancel its handlers, fail what its callers wait for."""
         self.stopped = True
         self.processing = False
+        self._queue = _EMPTY_DEQUE
+        for scope in list(self._running):
+            scope.cancel()
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             if entry.waiter is not None:
@@ -229,7 +237,7 @@ class AgentCore:
         if entry.waiter is not None:
             entry.waiter(error if error is not None else reply)
         elif error is not None:
-            self._inbox_send.send_nowait(lambda slot: self._call_handler(
+            self._enqueue(lambda slot: self._call_handler(
                 self.agent.handle_action_error, ActionError(str(error)), None, slot))
         else:
             self._queue_reply_handler(reply)
@@ -255,7 +263,7 @@ class AgentCore:
         agent._message_log.append(message)
         if ticket is not None and ticket.withdrawn:
             return
-        self._inbox_send.send_nowait(lambda slot: self._invoke(message, ticket, slot))
+        self._enqueue(lambda slot: self._invoke(message, ticket, slot))
 
     def withdrawn(self, ticket: Ticket) -> None:
         """Transport: the sender withdrew the request behind ``ticket``."""
@@ -274,18 +282,51 @@ class AgentCore:
         else:
             handler = agent.handle_action_value
             argument = reply["action"].get("args", {}).get("value")
-        self._inbox_send.send_nowait(
+        self._enqueue(
             lambda slot: self._call_handler(handler, argument, reply, slot))
+
+    # --- scheduling (runtime thread) ------------------------------------------------------
+
+    def _enqueue(self, work: Callable) -> None:
+        if self._queue is _EMPTY_DEQUE:
+            self._queue = collections.deque()
+        self._queue.append(work)
+        self._pump()
+
+    def _pump(self) -> None:
+        while self.processing and self._queue and self._free_slots > 0:
+            self._free_slots -= 1
+            self._start_task(self._perform, self._queue.popleft(), _Slot(self))
+
+    def _release_slot(self) -> None:
+        if self._slot_waiters:  # actions resuming after request() go first
+            self._slot_waiters.popleft().set()
+        else:
+            self._free_slots += 1
+            self._pump()
+
+    async def _acquire_slot(self) -> None:
+        if self._free_slots > 0:
+            self._free_slots -= 1
+            return
+        handed_over = trio.Event()
+        if self._slot_waiters is _EMPTY_DEQUE:
+            self._slot_waiters = collections.deque()
+        self._slot_waiters.append(handed_over)
+        await handed_over.wait()
 
     # --- handling (trio tasks on the runtime thread) -----------------------------------------
 
     async def _perform(self, work: Callable, slot: _Slot) -> None:
-        try:
-            await work(slot)
-        except Exception:
-            log.exception('agent "%s": handler failed', self.agent.id)
-        finally:
-            slot.release()
+        with trio.CancelScope() as scope:
+            self._running.add(scope)
+            try:
+                await work(slot)
+            except Exception:
+                log.exception('agent "%s": handler failed', self.agent.id)
+            finally:
+                self._running.discard(scope)
+                slot.release()
 
     async def _call_handler(self, handler: Callable, argument: Any, reply: dict | None,
                             slot: _Slot) -> None:

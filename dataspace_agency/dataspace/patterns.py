@@ -80,8 +80,18 @@ def compile_pattern(pattern: Any) -> CompiledPattern:
                 walk(path + (step,), entry)
 
     walk((), pattern)
-    return CompiledPattern(tuple(shape), tuple(const_paths), tuple(const_values),
-                           tuple(exist_paths), tuple(capture_paths))
+    return CompiledPattern(_interned(tuple(shape)), _interned(tuple(const_paths)),
+                           tuple(const_values), _interned(tuple(exist_paths)),
+                           _interned(tuple(capture_paths)))
+
+
+# Shapes and paths recur across subscriptions (every agent's "messages to me" has the same
+# shape and paths; only the literal differs): keep one copy of each.
+_INTERNED: dict[tuple, tuple] = {}
+
+
+def _interned(structure: tuple) -> tuple:
+    return _INTERNED.setdefault(structure, structure)
 
 
 _ATOMS = (bool, float, int, str, bytes, Symbol)

@@ -15,22 +15,24 @@ modes do.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Callable
 
+import trio
 from syndicate import turn
 from syndicate.actor import Ref
 
 from ..classic import values
 from ..classic.adapter import MODES, DataspaceTransport, parse_message
-from ..classic.agent import ACCESS_DENIED, Agent
+from ..classic.agent import Agent
 from ..classic.core import AgentCore
 from ..classic.message import (BROADCAST, ERROR, RESPONSE, new_message_id,
                                validate_agent_id, validate_message)
 from ..classic.vocabulary import (ACTION, AGENT, CAPTURE, REPLY, lit, message_envelope, rec,
                                   request_fact)
 from ..native import DataspaceHandle, spawn_dataspace
-from ..runtime import BackgroundRuntime, Runtime, linked_task
+from ..runtime import BackgroundRuntime, Runtime
 from ..classic.adapter import observe
 from syndicate.during import During
 
@@ -49,6 +51,10 @@ class DataspaceSpace:
         self._ds, self._entity = self._background.call(spawn_dataspace)
         self._client: DataspaceHandle = self._background.call(
             lambda rt: DataspaceHandle(rt, self._ds, self._entity, rt.spawn_host("space")))
+        # Agents bound their own concurrency; worker threads must not also queue behind
+        # trio's default limiter (40 threads, shared: the starvation agency suffers).
+        self._thread_limiter = self._background.call(
+            lambda rt: trio.CapacityLimiter(math.inf))
 
     # --- agents ---------------------------------------------------------------------------
 
@@ -75,9 +81,13 @@ class DataspaceSpace:
             if not isinstance(agent, Agent) or agent.id != agent_id:
                 raise ValueError(f"{agent_type.__name__}({agent_id!r}, ...) must be an Agent"
                                  f" with that id")
-            self._background.call(lambda rt: self._start(rt, agent))
-            agent.after_add()
-            self._background.call(lambda rt: agent._core.begin_processing())
+            if "after_add" in agent._overridden_hooks():
+                self._background.call(lambda rt: self._start(rt, agent))
+                agent.after_add()
+                self._background.call(lambda rt: agent._core.begin_processing())
+            else:  # one trip to the runtime thread instead of two
+                self._background.call(lambda rt: (self._start(rt, agent),
+                                                  agent._core.begin_processing()))
         except BaseException:
             with self._lock:
                 self._agents.pop(agent_id, None)
@@ -89,8 +99,7 @@ class DataspaceSpace:
         return agent
 
     def _start(self, runtime: Runtime, agent: Agent) -> None:
-        helps = {name: spec.help for name, spec in agent._action_specs().items()
-                 if spec.access_policy != ACCESS_DENIED}
+        helps = agent._published_helps()
         reactions = [(kind, pattern, self._reaction(agent, method_name))
                      for kind, pattern, method_name in agent._reactions()]
 
@@ -98,10 +107,10 @@ class DataspaceSpace:
             turn.prevent_inert_check()
             facet = turn.active_facet()
             transport = DataspaceTransport(self.mode, runtime, self._ds, facet, agent.id)
-            core = AgentCore(agent, transport)
+            core = AgentCore(agent, transport, runtime.system.nursery.start_soon,
+                             self._thread_limiter)
             agent._core = core
             transport.start(core, helps, reactions)
-            linked_task(facet, lambda _facet: core.run())
             facet.actor.at_exit(lambda: self._left(agent))
 
         runtime.spawn(boot, name=agent.id)
@@ -211,7 +220,13 @@ class DataspaceSpace:
         return found
 
     def fact_count(self) -> int:
-        """Distinct assertions in the dataspace now."""
+        """Distinct assertions in the dataspace, once everything done before this call
+        has reached it."""
+        if not self._destroyed:
+            async def settle(_runtime: Runtime) -> None:
+                await self._client.sync()
+                await _runtime.settle()  # and what that delivery set off
+            self._background.call_async(settle)
         return self._entity.assertion_count
 
     def spawn_native(self, boot: Callable[[Ref], Any], name: str | None = None) -> None:
