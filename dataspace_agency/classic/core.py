@@ -237,8 +237,8 @@ class AgentCore:
         if entry.waiter is not None:
             entry.waiter(error if error is not None else reply)
         elif error is not None:
-            self._enqueue(lambda slot: self._call_handler(
-                self.agent.handle_action_error, ActionError(str(error)), None, slot))
+            self._enqueue(lambda slot, scope: self._call_handler(
+                self.agent.handle_action_error, ActionError(str(error)), None, slot, scope))
         else:
             self._queue_reply_handler(reply)
 
@@ -263,7 +263,7 @@ class AgentCore:
         agent._message_log.append(message)
         if ticket is not None and ticket.withdrawn:
             return
-        self._enqueue(lambda slot: self._invoke(message, ticket, slot))
+        self._enqueue(lambda slot, scope: self._invoke(message, ticket, slot, scope))
 
     def withdrawn(self, ticket: Ticket) -> None:
         """Transport: the sender withdrew the request behind ``ticket``."""
@@ -283,7 +283,7 @@ class AgentCore:
             handler = agent.handle_action_value
             argument = reply["action"].get("args", {}).get("value")
         self._enqueue(
-            lambda slot: self._call_handler(handler, argument, reply, slot))
+            lambda slot, scope: self._call_handler(handler, argument, reply, slot, scope))
 
     # --- scheduling (runtime thread) ------------------------------------------------------
 
@@ -318,10 +318,12 @@ class AgentCore:
     # --- handling (trio tasks on the runtime thread) -----------------------------------------
 
     async def _perform(self, work: Callable, slot: _Slot) -> None:
+        # This scope is cancelled when the agent stops, or (async actions) when the
+        # sender withdraws the request.
         with trio.CancelScope() as scope:
             self._running.add(scope)
             try:
-                await work(slot)
+                await work(slot, scope)
             except Exception:
                 log.exception('agent "%s": handler failed', self.agent.id)
             finally:
@@ -329,7 +331,7 @@ class AgentCore:
                 slot.release()
 
     async def _call_handler(self, handler: Callable, argument: Any, reply: dict | None,
-                            slot: _Slot) -> None:
+                            slot: _Slot, scope: trio.CancelScope) -> None:
         """A reply handler, on a worker thread, with the reply as the current message."""
         if reply is not None:
             handling = Invocation(self, reply, None, slot)
@@ -338,7 +340,8 @@ class AgentCore:
         await trio.to_thread.run_sync(handler, argument, limiter=self._threads,
                                       abandon_on_cancel=True)
 
-    async def _invoke(self, message: dict, ticket: Ticket | None, slot: _Slot) -> None:
+    async def _invoke(self, message: dict, ticket: Ticket | None, slot: _Slot,
+                      scope: trio.CancelScope) -> None:
         agent = self.agent
         invocation = Invocation(self, message, ticket, slot)
         if ticket is not None:
@@ -351,26 +354,25 @@ class AgentCore:
                 self.answer(invocation, error=f'AttributeError: "{message["action"]["name"]}"'
                                               f' not found on "{agent.id}"')
             return
-        outcome = await self._run_action(invocation, spec)
-        if outcome is None:
-            return  # cancelled: nobody is waiting
-        value, error = outcome
+        value, error = await self._run_action(invocation, spec, scope)
         if error is not None:
             self.answer(invocation, error=error_text(error))
         else:
             self.answer(invocation, value=value)
 
-    async def _run_action(self, invocation: Invocation,
-                          spec: "ActionSpec") -> tuple[Any, BaseException | None] | None:
-        """Permission, before_action, the action, after_action; ``(value, error)``, or None
-        if the sender withdrew the request meanwhile."""
+    async def _run_action(self, invocation: Invocation, spec: "ActionSpec",
+                          scope: trio.CancelScope) -> tuple[Any, BaseException | None]:
+        """Permission, before_action, the action, after_action: ``(value, error)``.
+        An async action whose request is withdrawn is cancelled through ``scope``."""
         from .agent import ACCESS_DENIED, ACCESS_REQUESTED  # noqa: avoid an import cycle
 
         agent, message = self.agent, invocation.message
         CURRENT.set(invocation)  # this task's context; copied into worker threads
-        denied = PermissionError(f'"{agent.id}.{spec.name}" not permitted')
+        def denied() -> PermissionError:
+            return PermissionError(f'"{agent.id}.{spec.name}" not permitted')
+
         if spec.access_policy == ACCESS_DENIED:
-            return None, denied
+            return None, denied()
         method = getattr(agent, spec.method_name)
         args = message["action"].get("args", {})
         asks = spec.access_policy == ACCESS_REQUESTED
@@ -378,7 +380,7 @@ class AgentCore:
         if not spec.is_async:
             def in_worker_thread() -> tuple[Any, BaseException | None]:
                 if asks and not agent.request_permission(message):
-                    return None, denied
+                    return None, denied()
                 return agent._around_action(message, lambda: method(**args))
 
             return await trio.to_thread.run_sync(in_worker_thread, limiter=self._threads,
@@ -389,22 +391,19 @@ class AgentCore:
             allowed = await self._maybe_threaded(hooks, "request_permission", message,
                                                  default=False)
             if not allowed:
-                return None, denied
+                return None, denied()
         try:
             await self._maybe_threaded(hooks, "before_action", message)
         except Exception as error:
             return None, error
         value, error = None, None
-        with trio.CancelScope() as scope:
-            invocation.cancel_scope = scope
-            if invocation.cancelled:
-                scope.cancel()
-            try:
-                value = await method(**args)
-            except Exception as exc:
-                error = exc
-        if scope.cancelled_caught:
-            return None
+        invocation.cancel_scope = scope
+        if invocation.cancelled:
+            scope.cancel()
+        try:
+            value = await method(**args)
+        except Exception as exc:
+            error = exc
         try:
             await self._maybe_threaded(hooks, "after_action", message, value, error)
         except Exception:

@@ -97,11 +97,10 @@ def _agent_field(value: Any, field: str, *, broadcast_ok: bool) -> str:
 def _json_copy(value: Any, path: str, copy: bool = True) -> Any:
     if not copy:
         return value  # the caller vouches: fresh JSON values (e.g. from from_preserves)
-    # Round-tripping through the Preserves mapping both validates and yields a
-    # fresh, normalized copy (tuples -> lists, int/str subclasses -> plain),
-    # i.e. exactly what will survive a trip through the dataspace.
+    # One pass validates and yields a fresh, normalized copy (tuples -> lists,
+    # int/str subclasses -> plain): exactly what survives a trip through the dataspace.
     try:
-        return values.from_preserves(values.to_preserves(value, path), path)
+        return values.json_copy(value, path)
     except values.NotJSON as e:
         raise MessageError(str(e)) from None
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import preserves
 
-__all__ = ["NotJSON", "check_json", "from_preserves", "to_preserves"]
+__all__ = ["NotJSON", "check_json", "from_preserves", "json_copy", "to_preserves"]
 
 NULL = preserves.Symbol("null")
 
@@ -56,34 +56,74 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
 
 
-def _walk_json(value: Any, path: str, build: bool) -> Any:
-    """Validate a JSON-like value; when `build`, also return its Preserves form."""
-    # Order matters: bool is a subclass of int, so test it first.
+class _Bad(Exception):
+    """Raised inside a walk; each level adds its step on the way out, so the path is
+    built only when something is wrong (these walks run on every message)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.steps: list[int | str] = []
+
+    def at(self, step: int | str) -> "_Bad":
+        self.steps.append(step)
+        return self
+
+    def error(self, path: str) -> NotJSON:
+        for step in reversed(self.steps):
+            path = f"{path}[{step}]" if isinstance(step, int) else _key_path(path, step)
+        return NotJSON(f"{path}: {self.problem}")
+
+
+_PRESERVES, _JSON, _CHECK = "preserves", "json", "check"
+
+
+def _walk_json(value: Any, build: str) -> Any:
+    """Validate a JSON-like value; build its Preserves form, a plain JSON copy, or
+    nothing (``build`` is _PRESERVES, _JSON or _CHECK)."""
+    kind = type(value)
+    # The common exact types first; then subclasses (bool before int: True is an int).
+    # int()/float()/str() turn subclasses (IntEnum, ...) into the plain type, as
+    # `json` does, so the result never depends on user classes.
+    if kind is str or kind is int or kind is float or kind is bool:
+        return value
     if value is None:
-        return NULL
+        return NULL if build == _PRESERVES else None
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        # int()/float()/str() turn subclasses (IntEnum, ...) into the plain
-        # type, as `json` does, so the result never depends on user classes.
         return int(value)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, (list, tuple)):
-        items = [_walk_json(item, f"{path}[{i}]", build) for i, item in enumerate(value)]
-        return tuple(items) if build else None
+        items = []
+        for i, item in enumerate(value):
+            try:
+                items.append(_walk_json(item, build))
+            except _Bad as bad:
+                raise bad.at(i) from None
+        return tuple(items) if build == _PRESERVES else items
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise NotJSON(f"{path}: dict keys must be strings, got {_describe(key)}")
-            out[str(key)] = _walk_json(item, _key_path(path, key), build)
+                raise _Bad(f"dict keys must be strings, got {_describe(key)}")
+            try:
+                out[str(key)] = _walk_json(item, build)
+            except _Bad as bad:
+                raise bad.at(key) from None
         # ImmutableDict is hashable, so built values can sit inside
         # assertions and sets without further conversion.
-        return preserves.ImmutableDict(out) if build else None
-    raise NotJSON(f"{path}: not a JSON value: {_describe(value)}")
+        return preserves.ImmutableDict(out) if build == _PRESERVES else out
+    raise _Bad(f"not a JSON value: {_describe(value)}")
+
+
+def _run(walk: Any, value: Any, mode: str, path: str) -> Any:
+    try:
+        return walk(value, mode)
+    except _Bad as bad:
+        raise bad.error(path) from None
 
 
 def to_preserves(value: Any, path: str = "value") -> Any:
@@ -92,24 +132,28 @@ def to_preserves(value: Any, path: str = "value") -> Any:
     Raises:
         NotJSON: if any part of `value` is not JSON-like; the message names its path.
     """
-    return _walk_json(value, path, build=True)
+    return _run(_walk_json, value, _PRESERVES, path)
 
 
 def check_json(value: Any, path: str = "value") -> None:
     """Raise :class:`NotJSON` unless `value` is JSON-like; builds nothing."""
-    _walk_json(value, path, build=False)
+    _run(_walk_json, value, _CHECK, path)
 
 
-def from_preserves(value: Any, path: str = "value") -> Any:
-    """Convert a Preserves value back to its JSON-like form (see the module table).
+def json_copy(value: Any, path: str = "value") -> Any:
+    """A fresh plain copy of a JSON-like value (tuples become lists, subclasses plain
+    types), checked in the same single pass. Raises :class:`NotJSON`."""
+    return _run(_walk_json, value, _JSON, path)
 
-    Raises:
-        NotJSON: if any part of `value` has no JSON form; the message names its path.
-    """
+
+def _walk_preserves(value: Any, _mode: str) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool:
+        return value
     if isinstance(value, preserves.Symbol):
         if value == NULL:
             return None
-        raise NotJSON(f"{path}: symbol {value!r} has no JSON form (only #null does)")
+        raise _Bad(f"symbol {value!r} has no JSON form (only #null does)")
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -121,12 +165,30 @@ def from_preserves(value: Any, path: str = "value") -> Any:
     # The decoder produces tuples; accept lists too, since `preserves.encode`
     # does and values built in-process may use them.
     if isinstance(value, (tuple, list)):
-        return [from_preserves(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        items = []
+        for i, item in enumerate(value):
+            try:
+                items.append(_walk_preserves(item, _mode))
+            except _Bad as bad:
+                raise bad.at(i) from None
+        return items
     if isinstance(value, dict):  # includes ImmutableDict
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise NotJSON(f"{path}: dict keys must be strings, got {_describe(key)}")
-            out[key] = from_preserves(item, _key_path(path, key))
+                raise _Bad(f"dict keys must be strings, got {_describe(key)}")
+            try:
+                out[key] = _walk_preserves(item, _mode)
+            except _Bad as bad:
+                raise bad.at(key) from None
         return out
-    raise NotJSON(f"{path}: not a JSON value: {_describe(value)}")
+    raise _Bad(f"not a JSON value: {_describe(value)}")
+
+
+def from_preserves(value: Any, path: str = "value") -> Any:
+    """Convert a Preserves value back to its JSON-like form (see the module table).
+
+    Raises:
+        NotJSON: if any part of `value` has no JSON form; the message names its path.
+    """
+    return _run(_walk_preserves, value, "", path)
