@@ -88,7 +88,7 @@ SIZES = {
                    batch=100, agents=1_000, failures=5),
     # For tests only (hidden --tiny): that everything runs and prints, not the figures.
     "tiny": Sizes(round_trips=50, warm_up=10, messages=200, message_runs=1, batch=100,
-                  agents=50, failures=1),
+                  agents=100, failures=1),
 }
 
 
@@ -212,10 +212,10 @@ def _call(action_name: str, /, **args: Any) -> dict:
 
 
 ROUND_TRIPS = (
-    ("agent_async", "agent → agent, async action (no thread hop)"),
-    ("agent_thread", "agent → agent, plain-function action (worker thread)"),
-    ("sync_async", "sync caller (main thread) → async action"),
-    ("sync_thread", "sync caller (main thread) → plain-function action"),
+    ("agent_async", "agent → async action (no thread hop)"),
+    ("agent_thread", "agent → plain-function action (worker thread)"),
+    ("sync_async", "sync caller → async action"),
+    ("sync_thread", "sync caller → plain-function action"),
 )
 
 
@@ -503,31 +503,32 @@ def report(figures: dict, console: Console) -> None:
     for mode in modes:
         table.add_column(f"{mode}\nmedian µs", justify="right")
         table.add_column(f"{mode}\np99 µs", justify="right")
-    table.add_column(f"goal median\n≤ {GOAL_ROUND_TRIP_US:g} µs", justify="center")
+    table.add_column(f"goal median ≤ {GOAL_ROUND_TRIP_US:g} µs\n"
+                     + " / ".join(modes), justify="center")
     for key, label in ROUND_TRIPS:
         cells = []
         for f in modes.values():
             rt = f["round_trips"][key]
             cells += [f"{rt['median_us']:,.1f}", f"{rt['p99_us']:,.1f}"]
-        goal = (" ".join(_mark(ok) for ok in figures["goals"]["round_trip"].values())
+        goal = (" / ".join(_mark(ok) for ok in figures["goals"]["round_trip"].values())
                 if key == "agent_async" else "")
         table.add_row(label, *cells, goal)
-    table.caption = ("agent → agent: an async action on A loops 'await self.arequest(...)';"
-                     " sync caller: me.request(...) from the main thread")
+    table.caption = ("agent → agent: an async action on A loops 'await self.arequest(...)'"
+                     "\nsync caller: a foreground agent's me.request(...) on the main thread")
     console.print(table)
     console.print(
-        f"goal: agent → agent request() round trip (async → async) median ≤ "
+        f"goal: agent → agent round trip median ≤ "
         f"{GOAL_ROUND_TRIP_US:g} µs (agency 1.6.3: {AGENCY_ROUND_TRIP_MS} ms): "
         + _by_mode(figures, "round_trip",
                    lambda f: f"{f['round_trips']['agent_async']['median_us']:,.1f} µs"))
 
     # 2. one-way messages
     any_f = next(iter(modes.values()))["messages"]
-    table = Table(title=f"One-way messages: an async action sends {any_f['messages']:,} "
-                        "with self.send(...), an async action on B counts them",
-                  caption=(f"the sender yields every {sizes['batch']:,} sends; "
-                           f"median of {any_f['runs']} run(s); "
-                           "replies go to A's handle_action_value on a worker thread"))
+    table = Table(title=f"One-way messages: A's async action calls self.send(...) "
+                        f"{any_f['messages']:,} times, B's async action counts",
+                  caption=(f"the sender yields every {sizes['batch']:,} sends; median of "
+                           f"{any_f['runs']} run(s)\neach send is answered: the replies go "
+                           "to A's handle_action_value (worker thread)"))
     table.add_column("mode")
     table.add_column("messages", justify="right")
     table.add_column("s to last\nreceipt", justify="right")
@@ -603,8 +604,8 @@ def report(figures: dict, console: Console) -> None:
         else:
             console.print(f"failure detection, message mode: timeout — "
                           f"{', '.join(fd['raised'])} only at the request timeout "
-                          f"({fd['timeout_s']:g} s, kept short here): "
-                          f"{fd['after_request_ms']:,.1f} ms after the request")
+                          f"({fd['timeout_s']:g} s here), {fd['after_request_ms']:,.1f} ms"
+                          " after the request")
     console.print(f"total benchmark time: {figures['seconds']:.1f} s")
 
 

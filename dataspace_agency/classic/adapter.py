@@ -68,11 +68,13 @@ class _FacetTicket(Ticket):
 
 
 class _PresenceWatch:
-    """Watching ``<agent id>`` for the requests pending to that agent."""
+    """Watching ``<agent id>`` for the requests pending to that agent. Kept while the
+    agent is present even with nothing pending, so that a stream of requests to the
+    same agent does not subscribe and unsubscribe every time."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.active = True
+        self.present = False
         self.facet: Facet | None = None
 
 
@@ -183,9 +185,16 @@ class DataspaceTransport:
 
             def present() -> None:
                 # Runs while <agent agent_id> is asserted; its facet stops when that goes.
+                watch.present = True
+
                 def gone() -> None:
-                    if watch.active:
+                    if self._watches.get(agent_id) is not watch:
+                        return  # we stopped watching: not a departure
+                    watch.present = False
+                    if watch.count:
                         self._later(lambda: self.core.target_left(agent_id))
+                    else:
+                        self._drop_watch(agent_id)
                 turn.on_stop(gone)
 
             @turn.facet
@@ -199,10 +208,12 @@ class DataspaceTransport:
         if watch is None:
             return
         watch.count -= 1
-        if watch.count == 0:
-            watch.active = False
-            del self._watches[agent_id]
-            turn.stop(watch.facet)
+        if watch.count == 0 and not watch.present:
+            self._drop_watch(agent_id)  # nobody to keep watching for
+
+    def _drop_watch(self, agent_id: str) -> None:
+        watch = self._watches.pop(agent_id)
+        turn.stop(watch.facet)
 
     # --- facts of the agent's own (any thread) -------------------------------------------------
 
