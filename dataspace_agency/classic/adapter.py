@@ -70,10 +70,16 @@ class _FacetTicket(Ticket):
 class _PresenceWatch:
     """Watching ``<agent id>`` for the requests pending to that agent. Kept while the
     agent is present even with nothing pending, so that a stream of requests to the
-    same agent does not subscribe and unsubscribe every time."""
+    same agent does not subscribe and unsubscribe every time.
+
+    A departure fails only requests the dataspace had received before it (``confirmed``):
+    a request made through a watch that was already running might reach the dataspace
+    after a departure the watch has not heard of yet; that request waits for the agent
+    to come back, like any request to an absent agent."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.pending: set[str] = set()
+        self.confirmed: set[str] = set()
         self.present = False
         self.facet: Facet | None = None
 
@@ -163,13 +169,13 @@ class DataspaceTransport:
     def _hold(self, message: dict, body: Any) -> None:
         message_id, to = message["meta"]["id"], message["to"]
         self._held[message_id] = turn.publish(self.ds, request_fact(to, message_id, body))
-        self._watch(to)
+        self._watch(to, message_id)
 
     def withdraw(self, message: dict) -> None:
         handle = self._held.pop(message["meta"]["id"], None)
         if handle is not None:
-            self._in_turn(self.facet, lambda: (turn.retract(handle),
-                                               self._unwatch(message["to"])))
+            self._in_turn(self.facet, lambda: (
+                turn.retract(handle), self._unwatch(message["to"], message["meta"]["id"])))
 
     def reply(self, ticket: _FacetTicket, reply: dict) -> None:
         body = values.to_preserves(reply)
@@ -178,10 +184,13 @@ class DataspaceTransport:
 
     # --- presence of the agents we wait on (inside turns) --------------------------------------
 
-    def _watch(self, agent_id: str) -> None:
+    def _watch(self, agent_id: str, message_id: str) -> None:
         watch = self._watches.get(agent_id)
         if watch is None:
+            # A new subscription reaches the dataspace after the request: its first
+            # answer (present or not) already reflects the request's arrival.
             watch = self._watches[agent_id] = _PresenceWatch()
+            watch.confirmed.add(message_id)
 
             def present() -> None:
                 # Runs while <agent agent_id> is asserted; its facet stops when that goes.
@@ -191,9 +200,10 @@ class DataspaceTransport:
                     if self._watches.get(agent_id) is not watch:
                         return  # we stopped watching: not a departure
                     watch.present = False
-                    if watch.count:
-                        self._later(lambda: self.core.target_left(agent_id))
-                    else:
+                    failed, watch.confirmed = watch.confirmed, set()
+                    if failed:
+                        self._later(lambda: self.core.requests_failed(failed, agent_id))
+                    if not watch.pending:
                         self._drop_watch(agent_id)
                 turn.on_stop(gone)
 
@@ -201,14 +211,19 @@ class DataspaceTransport:
             def watching() -> None:
                 observe(self.ds, rec(AGENT, lit(agent_id)), During().add_handler(present))
             watch.facet = watching
-        watch.count += 1
+        else:
+            # Confirmed once the dataspace answers a sync sent after the request.
+            turn.sync(self.ds, lambda: watch.confirmed.add(message_id)
+                      if message_id in watch.pending else None)
+        watch.pending.add(message_id)
 
-    def _unwatch(self, agent_id: str) -> None:
+    def _unwatch(self, agent_id: str, message_id: str) -> None:
         watch = self._watches.get(agent_id)
         if watch is None:
             return
-        watch.count -= 1
-        if watch.count == 0 and not watch.present:
+        watch.pending.discard(message_id)
+        watch.confirmed.discard(message_id)
+        if not watch.pending and not watch.present:
             self._drop_watch(agent_id)  # nobody to keep watching for
 
     def _drop_watch(self, agent_id: str) -> None:

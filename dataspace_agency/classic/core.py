@@ -208,15 +208,17 @@ class AgentCore:
         if entry is not None:
             self.transport.withdraw(entry.message)
 
-    def target_left(self, agent_id: str) -> None:
-        """Transport: ``agent_id`` was present and is gone: fail what waits on it."""
-        for message_id, entry in list(self._pending.items()):
-            if entry.message["to"] == agent_id:
-                del self._pending[message_id]
-                self.transport.withdraw(entry.message)
-                error = ActionError(f'agent "{agent_id}" stopped before answering'
-                                    f' "{entry.message["action"]["name"]}"')
-                self._resolve(entry, None, error)
+    def requests_failed(self, message_ids: set[str], agent_id: str) -> None:
+        """Transport: ``agent_id`` left (removed, crashed) while these requests to it
+        were pending: fail them now rather than at their timeouts."""
+        for message_id in message_ids:
+            entry = self._pending.pop(message_id, None)
+            if entry is None:
+                continue  # answered or abandoned meanwhile
+            self.transport.withdraw(entry.message)
+            error = ActionError(f'agent "{agent_id}" stopped before answering'
+                                f' "{entry.message["action"]["name"]}"')
+            self._resolve(entry, None, error)
 
     def reply_received(self, reply: dict, sender: str) -> None:
         """Transport: a reply fact. Only the agent the request went to may answer it."""
