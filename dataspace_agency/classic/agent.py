@@ -42,7 +42,8 @@ ACCESS_DENIED = "denied"
 ACCESS_REQUESTED = "requested"
 _POLICIES = (ACCESS_PERMITTED, ACCESS_DENIED, ACCESS_REQUESTED)
 
-_HOOKS = ("request_permission", "before_action", "after_action", "after_add")
+_HOOKS = ("request_permission", "before_action", "after_action", "after_add",
+          "handle_action_value", "handle_action_error")
 
 
 @dataclass(frozen=True)

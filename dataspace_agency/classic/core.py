@@ -239,6 +239,8 @@ class AgentCore:
         if entry.waiter is not None:
             entry.waiter(error if error is not None else reply)
         elif error is not None:
+            if "handle_action_error" not in self.agent._overridden_hooks():
+                return
             self._enqueue(lambda slot, scope: self._call_handler(
                 self.agent.handle_action_error, ActionError(str(error)), None, slot, scope))
         else:
@@ -279,9 +281,13 @@ class AgentCore:
     def _queue_reply_handler(self, reply: dict) -> None:
         agent = self.agent
         if reply["action"]["name"] == ERROR:
+            if "handle_action_error" not in agent._overridden_hooks():
+                return  # the base handler does nothing: skip the worker-thread trip
             handler = agent.handle_action_error
             argument: Any = ActionError(reply["action"].get("args", {}).get("error", ""))
         else:
+            if "handle_action_value" not in agent._overridden_hooks():
+                return
             handler = agent.handle_action_value
             argument = reply["action"].get("args", {}).get("value")
         self._enqueue(
