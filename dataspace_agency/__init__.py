@@ -6,17 +6,17 @@ Layers, bottom up (no layer imports one above it):
 * ``dataspace``: the assertion index and the Dataspace entity.
 * ``native``: ``open_dataspace()`` for trio code: publish, retract, message, observe.
 * ``classic``: ``Agent``, ``@action`` and the adapter to the dataspace.
-* ``spaces``: ``DataspaceSpace`` (and, to come, queue and remote spaces).
+* ``spaces``: ``DataspaceSpace``, ``QueueSpace`` (and, to come, more queue and remote spaces).
 """
 
 from .classic import (ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError, Agent,
                       MessageError, action, during, on_message)
 from .native import DataspaceHandle, Event, open_dataspace
-from .spaces import DataspaceSpace
+from .spaces import DataspaceSpace, QueueSpace
 
 __version__ = "0.1.0"
 __all__ = [
     "ACCESS_DENIED", "ACCESS_PERMITTED", "ACCESS_REQUESTED", "ActionError", "Agent",
-    "DataspaceHandle", "DataspaceSpace", "Event", "MessageError", "action", "during",
-    "on_message", "open_dataspace",
+    "DataspaceHandle", "DataspaceSpace", "Event", "MessageError", "QueueSpace", "action",
+    "during", "on_message", "open_dataspace",
 ]

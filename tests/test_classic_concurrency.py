@@ -8,14 +8,16 @@ import threading
 import pytest
 import trio
 
-from dataspace_agency import Agent, DataspaceSpace, action
+from dataspace_agency import Agent, DataspaceSpace, QueueSpace, action
 
 WAIT = 10
 
 
-@pytest.fixture(params=["assertion", "message"])
+@pytest.fixture(params=["dataspace-assertion", "dataspace-message", "queue"])
 def space(request):
-    with DataspaceSpace(mode=request.param) as space:
+    kind = request.param
+    made = QueueSpace() if kind == "queue" else DataspaceSpace(mode=kind.split("-")[1])
+    with made as space:
         yield space
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pytest
 import trio
 
-from dataspace_agency import (ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError,
+from dataspace_agency import (QueueSpace, ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError,
                               Agent, DataspaceSpace, action)
 
 
@@ -29,6 +29,7 @@ WAIT = 5.0  # seconds to wait for an event that should come at once
 SPACE_FACTORIES: list = [
     pytest.param(lambda: DataspaceSpace(mode="assertion"), id="dataspace-assertion"),
     pytest.param(lambda: DataspaceSpace(mode="message"), id="dataspace-message"),
+    pytest.param(lambda: QueueSpace(), id="queue"),
 ]
 
 

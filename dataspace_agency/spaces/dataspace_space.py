@@ -15,91 +15,37 @@ modes do.
 
 from __future__ import annotations
 
-import math
-import threading
 from typing import Any, Callable
 
-import trio
 from syndicate import turn
 from syndicate.actor import Ref
+from syndicate.during import During
 
 from ..classic import values
-from ..classic.adapter import MODES, DataspaceTransport, parse_message
+from ..classic.adapter import MODES, DataspaceTransport, observe, parse_message
 from ..classic.agent import Agent
 from ..classic.core import AgentCore
-from ..classic.message import (BROADCAST, ERROR, RESPONSE, new_message_id,
-                               validate_agent_id, validate_message)
+from ..classic.message import BROADCAST, ERROR, RESPONSE, new_message_id, validate_message
 from ..classic.vocabulary import (ACTION, AGENT, CAPTURE, REPLY, lit, message_envelope, rec,
                                   request_fact)
 from ..native import DataspaceHandle, spawn_dataspace
-from ..runtime import BackgroundRuntime, Runtime
-from ..classic.adapter import observe
-from syndicate.during import During
+from ..runtime import Runtime
+from .base import Space
 
-
-class DataspaceSpace:
+class DataspaceSpace(Space):
     """A space whose agents meet in one in-process dataspace."""
 
     def __init__(self, mode: str = "assertion") -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        self._lock = threading.Lock()
-        self._agents: dict[str, Agent | None] = {}  # None: being added
-        self._destroyed = False
-        self._background = BackgroundRuntime(name=f"dataspace-space-{mode}")
+        super().__init__(runtime_name=f"dataspace-space-{mode}")
         self._ds, self._entity = self._background.call(spawn_dataspace)
         self._client: DataspaceHandle = self._background.call(
             lambda rt: DataspaceHandle(rt, self._ds, self._entity, rt.spawn_host("space")))
-        # Agents bound their own concurrency; worker threads must not also queue behind
-        # trio's default limiter (40 threads, shared: the starvation agency suffers).
-        self._thread_limiter = self._background.call(
-            lambda rt: trio.CapacityLimiter(math.inf))
 
-    # --- agents ---------------------------------------------------------------------------
-
-    def add(self, agent_type: type[Agent], id: str, *args: Any, **kwargs: Any) -> None:
-        """Create and start an agent; returns after its ``after_add`` ran.
-        A duplicate id raises ``ValueError`` and leaves the existing agent alone."""
-        self._add(agent_type, id, args, kwargs)
-
-    def add_foreground(self, agent_type: type[Agent], id: str, *args: Any,
-                       **kwargs: Any) -> Agent:
-        """Like :meth:`add`, and returns the live agent for use from this thread."""
-        return self._add(agent_type, id, args, kwargs)
-
-    def _add(self, agent_type: type[Agent], agent_id: str, args: tuple, kwargs: dict) -> Agent:
-        self._check_open()
-        validate_agent_id(agent_id)
-        with self._lock:
-            if agent_id in self._agents:
-                raise ValueError(f'an agent with id "{agent_id}" is already in this space')
-            self._agents[agent_id] = None
-        agent: Agent | None = None
-        try:
-            agent = agent_type(agent_id, *args, **kwargs)
-            if not isinstance(agent, Agent) or agent.id != agent_id:
-                raise ValueError(f"{agent_type.__name__}({agent_id!r}, ...) must be an Agent"
-                                 f" with that id")
-            if "after_add" in agent._overridden_hooks():
-                self._background.call(lambda rt: self._start(rt, agent))
-                agent.after_add()
-                self._background.call(lambda rt: agent._core.begin_processing())
-            else:  # one trip to the runtime thread instead of two
-                self._background.call(lambda rt: (self._start(rt, agent),
-                                                  agent._core.begin_processing()))
-        except BaseException:
-            with self._lock:
-                self._agents.pop(agent_id, None)
-            if agent is not None and agent._core is not None:
-                self._stop_actor(agent)
-            raise
-        with self._lock:
-            self._agents[agent_id] = agent
-        return agent
-
-    def _start(self, runtime: Runtime, agent: Agent) -> None:
-        helps = agent._published_helps()
+    def _start_agent(self, runtime: Runtime, agent: Agent) -> None:
+        """Each agent is an actor: its facts and subscriptions live and die with it."""
         reactions = [(kind, pattern, self._reaction(agent, method_name))
                      for kind, pattern, method_name in agent._reactions()]
 
@@ -110,10 +56,13 @@ class DataspaceSpace:
             core = AgentCore(agent, transport, runtime.system.nursery.start_soon,
                              self._thread_limiter)
             agent._core = core
-            transport.start(core, helps, reactions)
+            transport.start(core, agent._published_helps(), reactions)
             facet.actor.at_exit(lambda: self._left(agent))
 
         runtime.spawn(boot, name=agent.id)
+
+    def _stop_agent(self, runtime: Runtime, agent: Agent) -> None:
+        runtime.stop_actor(agent._core.transport.facet.actor)  # _left runs at its exit
 
     @staticmethod
     def _reaction(agent: Agent, method_name: str) -> Callable:
@@ -124,50 +73,6 @@ class DataspaceSpace:
             if callable(on_gone):
                 turn.on_stop(on_gone)
         return react
-
-    def _left(self, agent: Agent) -> None:
-        """The agent's actor ended (removed, crashed, or the space shut down)."""
-        agent._core.stop()
-        with self._lock:
-            if self._agents.get(agent.id) is agent:
-                del self._agents[agent.id]
-
-    def _stop_actor(self, agent: Agent) -> None:
-        facet = agent._core.transport.facet
-        self._background.call(lambda rt: rt.stop_actor(facet.actor))
-
-    def remove(self, id: str) -> None:
-        """Remove an agent; returns after its ``before_remove`` ran and it has left."""
-        with self._lock:
-            agent = self._agents.get(id)
-        if agent is None:
-            raise ValueError(f'no agent "{id}" in this space')
-        agent.before_remove()
-        self._stop_actor(agent)
-
-    def destroy(self) -> None:
-        """Remove every agent and stop the runtime. Idempotent."""
-        if self._destroyed:
-            return
-        with self._lock:
-            agents = [a for a in self._agents.values() if a is not None]
-        for agent in agents:
-            try:
-                self.remove(agent.id)
-            except ValueError:
-                pass  # it left meanwhile
-        self._destroyed = True
-        self._background.close()
-
-    def __enter__(self) -> "DataspaceSpace":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.destroy()
-
-    def _check_open(self) -> None:
-        if self._destroyed:
-            raise RuntimeError("this space has been destroyed")
 
     # --- from outside any agent ---------------------------------------------------------------
 
