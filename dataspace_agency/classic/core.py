@@ -44,12 +44,17 @@ class ActionError(Exception):
 
 
 class Ticket:
-    """An inbound request that its sender may withdraw (assertion mode). Transports
-    subclass it to carry the route for the reply."""
+    """What a transport attaches to an inbound message: a request its sender may withdraw
+    (dataspace assertion mode, carrying the route for the reply), or a delivery to
+    acknowledge once handled (a broker). Transports subclass it."""
 
     def __init__(self) -> None:
         self.withdrawn = False
         self.invocation: Invocation | None = None
+
+    def handled(self) -> None:
+        """Called once, when the core is done with the message: answered, resolved,
+        ignored, or dropped because it was withdrawn. Override to acknowledge."""
 
 
 class Transport(Protocol):
@@ -119,6 +124,11 @@ class _Pending:
 
     message: dict
     waiter: Callable[[dict | BaseException], None] | None
+
+
+def _handled(ticket: Ticket | None) -> None:
+    if ticket is not None:
+        ticket.handled()
 
 
 def error_text(error: BaseException) -> str:
@@ -253,6 +263,7 @@ class AgentCore:
         agent = self.agent
         if (message["to"] == BROADCAST and message["from"] == agent.id
                 and not agent.receive_own_broadcasts):
+            _handled(ticket)
             return
         name = message["action"]["name"]
         if name in (RESPONSE, ERROR):
@@ -263,9 +274,11 @@ class AgentCore:
                 self._resolve(entry, message, None)
             else:
                 self._queue_reply_handler(message)
+            _handled(ticket)
             return
         agent._message_log.append(message)
         if ticket is not None and ticket.withdrawn:
+            _handled(ticket)
             return
         self._enqueue(lambda slot, scope: self._invoke(message, ticket, slot, scope))
 
@@ -350,6 +363,13 @@ class AgentCore:
 
     async def _invoke(self, message: dict, ticket: Ticket | None, slot: _Slot,
                       scope: trio.CancelScope) -> None:
+        try:
+            await self._invoke_action(message, ticket, slot, scope)
+        finally:
+            _handled(ticket)  # answered (the reply went out first), or nothing to answer
+
+    async def _invoke_action(self, message: dict, ticket: Ticket | None, slot: _Slot,
+                             scope: trio.CancelScope) -> None:
         agent = self.agent
         invocation = Invocation(self, message, ticket, slot)
         if ticket is not None:
