@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-import trio
-from preserves import Embedded, Record, Symbol
+from preserves import Embedded
 from syndicate import patterns as P
 from syndicate import turn
 from syndicate.actor import Entity
@@ -188,7 +187,7 @@ async def test_closing_the_handle_retracts_everything_it_published():
 
     async with open_runtime() as runtime:
         async with open_dataspace(runtime) as ds:
-            async with open_dataspace(runtime) as _other:
+            async with open_dataspace(runtime):  # a second one on the same runtime
                 pass
             entity = ds.entity
             for i in range(10):

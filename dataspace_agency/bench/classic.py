@@ -48,6 +48,7 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
+from . import common
 from ..classic import ActionError, Agent, action
 from ..spaces import DataspaceSpace
 from .routing import machine as _python_machine
@@ -479,12 +480,8 @@ def run(quick: bool, *, tiny: bool = False, progress: Progress | None = None) ->
 # --- printing --------------------------------------------------------------------------------
 
 
-def _mark(ok: bool) -> str:
-    return "[green]✓[/]" if ok else "[red]✗[/]"
-
-
 def _by_mode(figures: dict, goal: str, describe: Callable[[dict], str]) -> str:
-    return ", ".join(f"{mode} {describe(f)} {_mark(figures['goals'][goal][mode])}"
+    return ", ".join(f"{mode} {describe(f)} {common.mark(figures['goals'][goal][mode])}"
                      for mode, f in figures["modes"].items())
 
 
@@ -513,7 +510,7 @@ def report(figures: dict, console: Console) -> None:
         for f in modes.values():
             rt = f["round_trips"][key]
             cells += [f"{rt['median_us']:,.1f}", f"{rt['p99_us']:,.1f}"]
-        goal = (" / ".join(_mark(ok) for ok in figures["goals"]["round_trip"].values())
+        goal = (" / ".join(common.mark(ok) for ok in figures["goals"]["round_trip"].values())
                 if key == "agent_async" else "")
         table.add_row(label, *cells, goal)
     table.caption = ("agent → agent: an async action on A loops 'await self.arequest(...)'"
@@ -544,7 +541,7 @@ def report(figures: dict, console: Console) -> None:
         msg = f["messages"]
         table.add_row(mode, f"{msg['messages']:,}", f"{msg['receive_s']:.3f}",
                       f"{msg['received_per_s']:,.0f}",
-                      _mark(figures["goals"]["messages"][mode]), f"{msg['reply_s']:.3f}",
+                      common.mark(figures["goals"]["messages"][mode]), f"{msg['reply_s']:.3f}",
                       f"{msg['replied_per_s']:,.0f}", f"{msg['send_s']:.3f}")
     console.print(table)
     console.print(f"goal: one-way messages received per second ≥ {GOAL_MESSAGES:,.0f} "
@@ -572,8 +569,8 @@ def report(figures: dict, console: Console) -> None:
     for mode, f in modes.items():
         a = f["adding"]
         table.add_row(mode, f"{a['agents']:,}", f"{a['add_ms']:.3f}", f"{a['add_tail_ms']:.3f}",
-                      _mark(figures["goals"]["add"][mode]), f"{a['idle_kb']:,.2f}",
-                      _mark(figures["goals"]["idle_memory"][mode]), f"{a['facts']:,}",
+                      common.mark(figures["goals"]["add"][mode]), f"{a['idle_kb']:,.2f}",
+                      common.mark(figures["goals"]["idle_memory"][mode]), f"{a['facts']:,}",
                       f"{a['remove_ms']:.3f}")
     console.print(table)
     console.print(f"goal: time per space.add() ≤ {GOAL_ADD_MS:g} ms: "
@@ -615,27 +612,18 @@ def report(figures: dict, console: Console) -> None:
 # --- command line ----------------------------------------------------------------------------
 
 
+QUICK_HELP = "fewer calls and messages, 1,000 agents (under a minute)"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options, shared by this module's :func:`main` and the CLI."""
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer calls and messages, 1,000 agents (under a minute)")
-    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    common.add_arguments(parser, QUICK_HELP)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run with parsed options, print the report; the exit status."""
-    # Piped output (tests, logs) gets a fixed width so the tables do not wrap.
-    console = Console() if sys.stdout.isatty() else Console(width=120)
-    status_console = Console(stderr=True)
-    with status_console.status("benchmarking classic agents") as status:
-        figures = run(args.quick, tiny=args.tiny,
-                      progress=lambda message: status.update(message))
-    report(figures, console)
-    return 0
+    return common.run_and_report(run, report, "classic agents", args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="classic_agents",
-                                     description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+    return common.standalone_main("classic_agents", __doc__, run, report, "classic agents", QUICK_HELP, argv)

@@ -26,7 +26,6 @@ import gc
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -38,6 +37,7 @@ from rich.table import Table
 from syndicate import dataspace, turn
 from syndicate import patterns as P
 
+from . import common
 from ..dataspace.index import Index
 from ..dataspace.naive import NaiveIndex
 from ..native import open_dataspace
@@ -377,10 +377,6 @@ def run(quick: bool, *, tiny: bool = False, progress: Progress | None = None) ->
 # --- printing ------------------------------------------------------------------------------
 
 
-def _mark(ok: bool) -> str:
-    return "[green]✓[/]" if ok else "[red]✗[/]"
-
-
 def report(figures: dict, console: Console) -> None:
     """Print ``figures`` (from :func:`run`) as tables and goal lines."""
     m = figures["machine"]
@@ -412,10 +408,10 @@ def report(figures: dict, console: Console) -> None:
     s, goals = figures["scaling"], figures["goals"]
     console.print(f"goal: index cost at {s['to']:,} vs {s['from']:,} observers within "
                   f"{GOAL_SCALING:g}x: assert x{s['assert_ratio']:.2f}, "
-                  f"message x{s['message_ratio']:.2f} {_mark(goals['scaling'])}")
+                  f"message x{s['message_ratio']:.2f} {common.mark(goals['scaling'])}")
     console.print(f"goal: index µs per routed message at {s['to']:,} observers "
                   f"≤ {GOAL_MESSAGE_US:g}: {s['message_us']:.2f} µs "
-                  f"{_mark(goals['message_us'])}")
+                  f"{common.mark(goals['message_us'])}")
 
     e = figures["end_to_end"]
     table = Table(title="End to end through the runtime: dataspace actor, "
@@ -428,10 +424,10 @@ def report(figures: dict, console: Console) -> None:
     table.add_column(f"goal ≥ {GOAL_END_TO_END:,.0f}/s", justify="center")
     table.add_row(f"native actor, {e['batch']:,} sends/turn, sync-paced",
                   f"{e['messages']:,}", f"{e['actor']['seconds']:.3f}",
-                  f"{e['actor']['per_second']:,.0f}", _mark(goals["end_to_end"]))
+                  f"{e['actor']['per_second']:,.0f}", common.mark(goals["end_to_end"]))
     table.add_row(f"handle.message, 1 turn/message, sync every {e['batch']:,}",
                   f"{e['messages']:,}", f"{e['handle']['seconds']:.3f}",
-                  f"{e['handle']['per_second']:,.0f}", _mark(goals["end_to_end_handle"]))
+                  f"{e['handle']['per_second']:,.0f}", common.mark(goals["end_to_end_handle"]))
     console.print(table)
     rt = e["round_trip"]
     console.print(f"request/reply round trip between two native actors: "
@@ -443,27 +439,18 @@ def report(figures: dict, console: Console) -> None:
 # --- command line ----------------------------------------------------------------------------
 
 
+QUICK_HELP = "N up to 10,000 and fewer iterations (under a minute)"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options, shared by this module's :func:`main` and the CLI."""
-    parser.add_argument("--quick", action="store_true",
-                        help="N up to 10,000 and fewer iterations (under a minute)")
-    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    common.add_arguments(parser, QUICK_HELP)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run with parsed options, print the report; the exit status."""
-    # Piped output (tests, logs) gets a fixed width so the table does not wrap.
-    console = Console() if sys.stdout.isatty() else Console(width=120)
-    status_console = Console(stderr=True)
-    with status_console.status("benchmarking") as status:
-        figures = run(args.quick, tiny=args.tiny,
-                      progress=lambda message: status.update(message))
-    report(figures, console)
-    return 0
+    return common.run_and_report(run, report, "routing", args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dataspace_routing",
-                                     description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+    return common.standalone_main("dataspace_routing", __doc__, run, report, "routing", QUICK_HELP, argv)

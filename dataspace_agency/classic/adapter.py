@@ -35,7 +35,7 @@ from ..runtime import Runtime
 from . import values
 from .core import AgentCore, Ticket
 from .message import BROADCAST, ERROR, RESPONSE, MessageError, validate_message
-from .vocabulary import (ACTION, AGENT, CAPTURE, MESSAGE, REPLY, REQUEST, action_fact,
+from .vocabulary import (AGENT, CAPTURE, MESSAGE, REPLY, REQUEST, action_fact,
                          agent_fact, lit, message_envelope, rec, reply_fact, request_fact)
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ querying shared state.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ..classic import values
 from ..classic.agent import Agent
