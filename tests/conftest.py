@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dataspace_agency import open_dataspace
+from rabbitmq import private_broker, rabbitmq_installed
+
+# An external broker for the AMQP tests (instead of a private one started here).
+AMQP_URL_ENV = "DATASPACE_AGENCY_AMQP_URL"
 
 
 @pytest.fixture
@@ -12,3 +18,37 @@ async def ds():
     """A fresh in-process dataspace on its own runtime, shut down after the test."""
     async with open_dataspace() as handle:
         yield handle
+
+
+def _rabbitmq_unavailable(reason: str) -> None:
+    """An AMQP test cannot run: it fails in CI (it must never be skipped there), else skips."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: an AMQP test must run in CI, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_broker():
+    """A private RabbitMQ node (tests/rabbitmq.py) for the whole session, stopped at the end.
+
+    The broker object has `amqp_url` and `restart()` (for fault tests)."""
+    if os.environ.get(AMQP_URL_ENV):
+        _rabbitmq_unavailable(
+            f"{AMQP_URL_ENV} names an external broker, which these tests cannot restart: "
+            f"unset it to use a private broker")
+    if not rabbitmq_installed():
+        _rabbitmq_unavailable(
+            "rabbitmq-server is not installed: apt-get install rabbitmq-server, "
+            f"or set {AMQP_URL_ENV}")
+    with private_broker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def amqp_url(request: pytest.FixtureRequest) -> str:
+    """The AMQP URL of a broker for the session: $DATASPACE_AGENCY_AMQP_URL if set, else a
+    private broker started once per session (see `rabbitmq_broker`)."""
+    url = os.environ.get(AMQP_URL_ENV)
+    if url:
+        return url
+    return request.getfixturevalue("rabbitmq_broker").amqp_url
