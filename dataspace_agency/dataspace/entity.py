@@ -109,9 +109,10 @@ class Dataspace(Entity):
                 self.index.remove_observer(*observe)
 
     def on_message(self, value: Any) -> None:
+        # Routed without converting the whole message (Index.send): parts no pattern
+        # looks at are not examined, so an in-process sender's non-Preserves object is
+        # noticed only where a subscriber would see it.
         try:
-            key = to_key(value)
+            self.index.send(value)
         except TypeError as exc:
             log.warning("ignoring message that is not a Preserves value: %s", exc)
-            return
-        self.index.send_key(key)

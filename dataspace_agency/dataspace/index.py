@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Protocol
 
-from .keys import MISSING, Key, Path, class_of, from_key, project, to_key
+from .keys import (MISSING, Key, Path, Unsure, class_of, frozen, from_key, project,
+                   raw_class_of, raw_project, to_key)
 from .patterns import CompiledPattern, compile_pattern
 
 Captures = tuple[Key, ...]
@@ -148,7 +149,52 @@ class Index:
         return self.remove_key(to_key(value))
 
     def send(self, value: Any) -> int:
-        return self.send_key(to_key(value))
+        """Route a message. It is read directly where possible (see ``keys.raw_step``):
+        only the classes and literals at the subscribed positions are converted, and
+        captures are delivered as the values themselves (frozen if they were not)."""
+        try:
+            deliveries = self._raw_deliveries(value)
+        except Unsure:
+            return self.send_key(to_key(value))
+        delivered = 0
+        for observers, captures in deliveries:
+            for observer in observers:
+                self._sink.send_captures(observer, captures)
+            delivered += len(observers)
+        return delivered
+
+    def _raw_deliveries(self, value: Any) -> list[tuple[Any, tuple]]:
+        """Who gets which captures for message ``value``; nothing is delivered yet, so a
+        caller falling back on ``Unsure`` delivers nothing twice."""
+        deliveries = []
+        pending = [self._root]
+        while pending:
+            node = pending.pop()
+            for path, by_class in node.edges.items():
+                child = by_class.get(raw_class_of(raw_project(value, path)))
+                if child is not None:
+                    pending.append(child)
+            for (const_paths, exist_paths), leaves in node.leaves.items():
+                literals = []
+                for path in const_paths:
+                    found = raw_project(value, path)
+                    if found is MISSING:
+                        break
+                    literals.append(to_key(found))
+                else:
+                    leaf = leaves.get(tuple(literals))
+                    if leaf is None or not leaf.groups or any(
+                            raw_project(value, path) is MISSING for path in exist_paths):
+                        continue
+                    for capture_paths, endpoints in leaf.groups.items():
+                        if not endpoints.observers:
+                            continue
+                        captures = [raw_project(value, path) for path in capture_paths]
+                        if any(c is MISSING for c in captures):
+                            continue
+                        deliveries.append((list(endpoints.observers),
+                                           tuple(frozen(c) for c in captures)))
+        return deliveries
 
     def insert_key(self, key: Key) -> bool:
         """Add one copy; True iff the value was absent before (observers were told)."""

@@ -162,6 +162,85 @@ def class_of(key: Key) -> Key | None:
 MISSING = _MISSING
 
 
+# --- navigating values directly ------------------------------------------------------------
+# A message is routed once and never stored, so converting all of it to a key would be
+# wasted work: routing only needs the classes and literals at the pattern's positions.
+# These functions read values as they are; where they cannot be sure to agree with the
+# key form they raise Unsure, and the caller converts the whole value instead.
+
+class Unsure(Exception):
+    """Reading this value directly might not give Preserves semantics; use keys."""
+
+
+_RAW_ATOMS = (str, int, float, bytes, Symbol, Embedded)  # bool is an int
+
+
+def raw_step(value: Any, where: Step) -> Any:
+    """The value one step into ``value`` (``where`` in key form), or ``MISSING``."""
+    kind = type(value)
+    if kind is Record:
+        if type(where) is int and 0 <= where < len(value.fields):
+            return value.fields[where]
+        return _MISSING
+    if kind is tuple or kind is list:
+        if type(where) is int and 0 <= where < len(value):
+            return value[where]
+        return _MISSING
+    if isinstance(value, dict):
+        # Python's dict lookup conflates True, 1 and 1.0; strings and symbols cannot be
+        # confused with anything else, so only they are looked up directly.
+        if type(where) is str or type(where) is Symbol or type(where) is bytes:
+            return value.get(where, _MISSING)
+        raise Unsure(where)
+    if isinstance(value, _RAW_ATOMS) or isinstance(value, (set, frozenset)):
+        return _MISSING
+    raise Unsure(value)  # annotations, schema objects, non-Preserves values
+
+
+def raw_project(value: Any, path: Path) -> Any:
+    for where in path:
+        value = raw_step(value, where)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def raw_class_of(value: Any) -> Key | None:
+    """:func:`class_of` for a value read directly."""
+    kind = type(value)
+    if kind is Record:
+        return ("r", to_key(value.key))
+    if kind is tuple or kind is list:
+        return "s"
+    if isinstance(value, dict):
+        return "d"
+    if value is _MISSING or isinstance(value, _RAW_ATOMS) or isinstance(value, (set, frozenset)):
+        return None
+    raise Unsure(value)
+
+
+def frozen(value: Any) -> Any:
+    """``value`` itself if it holds no list, dict or set (as a capture must not), else a
+    frozen copy. Raises ``TypeError`` for a non-Preserves value."""
+    return value if _is_frozen(value) else from_key(to_key(value))
+
+
+def _is_frozen(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is Symbol or kind is float \
+            or kind is bytes or kind is Embedded:
+        return True
+    if kind is tuple:
+        return all(_is_frozen(item) for item in value)
+    if kind is Record:
+        return _is_frozen(value.key) and all(_is_frozen(f) for f in value.fields)
+    if kind is ImmutableDict:
+        return all(_is_frozen(k) and _is_frozen(v) for k, v in value.items())
+    if kind is frozenset:
+        return all(_is_frozen(item) for item in value)
+    return False  # lists, dicts, sets, and anything to_key must look at
+
+
 # --- ordering ------------------------------------------------------------------------------
 
 def order_key(key: Key) -> tuple:
