@@ -6,17 +6,27 @@ Layers, bottom up (no layer imports one above it):
 * ``dataspace``: the assertion index and the Dataspace entity.
 * ``native``: ``open_dataspace()`` for trio code: publish, retract, message, observe.
 * ``classic``: ``Agent``, ``@action`` and the adapter to the dataspace.
-* ``spaces``: ``DataspaceSpace``, ``QueueSpace`` (and, to come, more queue and remote spaces).
+* ``spaces``: ``DataspaceSpace``, ``QueueSpace``, ``MultiprocessQueueSpace``, ``AMQPSpace``.
 """
+
+from typing import Any
 
 from .classic import (ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError, Agent,
                       MessageError, action, during, on_message)
 from .native import DataspaceHandle, Event, open_dataspace
-from .spaces import DataspaceSpace, QueueSpace
+from .spaces import DataspaceSpace, MultiprocessQueueSpace, QueueSpace
 
 __version__ = "0.1.0"
 __all__ = [
-    "ACCESS_DENIED", "ACCESS_PERMITTED", "ACCESS_REQUESTED", "ActionError", "Agent",
-    "DataspaceHandle", "DataspaceSpace", "Event", "MessageError", "QueueSpace", "action",
-    "during", "on_message", "open_dataspace",
+    "ACCESS_DENIED", "ACCESS_PERMITTED", "ACCESS_REQUESTED", "AMQPSpace", "ActionError",
+    "Agent", "DataspaceHandle", "DataspaceSpace", "Event", "MessageError",
+    "MultiprocessQueueSpace", "QueueSpace", "action", "during", "on_message",
+    "open_dataspace",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AMQPSpace":  # optional dependency (pika): imported only when asked for
+        from . import spaces
+        return spaces.AMQPSpace
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,8 +10,12 @@ Backends: add a factory to ``SPACE_FACTORIES`` and every test here runs on it to
 
 from __future__ import annotations
 
+import inspect
+import multiprocessing
 import queue
 import threading
+import types
+import uuid
 from typing import Any, Callable
 
 import pytest
@@ -19,6 +23,8 @@ import trio
 
 from dataspace_agency import (QueueSpace, ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError,
                               Agent, DataspaceSpace, action)
+from dataspace_agency.spaces.amqp_space import AMQPSpace
+from dataspace_agency.spaces.multiprocess_space import MultiprocessQueueSpace
 
 
 WAIT = 5.0  # seconds to wait for an event that should come at once
@@ -30,17 +36,43 @@ SPACE_FACTORIES: list = [
     pytest.param(lambda: DataspaceSpace(mode="assertion"), id="dataspace-assertion"),
     pytest.param(lambda: DataspaceSpace(mode="message"), id="dataspace-message"),
     pytest.param(lambda: QueueSpace(), id="queue"),
+    pytest.param(lambda: MultiprocessQueueSpace(), id="multiprocess"),
+    pytest.param(lambda request: AMQPSpace(request.getfixturevalue("amqp_url"), exchange=f"contract-{uuid.uuid4().hex}"), id="amqp"),
 ]
 
 
 @pytest.fixture(params=SPACE_FACTORIES)
 def space(request):
-    factory: Callable[[], Any] = request.param
-    made = factory()
+    factory: Callable[..., Any] = request.param
+    # A factory taking an argument gets `request` (for fixtures such as amqp_url).
+    made = factory(request) if inspect.signature(factory).parameters else factory()
     try:
         yield made
     finally:
         made.destroy()
+
+
+# Queues, events, barriers and lists a test shares with agents added by `space.add()`:
+# in-process ones, or multiprocessing.Manager proxies where such agents run in other
+# processes (one Manager for the session).
+IN_PROCESS_SYNC = types.SimpleNamespace(Queue=queue.Queue, Event=threading.Event,
+                                        Barrier=threading.Barrier, list=list)
+
+
+@pytest.fixture(scope="session")
+def sync_manager():
+    manager = multiprocessing.get_context("spawn").Manager()
+    try:
+        yield manager
+    finally:
+        manager.shutdown()
+
+
+@pytest.fixture
+def sync(request, space):
+    if isinstance(space, MultiprocessQueueSpace):
+        return request.getfixturevalue("sync_manager")
+    return IN_PROCESS_SYNC
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -334,7 +366,7 @@ class Neighbour(Agent):
 
 def test_send_answers_with_none_into_handle_action_value_message_for_message(space):
     registry = {}
-    space.add(Probe, "echoer", registry=registry)
+    space.add_foreground(Probe, "echoer", registry=registry)
     client = space.add_foreground(Probe, "client")
 
     mid = client.send(msg("echoer", "say", content="hi"))
@@ -415,8 +447,8 @@ def test_request_raises_action_error_with_the_remote_exception_text(space):
     assert client.events.empty()
 
 
-def test_request_times_out_with_the_builtin_timeout_error(space):
-    started, release = threading.Event(), threading.Event()
+def test_request_times_out_with_the_builtin_timeout_error(space, sync):
+    started, release = sync.Event(), sync.Event()
     space.add(Blocker, "slow", started=started, release=release)
     client = space.add_foreground(Probe, "client")
     try:
@@ -466,7 +498,7 @@ def test_wrong_arguments_answer_a_type_error(space):
 
 def test_replies_are_never_answered(space):
     registry = {}
-    space.add(Probe, "echoer", registry=registry)
+    space.add_foreground(Probe, "echoer", registry=registry)
     client = space.add_foreground(Probe, "client", registry=registry)
     first = client.send(msg("echoer", "echo", value=1))
     take(client.events, 1)
@@ -489,7 +521,7 @@ def test_broadcast_reaches_every_agent_including_the_sender(space):
     events = queue.Queue()
     registry = {}
     for name in ("b1", "b2"):
-        space.add(Probe, name, events=events, registry=registry)
+        space.add_foreground(Probe, name, events=events, registry=registry)
     client = space.add_foreground(Probe, "client", events=events, registry=registry)
 
     mid = client.send(msg("*", "say", content="all"))
@@ -517,8 +549,8 @@ def test_broadcast_reaches_every_agent_including_the_sender(space):
     assert names.count("[response]") == 4
 
 
-def test_broadcast_skips_the_sender_when_it_does_not_receive_own_broadcasts(space):
-    events = queue.Queue()
+def test_broadcast_skips_the_sender_when_it_does_not_receive_own_broadcasts(space, sync):
+    events = sync.Queue()
     for name in ("b1", "b2"):
         space.add(Probe, name, events=events)
     client = space.add_foreground(Probe, "client", receive_own_broadcasts=False,
@@ -540,7 +572,7 @@ def test_broadcast_of_an_unknown_action_is_ignored_silently(space):
     events = queue.Queue()
     registry = {}
     for name in ("b1", "b2"):
-        space.add(Probe, name, events=events, registry=registry)
+        space.add_foreground(Probe, name, events=events, registry=registry)
     client = space.add_foreground(Probe, "client", events=events, registry=registry)
 
     unknown = client.send(msg("*", "no_such_action", x=1))
@@ -646,8 +678,8 @@ def test_generated_action_still_runs(space):
 
 # --- access policies ------------------------------------------------------------------
 
-def test_denied_action_answers_permission_error(space):
-    asked = queue.Queue()
+def test_denied_action_answers_permission_error(space, sync):
+    asked = sync.Queue()
     space.add(Guarded, "guarded", permit=True, asked=asked)
     client = space.add_foreground(Probe, "client")
     with pytest.raises(ActionError) as caught:
@@ -657,8 +689,8 @@ def test_denied_action_answers_permission_error(space):
     assert asked.empty(), "request_permission is only consulted for ACCESS_REQUESTED"
 
 
-def test_requested_action_runs_when_request_permission_grants(space):
-    asked = queue.Queue()
+def test_requested_action_runs_when_request_permission_grants(space, sync):
+    asked = sync.Queue()
     space.add(Guarded, "guarded", permit=True, asked=asked)
     client = space.add_foreground(Probe, "client")
     assert client.request(msg("guarded", "ask", n=1)) == 2
@@ -667,8 +699,8 @@ def test_requested_action_runs_when_request_permission_grants(space):
     assert message["action"] == {"name": "ask", "args": {"n": 1}}
 
 
-def test_requested_action_is_refused_when_request_permission_refuses(space):
-    asked = queue.Queue()
+def test_requested_action_is_refused_when_request_permission_refuses(space, sync):
+    asked = sync.Queue()
     space.add(Guarded, "guarded", permit=False, asked=asked)
     client = space.add_foreground(Probe, "client")
     with pytest.raises(ActionError) as caught:
@@ -687,8 +719,8 @@ def test_request_permission_refuses_by_default(space):
 
 # --- callbacks ------------------------------------------------------------------------
 
-def test_before_and_after_action_see_message_return_value_and_error(space):
-    hooks = queue.Queue()
+def test_before_and_after_action_see_message_return_value_and_error(space, sync):
+    hooks = sync.Queue()
     space.add(Hooked, "hooked", hooks=hooks)
     client = space.add_foreground(Probe, "client")
 
@@ -708,27 +740,27 @@ def test_before_and_after_action_see_message_return_value_and_error(space):
     assert isinstance(error, BaseException) and "bad" in str(error)
 
 
-def test_after_add_runs_before_add_returns_and_before_remove_before_remove_returns(space):
-    calls = []
+def test_after_add_runs_before_add_returns_and_before_remove_before_remove_returns(space, sync):
+    calls = sync.list()
     space.add(Lifecycle, "life", calls=calls)
-    assert calls == ["after_add"]
+    assert list(calls) == ["after_add"]
     client = space.add_foreground(Probe, "client")
     assert client.request(msg("life", "ping")) == "pong"
     space.remove("life")
-    assert calls == ["after_add", "before_remove"]
+    assert list(calls) == ["after_add", "before_remove"]
     with pytest.raises(TimeoutError):
         client.request(msg("life", "ping"), timeout=0.5)
 
 
-def test_request_in_after_add_raises_runtime_error(space):
+def test_request_in_after_add_raises_runtime_error(space, sync):
     space.add(Probe, "echoer")
-    outcome = []
+    outcome = sync.list()
     space.add(RequestsTooEarly, "early", outcome=outcome)
-    assert outcome == ["RuntimeError"]
+    assert list(outcome) == ["RuntimeError"]
 
 
-def test_respond_with_answers_early_and_only_once(space):
-    release, finished = threading.Event(), queue.Queue()
+def test_respond_with_answers_early_and_only_once(space, sync):
+    release, finished = sync.Event(), sync.Queue()
     space.add(Early, "early", release=release, finished=finished)
     client = space.add_foreground(Probe, "client")
     try:
@@ -743,8 +775,8 @@ def test_respond_with_answers_early_and_only_once(space):
     assert [r["action"] for r in replies] == [{"name": "[response]", "args": {"value": 7}}]
 
 
-def test_raise_with_answers_an_error_only_once(space):
-    space.add(Early, "early", release=threading.Event(), finished=queue.Queue())
+def test_raise_with_answers_an_error_only_once(space, sync):
+    space.add(Early, "early", release=sync.Event(), finished=sync.Queue())
     client = space.add_foreground(Probe, "client")
     with pytest.raises(ActionError) as caught:
         client.request(msg("early", "early_error"))
@@ -756,8 +788,8 @@ def test_raise_with_answers_an_error_only_once(space):
         {"name": "[error]", "args": {"error": "ValueError: early"}}]
 
 
-def test_respond_with_via_send_reaches_the_handler_once(space):
-    space.add(Early, "early", release=threading.Event(), finished=queue.Queue())
+def test_respond_with_via_send_reaches_the_handler_once(space, sync):
+    space.add(Early, "early", release=sync.Event(), finished=sync.Queue())
     client = space.add_foreground(Probe, "client")
     mid = client.send(msg("early", "early_error"))
     kind, _, error, _, _ = client.events.get(timeout=WAIT)
@@ -881,8 +913,8 @@ def test_route_needs_a_sender(space):
         space._route(msg("echoer", "echo", value=1))
 
 
-def test_route_injects_a_message_from_outside_and_adds_an_id(space):
-    events = queue.Queue()
+def test_route_injects_a_message_from_outside_and_adds_an_id(space, sync):
+    events = sync.Queue()
     space.add(Probe, "p1", events=events)
     space.add(Probe, "p2", events=events)
     space._route({"from": "outside", "to": "p1",
@@ -909,9 +941,9 @@ def test_add_foreground_returns_the_live_agent(space):
     assert client.request(msg("echoer", "echo", value=[1, 2])) == [1, 2]
 
 
-def test_many_agents_each_requesting_from_its_neighbour(space):
+def test_many_agents_each_requesting_from_its_neighbour(space, sync):
     count = 200
-    results = queue.Queue()
+    results = sync.Queue()
     names = [f"n{i}" for i in range(count)]
     for i, name in enumerate(names):
         space.add(Neighbour, name, neighbour=names[(i + 1) % count], results=results)

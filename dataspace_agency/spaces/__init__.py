@@ -3,10 +3,28 @@
 
 * ``DataspaceSpace(mode)``: an in-process dataspace, in assertion or message mode.
 * ``QueueSpace``: in-process queues, routed by the ``to`` field.
+* ``MultiprocessQueueSpace``: each ``add``ed agent in a process of its own, messages over
+  pipes, routed by the parent.
+* ``AMQPSpace(url, exchange)``: messages through RabbitMQ (needs the ``amqp`` extra: pika).
 """
+
+from typing import Any
 
 from .base import Space
 from .dataspace_space import DataspaceSpace
+from .multiprocess_space import MultiprocessQueueSpace
 from .queue_space import QueueSpace
 
-__all__ = ["DataspaceSpace", "QueueSpace", "Space"]
+__all__ = ["AMQPSpace", "DataspaceSpace", "MultiprocessQueueSpace", "QueueSpace", "Space"]
+
+
+def __getattr__(name: str) -> Any:
+    # AMQPSpace needs pika, an optional dependency: import it only when asked for.
+    if name == "AMQPSpace":
+        try:
+            from .amqp_space import AMQPSpace
+        except ImportError as exc:
+            raise ImportError(f"AMQPSpace needs the amqp extra ({exc}): "
+                              "pip install 'dataspace-agency[amqp]'") from exc
+        return AMQPSpace
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
