@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from ..classic.agent import Agent
+from ..classic.core import Ticket
 from ..classic.message import validate_agent_id
 from ..runtime import BackgroundRuntime, Runtime
 
@@ -131,3 +132,21 @@ class Space:
     def _check_open(self) -> None:
         if self._destroyed:
             raise RuntimeError("this space has been destroyed")
+
+
+class RouterTransport:
+    """An in-process agent's way out on a queue backend: every message goes to the space's
+    router, ``space._deliver(message)`` (called on the runtime thread). Nothing is held,
+    so there is nothing to withdraw: a queue cannot take a message back."""
+
+    def __init__(self, space: Any) -> None:
+        self._space = space
+
+    def deliver(self, message: dict) -> None:
+        self._space._deliver(message)
+
+    def withdraw(self, message: dict) -> None:
+        pass
+
+    def reply(self, ticket: Ticket, reply: dict) -> None:
+        self._space._deliver(reply)

@@ -87,7 +87,7 @@ from ..classic.core import AgentCore, Ticket
 from ..classic.message import (BROADCAST, ERROR, RESPONSE, make_reply, new_message_id,
                                validate_agent_id, validate_message)
 from ..runtime import BackgroundRuntime, Runtime
-from .base import Space
+from .base import RouterTransport, Space
 
 log = logging.getLogger(__name__)
 
@@ -162,22 +162,6 @@ def _rebuild_error(type_name: str, text: str, where: str, details: str) -> BaseE
 
 # --- the parent's side --------------------------------------------------------------------
 
-class _LocalTransport:
-    """A foreground agent's way out: every message goes to the router (runtime thread)."""
-
-    def __init__(self, space: "MultiprocessQueueSpace") -> None:
-        self._space = space
-
-    def deliver(self, message: dict) -> None:
-        self._space._deliver(message)
-
-    def withdraw(self, message: dict) -> None:
-        pass  # nothing is held: a pipe has no way to take a message back
-
-    def reply(self, ticket: Ticket, reply: dict) -> None:
-        self._space._deliver(reply)
-
-
 class _Child:
     """The parent's record of one child process and its agent."""
 
@@ -240,7 +224,7 @@ class MultiprocessQueueSpace(Space):
     # --- foreground agents (runtime thread) ---------------------------------------------
 
     def _start_agent(self, runtime: Runtime, agent: Agent) -> None:
-        core = AgentCore(agent, _LocalTransport(self), runtime.system.nursery.start_soon,
+        core = AgentCore(agent, RouterTransport(self), runtime.system.nursery.start_soon,
                          self._thread_limiter)
         agent._core = core
         with self._table_lock:

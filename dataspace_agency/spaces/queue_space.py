@@ -18,28 +18,12 @@ import logging
 
 from ..classic import values
 from ..classic.agent import Agent
-from ..classic.core import AgentCore, Ticket
+from ..classic.core import AgentCore
 from ..classic.message import BROADCAST, validate_message, new_message_id
 from ..runtime import Runtime
-from .base import Space
+from .base import RouterTransport, Space
 
 log = logging.getLogger(__name__)
-
-
-class _QueueTransport:
-    """One agent's way out: every message goes to the space's router (runtime thread)."""
-
-    def __init__(self, space: "QueueSpace") -> None:
-        self._space = space
-
-    def deliver(self, message: dict) -> None:
-        self._space._deliver(message)
-
-    def withdraw(self, message: dict) -> None:
-        pass  # nothing is held: a queue has no way to take a message back
-
-    def reply(self, ticket: Ticket, reply: dict) -> None:
-        self._space._deliver(reply)
 
 
 class QueueSpace(Space):
@@ -50,7 +34,7 @@ class QueueSpace(Space):
         self._cores: dict[str, AgentCore] = {}  # runtime thread only
 
     def _start_agent(self, runtime: Runtime, agent: Agent) -> None:
-        core = AgentCore(agent, _QueueTransport(self), runtime.system.nursery.start_soon,
+        core = AgentCore(agent, RouterTransport(self), runtime.system.nursery.start_soon,
                          self._thread_limiter)
         agent._core = core
         self._cores[agent.id] = core
