@@ -210,3 +210,13 @@ def test_make_reply_rejects_bad_inputs():
         make_reply(msg(), "*", value=1)
     with pytest.raises(MessageError, match=r"^action.args.value: not a JSON value: b'x' \(bytes\)$"):
         make_reply(msg(), "bob", value=b"x")
+
+
+def test_message_ids_are_distinct_version_4_uuids():
+    import uuid
+    from dataspace_agency.classic.message import new_message_id
+    ids = [new_message_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)

@@ -13,7 +13,7 @@ Every problem is reported as a :class:`MessageError` naming the field.
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Any
 
 from . import values
@@ -47,8 +47,12 @@ class MessageError(ValueError):
 
 
 def new_message_id() -> str:
-    """Return a fresh message id (a uuid4 string)."""
-    return str(uuid.uuid4())
+    """Return a fresh message id: a random (version 4) UUID string.
+
+    Formatted by hand from ``os.urandom``, as ``uuid.uuid4()`` does, at under half its
+    cost: every message and reply takes one, on the hot path."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def validate_agent_id(agent_id: Any) -> str:

@@ -219,6 +219,18 @@ def raw_class_of(value: Any) -> Key | None:
     raise Unsure(value)
 
 
+_FROZEN_MARK = "_dataspace_agency_deeply_frozen"
+
+
+def mark_deeply_frozen(value: ImmutableDict) -> ImmutableDict:
+    """Promise that ``value`` holds only frozen values, all the way down, so that
+    :func:`frozen` need not walk it. For builders that produce such values anyway
+    (``classic.values.to_preserves``): routing a message otherwise re-walks its body for
+    every delivery. An ImmutableDict cannot change, so the promise stays true."""
+    setattr(value, _FROZEN_MARK, True)
+    return value
+
+
 def frozen(value: Any) -> Any:
     """``value`` itself if it holds no list, dict or set (as a capture must not), else a
     frozen copy. Raises ``TypeError`` for a non-Preserves value."""
@@ -230,12 +242,21 @@ def _is_frozen(value: Any) -> bool:
     if kind is str or kind is int or kind is bool or kind is Symbol or kind is float \
             or kind is bytes or kind is Embedded:
         return True
+    # Plain loops: generator expressions cost about twice as much, on the message path.
     if kind is tuple:
-        return all(_is_frozen(item) for item in value)
+        for item in value:
+            if not _is_frozen(item):
+                return False
+        return True
     if kind is Record:
         return _is_frozen(value.key) and all(_is_frozen(f) for f in value.fields)
     if kind is ImmutableDict:
-        return all(_is_frozen(k) and _is_frozen(v) for k, v in value.items())
+        if getattr(value, _FROZEN_MARK, False):
+            return True
+        for k, v in value.items():
+            if not (_is_frozen(k) and _is_frozen(v)):
+                return False
+        return True
     if kind is frozenset:
         return all(_is_frozen(item) for item in value)
     return False  # lists, dicts, sets, and anything to_key must look at
