@@ -6,21 +6,27 @@ Layers, bottom up (no layer imports one above it):
 * ``dataspace``: the assertion index and the Dataspace entity.
 * ``native``: ``open_dataspace()`` for trio code: publish, retract, message, observe.
 * ``classic``: ``Agent``, ``@action`` and the adapter to the dataspace.
-* ``spaces``: ``DataspaceSpace``, ``QueueSpace``, ``MultiprocessQueueSpace``, ``AMQPSpace``.
+* ``spaces``: ``DataspaceSpace``, ``QueueSpace``, ``MultiprocessQueueSpace``, ``AMQPSpace``,
+  ``RemoteDataspaceSpace``, ``MultiprocessDataspaceSpace``.
+* ``protocol``: the Syndicate wire protocol: ``dataspace-agency serve``, and a client.
 """
 
 from typing import Any
 
 from .classic import (ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError, Agent,
                       MessageError, action, during, on_message)
+from .classic.eval_action import EvalAgent, EvalMixin
 from .native import DataspaceHandle, Event, open_dataspace
-from .spaces import DataspaceSpace, MultiprocessQueueSpace, QueueSpace
+from .spaces import (DataspaceSpace, MultiprocessDataspaceSpace, MultiprocessQueueSpace,
+                     QueueSpace, RemoteDataspaceSpace)
 
 __version__ = "0.1.0"
 __all__ = [
     "ACCESS_DENIED", "ACCESS_PERMITTED", "ACCESS_REQUESTED", "AMQPSpace", "ActionError",
-    "Agent", "DataspaceHandle", "DataspaceSpace", "Event", "MessageError",
-    "MultiprocessQueueSpace", "QueueSpace", "action", "during", "on_message",
+    "Agent", "DataspaceHandle", "DataspaceSpace", "EvalAgent", "EvalMixin", "Event",
+    "MessageError",
+    "MultiprocessDataspaceSpace", "MultiprocessQueueSpace", "QueueSpace",
+    "RemoteDataspaceSpace", "action", "during", "on_message",
     "open_dataspace",
 ]
 

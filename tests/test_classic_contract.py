@@ -25,6 +25,8 @@ from dataspace_agency import (QueueSpace, ACCESS_DENIED, ACCESS_PERMITTED, ACCES
                               Agent, DataspaceSpace, action)
 from dataspace_agency.spaces.amqp_space import AMQPSpace
 from dataspace_agency.spaces.multiprocess_space import MultiprocessQueueSpace
+from dataspace_agency.spaces.remote_process_space import MultiprocessDataspaceSpace
+from dataspace_agency.spaces.remote_space import RemoteDataspaceSpace
 
 
 WAIT = 5.0  # seconds to wait for an event that should come at once
@@ -37,6 +39,9 @@ SPACE_FACTORIES: list = [
     pytest.param(lambda: DataspaceSpace(mode="message"), id="dataspace-message"),
     pytest.param(lambda: QueueSpace(), id="queue"),
     pytest.param(lambda: MultiprocessQueueSpace(), id="multiprocess"),
+    pytest.param(lambda: RemoteDataspaceSpace(mode="assertion"), id="remote-assertion"),
+    pytest.param(lambda: RemoteDataspaceSpace(mode="message"), id="remote-message"),
+    pytest.param(lambda: MultiprocessDataspaceSpace(mode="assertion"), id="remote-processes"),
     pytest.param(lambda request: AMQPSpace(request.getfixturevalue("amqp_url"), exchange=f"contract-{uuid.uuid4().hex}"), id="amqp"),
 ]
 
@@ -70,7 +75,7 @@ def sync_manager():
 
 @pytest.fixture
 def sync(request, space):
-    if isinstance(space, MultiprocessQueueSpace):
+    if isinstance(space, (MultiprocessQueueSpace, MultiprocessDataspaceSpace)):
         return request.getfixturevalue("sync_manager")
     return IN_PROCESS_SYNC
 

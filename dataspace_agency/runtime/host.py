@@ -123,6 +123,9 @@ class Runtime:
             live = self.system.live_actors()
             if not live and self.system.idle:
                 return
+            if not live:  # only deliveries to stopped actors are left: drain them
+                self.system.drain_now()
+                continue
             for actor in reversed(live):  # newest first; deliver what each retracts
                 self.stop_actor(actor)
                 self.system.drain_now()

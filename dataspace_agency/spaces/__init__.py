@@ -5,6 +5,9 @@
 * ``QueueSpace``: in-process queues, routed by the ``to`` field.
 * ``MultiprocessQueueSpace``: each ``add``ed agent in a process of its own, messages over
   pipes, routed by the parent.
+* ``RemoteDataspaceSpace(address, cap, mode)``: a dataspace on a server (another process).
+* ``MultiprocessDataspaceSpace(mode)``: each ``add``ed agent in a process of its own, all
+  meeting in one dataspace server.
 * ``AMQPSpace(url, exchange)``: messages through RabbitMQ (needs the ``amqp`` extra: pika).
 """
 
@@ -14,8 +17,11 @@ from .base import Space
 from .dataspace_space import DataspaceSpace
 from .multiprocess_space import MultiprocessQueueSpace
 from .queue_space import QueueSpace
+from .remote_process_space import MultiprocessDataspaceSpace
+from .remote_space import RemoteDataspaceSpace
 
-__all__ = ["AMQPSpace", "DataspaceSpace", "MultiprocessQueueSpace", "QueueSpace", "Space"]
+__all__ = ["AMQPSpace", "DataspaceSpace", "MultiprocessDataspaceSpace", "MultiprocessQueueSpace",
+           "QueueSpace", "RemoteDataspaceSpace", "Space"]
 
 
 def __getattr__(name: str) -> Any:

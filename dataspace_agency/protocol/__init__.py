@@ -1,0 +1,18 @@
+"""The Syndicate wire protocol on trio: a dataspace server (gatekeeper at OID 0) and a client.
+
+* ``codec``: Preserves binary values and packets <-> bytes (streaming, with limits).
+* ``sturdy``: sturdyrefs (HMAC-BLAKE2s), ``KeyRing``.
+* ``relay``: one connection's membrane (import/export tables, handles, batching).
+* ``server``: ``open_server(...)`` / ``serve(...)``; ``dataspace-agency serve`` on top.
+* ``client``: ``connect(address, cap)`` (trio) and ``connect_sync`` (synchronous).
+* ``process``: ``ServerProcess``, a server in a child process.
+
+See docs/server.md. Imports runtime, dataspace and native only.
+"""
+
+from .client import ConnectionFailed, RemoteDataspaceHandle, connect, connect_sync
+from .server import Server, open_server, serve
+from .sturdy import KeyRing, mint
+
+__all__ = ["ConnectionFailed", "KeyRing", "RemoteDataspaceHandle", "Server", "connect",
+           "connect_sync", "mint", "open_server", "serve"]

@@ -1,0 +1,511 @@
+"""One connection's membrane: the relay between local actors and a peer across a stream.
+
+The same :class:`Relay` serves both ends (the server's side of each connection and our
+client). It is an actor of its own on the runtime:
+
+* **Exports** (our objects the peer may address, by oid) and **imports** (the peer's
+  objects, each a local proxy ref whose entity turns every event into a packet event),
+  both reference counted: a ref is pinned by every assertion that mentions it, for as
+  long as that assertion stands, and forgotten when its count reaches zero. Oids we
+  issue only grow, so an event for an oid we issued and have since retired (a harmless
+  race with a retraction in flight) is ignored, while an oid we never issued is a
+  protocol error.
+* **Handle maps**: the peer's assertion handles -> the local handles we asserted for
+  them (retracted when the peer retracts, or all at once when the connection closes:
+  they are published from the relay actor, so stopping it retracts them).
+* **Batching**: events for the peer made while the runtime drains its queue are
+  collected and written as one Turn packet, after what was queued before them.
+
+Bad input (malformed packet, unknown oid, retract of an unknown handle, oversized packet)
+raises :class:`~.codec.ProtocolError`; :func:`run_stream` answers it with an ``Error``
+packet and closes that connection only.
+
+Quirks of the syndicate-py 0.19.3 client tolerated here: a sync's peer embedded twice
+(handled by the codec); and, because it crashes on them, we never send it a message
+that would introduce a ref it does not hold (such a message is dropped with a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import trio
+from preserves import Embedded, ImmutableDict, Record, Symbol
+from preserves.values import preserve
+from syndicate import turn
+from syndicate.actor import Entity, Ref
+
+from ..runtime import Runtime, RuntimeClosed, TurnFailed
+from .codec import (Assert, ErrorPacket, Message, PacketReader, ProtocolError, Retract, Sync,
+                    WireRef, encode_error, encode_turn, parse_packet)
+
+log = logging.getLogger(__name__)
+
+_ATOMS = frozenset({str, int, bool, float, bytes, Symbol})
+
+
+class PeerError(ConnectionError):
+    """The peer sent us an ``Error`` packet."""
+
+
+class _Entry:
+    """An export or import: an oid, the local ref, and how many things pin it."""
+
+    __slots__ = ("oid", "ref", "count", "permanent", "table")
+
+    def __init__(self, oid: int, ref: Ref, table: dict, permanent: bool = False) -> None:
+        self.oid = oid
+        self.ref = ref
+        self.count = 0
+        self.permanent = permanent
+        self.table = table
+
+    def grab(self, pins: list) -> None:
+        if self.count == 0 and not self.permanent:
+            self.table.setdefault(self.oid, self)  # re-registered after it was dropped
+        self.count += 1
+        pins.append(self)
+
+    def drop(self) -> None:
+        self.count -= 1
+        if self.count <= 0 and not self.permanent and self.table.get(self.oid) is self:
+            del self.table[self.oid]
+
+
+def _drop_all(pins: list) -> None:
+    for entry in pins:
+        entry.drop()
+
+
+def _map_embedded(value: Any, f: Callable[[Any], Any]) -> Any:
+    """``value`` with every embedded object ``x`` replaced by ``f(x)``; parts without
+    embeddeds are shared, not copied."""
+    t = type(value)
+    if t in _ATOMS:
+        return value
+    if t is Embedded:
+        return f(value.embeddedValue)
+    if t is Record:
+        key = _map_embedded(value.key, f)
+        fields = _map_seq(value.fields, f)
+        return value if key is value.key and fields is value.fields else Record(key, fields)
+    if t is tuple or t is list:
+        return _map_seq(value, f)
+    if t is dict or t is ImmutableDict:
+        items = [(_map_embedded(k, f), _map_embedded(v, f)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items())):
+            return value
+        return ImmutableDict(items)
+    if t is frozenset or t is set:
+        return frozenset(_map_embedded(item, f) for item in value)
+    if hasattr(value, "__preserve__"):
+        return _map_embedded(preserve(value), f)
+    return value
+
+
+def _map_seq(items: Any, f: Callable[[Any], Any]) -> Any:
+    mapped = tuple(_map_embedded(item, f) for item in items)
+    if len(mapped) == len(items) and all(a is b for a, b in zip(mapped, items)):
+        return items
+    return mapped
+
+
+class _NewRef(Exception):
+    """A message would introduce a ref the peer does not hold."""
+
+
+class _Proxy(Entity):
+    """Stands for one of the peer's objects: events to it become packet events."""
+
+    __slots__ = ("relay", "oid", "entry")
+
+    def __init__(self, relay: "Relay", oid: int) -> None:
+        self.relay = relay
+        self.oid = oid
+        self.entry: _Entry | None = None
+
+    def on_publish(self, value: Any, handle: int) -> None:
+        self.relay._out_assert(self, value, handle)
+
+    def on_retract(self, handle: int) -> None:
+        self.relay._out_retract(self, handle)
+
+    def on_message(self, value: Any) -> None:
+        self.relay._out_message(self, value)
+
+    def on_sync(self, peer: Ref) -> None:
+        self.relay._out_sync(self, peer)
+
+    def __repr__(self) -> str:
+        return f"<remote {self.oid} via {self.relay.name}>"
+
+
+class _SyncReply(Entity):
+    """What the peer answers our sync to; passes the answer on and unpins."""
+
+    def __init__(self, peer: Ref, pins: list) -> None:
+        self.peer = peer
+        self.pins = pins
+
+    def on_message(self, value: Any) -> None:
+        if self.pins:
+            _drop_all(self.pins)
+            self.pins = []
+            turn.send(self.peer, value)
+
+
+class Relay:
+    """The membrane of one connection (see the module docstring). Create it on the
+    runtime's thread; drive it with :func:`run_stream`.
+
+    ``export0``: a ref the peer reaches as oid 0 (the server's gatekeeper), pinned for
+    the life of the connection. ``import0``: make :attr:`peer0` a ref to the peer's
+    oid 0 (the client's view of the gatekeeper)."""
+
+    def __init__(self, runtime: Runtime, name: str, *,
+                 export0: Callable[["Relay"], Entity] | None = None,
+                 import0: bool = False) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.facet = runtime.spawn_host(name=name)
+        self.closed = False
+        self.close_reason = ""
+        self.done = trio.Event()  # set once the connection has closed
+        self._exports: dict[int, _Entry] = {}
+        self._export_by_key: dict[tuple[int, int], _Entry] = {}
+        self._imports: dict[int, _Entry] = {}
+        self._next_oid = 0
+        self._inbound: dict[int, tuple[int | None, list]] = {}  # peer handle -> (ours, pins)
+        self._outbound: dict[int, list] = {}  # our handle -> pins
+        self._pending: list[tuple[int, Any]] = []
+        self._out: list[bytes] = []
+        self._wakeup: trio.Event | None = None
+        self._finished = False
+        self.peer0: Ref | None = None
+        if export0 is not None:
+            entry = self._export(Ref(self.facet, export0(self)), [])
+            entry.permanent = True
+        if import0:
+            entry = self._import(0, [])
+            entry.permanent = True
+            self.peer0 = entry.ref
+        self.facet.actor.at_exit(lambda: self._actor_exited())
+
+    # --- tables ----------------------------------------------------------------------------
+
+    def _export(self, ref: Ref, pins: list) -> _Entry:
+        key = (id(ref.facet), id(ref.entity))
+        entry = self._export_by_key.get(key)
+        if entry is None or self._exports.get(entry.oid) is not entry:
+            entry = _Entry(self._next_oid, ref, self._exports)
+            self._next_oid += 1
+            self._exports[entry.oid] = entry
+            self._export_by_key[key] = entry
+        entry.grab(pins)
+        return entry
+
+    def _import(self, oid: int, pins: list) -> _Entry:
+        entry = self._imports.get(oid)
+        if entry is None:
+            proxy = _Proxy(self, oid)
+            entry = _Entry(oid, Ref(self.facet, proxy), self._imports)
+            proxy.entry = entry
+            self._imports[oid] = entry
+        entry.grab(pins)
+        return entry
+
+    @property
+    def export_count(self) -> int:
+        return len(self._exports)
+
+    @property
+    def import_count(self) -> int:
+        return len(self._imports)
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    def handle_value(self, value: Any, saw_embedded: bool = True) -> None:
+        """Process one decoded packet (runtime thread). Raises :class:`ProtocolError` for
+        bad input and :class:`PeerError` for an ``Error`` packet."""
+        if self.closed:
+            return
+        packet = parse_packet(value)
+        if packet is None:
+            return
+        if isinstance(packet, ErrorPacket):
+            raise PeerError(f"peer reported an error: {packet.message} ({packet.detail!r:.200})")
+        errors: list[ProtocolError] = []
+
+        def run() -> None:
+            try:
+                self._in_turn(packet, saw_embedded)
+            except ProtocolError as exc:
+                errors.append(exc)
+
+        self.runtime.run_turn(self.facet, run)
+        if errors:
+            raise errors[0]
+
+    def _target(self, oid: int) -> _Entry | None:
+        entry = self._exports.get(oid)
+        if entry is None and not 0 <= oid < self._next_oid:
+            raise ProtocolError(f"event for unknown OID {oid}")
+        return entry  # None: an oid we retired; the event is ignored
+
+    def _in_turn(self, events: list, saw_embedded: bool) -> None:
+        for oid, event in events:
+            target = self._target(oid)
+            kind = type(event)
+            if kind is Message:
+                if target is None:
+                    continue
+                pins: list = []
+                body = self._rewrite_in(event.body, pins) if saw_embedded else event.body
+                turn.send(target.ref, body)
+                _drop_all(pins)
+            elif kind is Assert:
+                handle = event.handle
+                if handle in self._inbound:
+                    raise ProtocolError(f"assert of handle {handle}, which is already asserted")
+                pins = []
+                if target is None:
+                    self._inbound[handle] = (None, pins)
+                    continue
+                target.grab(pins)
+                value = self._rewrite_in(event.value, pins) if saw_embedded else event.value
+                self._inbound[handle] = (turn.publish(target.ref, value), pins)
+            elif kind is Retract:
+                found = self._inbound.pop(event.handle, None)
+                if found is None:
+                    raise ProtocolError(f"retract of unknown handle {event.handle}")
+                local, pins = found
+                if local is not None:
+                    turn.retract(local)
+                _drop_all(pins)
+            else:  # Sync
+                pins = []
+                peer = self._ref_in(event.peer, pins)
+                if target is None:
+                    turn.send(peer, True)  # nothing to wait for at a retired object
+                    _drop_all(pins)
+                    continue
+
+                def answer(peer: Ref = peer, pins: list = pins) -> None:
+                    turn.send(peer, True)
+                    _drop_all(pins)
+                turn.sync(target.ref, answer)
+
+    def _rewrite_in(self, value: Any, pins: list) -> Any:
+        return _map_embedded(value, lambda wire: Embedded(self._ref_in(wire, pins)))
+
+    def _ref_in(self, wire: Any, pins: list) -> Ref:
+        if not isinstance(wire, WireRef):
+            raise ProtocolError(f"embedded value is not a wire ref: {wire!r:.100}")
+        if wire.mine:
+            return self._import(wire.oid, pins).ref
+        if wire.attenuation:
+            raise ProtocolError("attenuated refs are not supported")
+        entry = self._target(wire.oid)
+        if entry is None:
+            return Ref(self.facet, Entity())  # a retired object: events to it go nowhere
+        entry.grab(pins)
+        return entry.ref
+
+    # --- outbound (runtime thread, in turns delivering to proxies) -------------------------
+
+    def _ref_out(self, ref: Any, pins: list, transient: bool) -> Embedded:
+        if not isinstance(ref, Ref):
+            raise TypeError(f"only refs can be embedded in what goes to a peer, got {ref!r:.100}")
+        entity = ref.entity
+        if type(entity) is _Proxy and entity.relay is self:
+            entity.entry.grab(pins)
+            return Embedded(WireRef(False, entity.oid))
+        if transient:
+            entry = self._export_by_key.get((id(ref.facet), id(entity)))
+            if entry is None or self._exports.get(entry.oid) is not entry:
+                raise _NewRef()
+            entry.grab(pins)
+            return Embedded(WireRef(True, entry.oid))
+        return Embedded(WireRef(True, self._export(ref, pins).oid))
+
+    def _queue(self, oid: int, event: Any) -> None:
+        if not self._pending:
+            self.runtime.system.queue_task(self._flush)
+        self._pending.append((oid, event))
+
+    def _out_assert(self, proxy: _Proxy, value: Any, handle: int) -> None:
+        if self.closed:
+            return
+        pins: list = []
+        try:
+            wire = _map_embedded(value, lambda ref: self._ref_out(ref, pins, False))
+        except TypeError as exc:
+            _drop_all(pins)
+            log.warning("%s: not sending an assertion: %s", self.name, exc)
+            return
+        proxy.entry.grab(pins)
+        self._outbound[handle] = pins
+        self._queue(proxy.oid, Assert(wire, handle))
+
+    def _out_retract(self, proxy: _Proxy, handle: int) -> None:
+        pins = self._outbound.pop(handle, None)
+        if pins is None or self.closed:
+            return  # never sent (see _out_assert)
+        self._queue(proxy.oid, Retract(handle))
+        _drop_all(pins)
+
+    def _out_message(self, proxy: _Proxy, value: Any) -> None:
+        if self.closed:
+            return
+        pins: list = []
+        try:
+            wire = _map_embedded(value, lambda ref: self._ref_out(ref, pins, True))
+        except _NewRef:
+            log.warning("%s: dropping a message that would introduce a new ref to the peer "
+                        "(the protocol forbids it): %r", self.name, value)
+            wire = None
+        except TypeError as exc:
+            log.warning("%s: not sending a message: %s", self.name, exc)
+            wire = None
+        if wire is not None:
+            self._queue(proxy.oid, Message(wire))
+        _drop_all(pins)
+
+    def _out_sync(self, proxy: _Proxy, peer: Ref) -> None:
+        if self.closed:
+            return
+        pins: list = []
+        proxy.entry.grab(pins)
+        reply = Ref(self.facet, _SyncReply(peer, pins))
+        entry = self._export(reply, pins)
+        self._queue(proxy.oid, Sync(WireRef(True, entry.oid)))
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        events, self._pending = self._pending, []
+        if self.closed:
+            return
+        self._write(encode_turn(events))
+
+    def _write(self, data: bytes) -> None:
+        self._out.append(data)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+
+    # --- closing ---------------------------------------------------------------------------
+
+    def send_error(self, message: str, detail: Any = False) -> None:
+        """Queue an ``Error`` packet (after what is pending); the caller then closes."""
+        self._flush()
+        self._write(encode_error(message, detail))
+
+    def close(self, reason: str = "closed") -> None:
+        """Stop the relay actor: everything the peer asserted here is retracted. No more
+        packets are made after this (an error already queued is still written)."""
+        if not self.closed:
+            self.close_reason = reason
+            self._flush()
+            self.closed = True
+            if self.facet.actor.alive and not self.runtime.system.closed:
+                self.runtime.stop_actor(self.facet.actor)
+        self._finish_output()
+
+    def _actor_exited(self) -> None:
+        # The relay actor stopped (or crashed, or the runtime is shutting down): the
+        # connection goes with it.
+        if not self.closed:
+            self.close_reason = self.close_reason or "relay stopped"
+            self.closed = True
+        self._finish_output()
+
+    def _finish_output(self) -> None:
+        self._finished = True
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+
+    async def _writer(self, stream: trio.abc.SendStream) -> None:
+        while True:
+            if self._out:
+                data = b"".join(self._out)
+                self._out.clear()
+                await stream.send_all(data)
+                continue
+            if self._finished:
+                return
+            self._wakeup = wakeup = trio.Event()
+            await wakeup.wait()
+
+
+async def run_stream(relay: Relay, stream: trio.abc.Stream, *, max_packet: int,
+                     peer: str) -> str:
+    """Carry ``relay``'s packets over ``stream`` until either side ends it; returns why it
+    ended. Bad input from the peer gets an ``Error`` packet, is logged with ``peer``, and
+    ends this connection only. On any end the relay is closed (the peer's assertions are
+    retracted) and the stream closed."""
+    reader = PacketReader(max_packet)
+    reason = "closed"
+    try:
+        async with trio.open_nursery() as nursery:
+            async def write() -> None:
+                try:
+                    await relay._writer(stream)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    relay.close_reason = relay.close_reason or f"write failed: {exc}"
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(write)
+            try:
+                reason = await _read(relay, stream, reader, peer)
+            finally:
+                relay.close(reason)
+                # The writer sends what is queued (an Error packet), then ends; a peer
+                # that does not read gets a bounded wait.
+                nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline,
+                                                    trio.current_time() + 2)
+    finally:
+        relay.close(reason)
+        relay.done.set()
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(1):
+                try:
+                    await stream.aclose()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+    return relay.close_reason or reason
+
+
+async def _read(relay: Relay, stream: trio.abc.ReceiveStream, reader: PacketReader,
+                peer: str) -> str:
+    while True:
+        try:
+            data = await stream.receive_some(65536)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            return f"connection lost: {exc}"
+        if not data:
+            return "end of stream"
+        if relay.closed:
+            return relay.close_reason or "closed"
+        reader.feed(data)
+        try:
+            for value in reader:
+                relay.handle_value(value, reader.saw_embedded)
+                if relay.closed:
+                    return relay.close_reason or "closed"
+        except ProtocolError as exc:
+            log.warning("%s (%s): protocol error, closing the connection: %s",
+                        relay.name, peer, exc)
+            relay.send_error(str(exc))
+            return f"protocol error: {exc}"
+        except PeerError as exc:
+            log.warning("%s (%s): %s", relay.name, peer, exc)
+            return str(exc)
+        except (TurnFailed, RuntimeClosed) as exc:
+            if not relay.closed:
+                log.error("%s (%s): relay failed: %s", relay.name, peer, exc)
+            return f"relay stopped: {exc}"

@@ -1,0 +1,113 @@
+"""``RemoteDataspaceSpace``: classic agents on a dataspace served by another process.
+
+::
+
+    with RemoteDataspaceSpace('<tcp "127.0.0.1" 8001>', cap, mode="assertion") as space:
+        space.add(Greeter, "greeter")            # runs here, talks through the server
+        ...
+
+    with RemoteDataspaceSpace() as space:        # no address: a server of its own, in a
+        ...                                      # child process, stopped at destroy()
+
+The full ``Space`` API of :class:`DataspaceSpace`, both adapter modes, with the
+dataspace behind a Syndicate-protocol connection (``protocol/client.py``) instead of in
+this process. It *is* a ``DataspaceSpace`` whose ``_ds`` is the server's dataspace as
+seen through the connection (a proxy ref) and whose ``_client`` is a
+``RemoteDataspaceHandle``; agents, ``_route``, ``agents()`` and ``connect()`` work
+unchanged. What differs: ``fact_count()`` asks the server (there is no local entity),
+and ``spawn_native`` actors run here, reaching the dataspace over the connection.
+
+Agents in other processes sharing the same server see each other: see
+``remote_process_space.py`` for a space that runs each added agent in a child process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from syndicate import patterns as P
+
+from ..classic.adapter import MODES
+from ..protocol.client import RemoteDataspaceHandle, open_connection
+from ..protocol.process import ServerProcess
+from ..runtime import Runtime
+from .base import Space
+from .dataspace_space import DataspaceSpace
+
+__all__ = ["RemoteDataspaceSpace"]
+
+_EVERYTHING = P.CAPTURE  # <bind <_>>: every assertion, once per distinct value
+
+
+class RemoteDataspaceSpace(DataspaceSpace):
+    """Agents on a remote dataspace (see the module docstring). ``address``/``cap``:
+    where and with what capability; both None: start a private server (in a child
+    process on a unix socket in a temp directory). ``timeout``: for connecting."""
+
+    def __init__(self, address: Any = None, cap: Any = None, mode: str = "assertion", *,
+                 timeout: float = 10.0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if (address is None) != (cap is None):
+            raise ValueError("give both address and cap, or neither (a private server)")
+        self.mode = mode
+        self._server: ServerProcess | None = None
+        if address is None:
+            self._server = ServerProcess.start()
+            address, cap = self._server.address, self._server.capability
+        self.address, self.cap = address, cap
+        try:
+            Space.__init__(self, runtime_name=f"remote-dataspace-space-{mode}")
+            try:
+                self._client: RemoteDataspaceHandle = self._background.call_async(
+                    lambda rt: open_connection(rt, address, cap, timeout=timeout))
+            except BaseException:
+                self._background.close()
+                raise
+        except BaseException:
+            if self._server is not None:
+                self._server.stop()
+            raise
+        self._ds = self._client.ref
+        self._entity = None
+
+    def _add(self, agent_type: type, agent_id: str, args: tuple, kwargs: dict) -> Any:
+        agent = super()._add(agent_type, agent_id, args, kwargs)
+        # The agent's facts and subscriptions are on their way to the server; wait until
+        # it has them, so that a message another process sends once add() returned is
+        # not routed before the agent's subscription is in place (message mode).
+        self._sync_server()
+        return agent
+
+    def _sync_server(self) -> None:
+        async def sync(_runtime: Runtime) -> None:
+            with trio.fail_after(30):
+                await self._client.sync()
+        self._background.call_async(sync)
+
+    @property
+    def connected(self) -> bool:
+        """False once the connection to the server has closed."""
+        return self._client.connected
+
+    def fact_count(self) -> int:
+        """Distinct assertions in the server's dataspace (not counting the observation
+        made to count them), once everything done here before the call has reached it."""
+        self._check_open()
+
+        async def count(_runtime: Runtime) -> int:
+            with trio.fail_after(10):
+                await self._client.sync()
+                return len(await self._client.query(_EVERYTHING)) - 1
+        return self._background.call_async(count)
+
+    def destroy(self) -> None:
+        """Remove every agent, close the connection, stop the runtime (and the private
+        server, if this space started one). Idempotent."""
+        try:
+            super().destroy()
+        finally:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
