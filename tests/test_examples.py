@@ -1,19 +1,44 @@
-"""Every example runs as a real program and prints what its docstring promises."""
+"""Every example runs as a real program (a subprocess, non-interactively) and prints what
+its docstring promises, on every backend it supports (AMQP through the ``amqp_url``
+fixture: a private RabbitMQ, and a failure rather than a skip in CI).
+
+Also ``dataspace-agency example --list`` and ``dataspace-agency example NAME``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import pathlib
+import re
 import subprocess
 import sys
+
+import pytest
+
+from dataspace_agency.commands import example as example_command
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(name: str, *args: str) -> list[str]:
+def run_example(name: str, *args: str, stdin: str | None = None) -> list[str]:
     done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
-                          text=True, timeout=60, check=True)
+                          text=True, timeout=60, input=stdin)
+    assert done.returncode == 0, f"{name} {args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout.splitlines()
 
+
+def backend_args(backend: str, request: pytest.FixtureRequest) -> list[str]:
+    """``--backend X``, plus the broker's URL for amqp (the fixture starts one, or fails
+    in CI when it cannot)."""
+    if backend == "amqp":
+        return ["--backend", "amqp", "--amqp-url", request.getfixturevalue("amqp_url")]
+    return ["--backend", backend]
+
+
+ALL_BACKENDS = ["dataspace-assertion", "dataspace-message", "queue", "multiprocess", "amqp"]
+
+
+# --- the first two examples -------------------------------------------------------------------
 
 def test_native_api_example():
     assert run_example("native_api.py") == [
@@ -61,3 +86,339 @@ def test_classic_agents_example_in_message_mode():
         'responder left: TimeoutError: no answer from "slow" to "work" within 1 s',
         "facts left: 0",
     ]
+
+
+# --- request_response: the same lines on all five backends -----------------------------------
+
+REQUEST_RESPONSE = [
+    "add(2, 3) -> 5",
+    "note('milk') -> None",
+    "divide(1, 0) -> ActionError: ZeroDivisionError: division by zero",
+    'shout() -> ActionError: AttributeError: "shout" not found on "calc"',
+    "send: handle_action_value got 30",
+    "send: handle_action_error got ZeroDivisionError: division by zero",
+    "help: add: Add two numbers.",
+    "help: divide: Divide a by b.",
+    "help: note: Take a note (and return nothing).",
+    'help for add: {"a": {"type": "number", "description": "The first number."}, "b":'
+    ' {"type": "number", "description": "The second number."}}',
+    "agents: calc, me",
+    "done",
+]
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_request_response_example(backend, request):
+    assert run_example("request_response.py", *backend_args(backend, request)) == [
+        f"backend: {backend}", *REQUEST_RESPONSE]
+
+
+def test_request_response_example_needs_a_broker_for_amqp(monkeypatch):
+    monkeypatch.delenv("DATASPACE_AGENCY_AMQP_URL", raising=False)
+    done = subprocess.run([sys.executable, str(EXAMPLES / "request_response.py"),
+                           "--backend", "amqp"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "--backend amqp needs a broker" in done.stderr
+
+
+# --- failure: at once on the dataspace, after the timeout on queues ---------------------------
+
+FAILURE_LINE = re.compile(r"(?P<backend>[\w-]+): (?P<how>[^;]+); after (?P<after>\d+\.\d\d) s:"
+                          r" (?P<outcome>.*)")
+
+
+def failure_runs(lines: list[str], timeout: float) -> dict[str, re.Match]:
+    assert lines[0] == f"request timeout: {timeout:g} s"
+    runs = {}
+    for line in lines[1:]:
+        if line.startswith("difference: "):
+            continue
+        match = FAILURE_LINE.fullmatch(line)
+        assert match, line
+        runs[match["backend"]] = match
+    return runs
+
+
+def test_failure_example_dataspace_fails_at_once_queue_times_out():
+    timeout = 2.0
+    lines = run_example("failure.py", "--timeout", str(timeout))  # default: both
+    runs = failure_runs(lines, timeout)
+    assert list(runs) == ["dataspace-assertion", "queue"]
+    ds, q = runs["dataspace-assertion"], runs["queue"]
+    assert ds["outcome"] == 'ActionError: agent "worker" stopped before answering "work"'
+    assert q["outcome"] == 'TimeoutError: no answer from "worker" to "work" within 2.0 s'
+    # The issue asks for "fails at once" vs "times out": a generous bound (a loaded
+    # 2-core machine), still far below the 2 s timeout the queue has to wait out.
+    assert float(ds["after"]) < 1.0
+    assert float(q["after"]) > float(ds["after"])
+    assert re.fullmatch(r"difference: dataspace-assertion knew \d+\.\d\d s sooner than queue",
+                        lines[-1])
+
+
+def test_failure_example_on_message_mode_and_processes():
+    lines = run_example("failure.py", "--backend", "dataspace-message",
+                        "--backend", "multiprocess", "--timeout", "1")
+    runs = failure_runs(lines, 1.0)
+    assert runs["dataspace-message"]["outcome"] == (
+        'TimeoutError: no answer from "worker" to "work" within 1.0 s')
+    mp = runs["multiprocess"]
+    assert mp["how"] == "its process was killed"
+    assert mp["outcome"] == ('ActionError: RuntimeError: agent "worker"\'s process died'
+                             ' (exit code -9)')
+    assert float(mp["after"]) < 1.0  # noticed at once (generous bound, as above)
+    assert lines[-1].startswith("difference: multiprocess knew ")
+
+
+def test_failure_example_on_amqp(request):
+    lines = run_example("failure.py", *backend_args("amqp", request), "--timeout", "1")
+    runs = failure_runs(lines, 1.0)
+    assert list(runs) == ["amqp"] and len(lines) == 2  # one backend: nothing to compare
+    assert runs["amqp"]["outcome"] == 'TimeoutError: no answer from "worker" to "work" within 1.0 s'
+
+
+# --- late_join: held by the dataspace, dropped by everything else -----------------------------
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_late_join_example(backend, request):
+    lines = run_example("late_join.py", *backend_args(backend, request), "--timeout", "0.5")
+    asked = f'{backend}: me asks "late" for add(1, 1); there is no agent "late" yet'
+    if backend == "dataspace-assertion":
+        assert lines == [
+            asked,
+            f"{backend}: a native observer sees the request standing as a fact:"
+            " {'name': 'add', 'args': {'a': 1, 'b': 1}}",
+            f'{backend}: "late" joins',
+            f"{backend}: answered: 2",
+            f'{backend}: "late" has received 1 request(s)',
+        ]
+    else:
+        assert lines == [
+            asked,
+            f'{backend}: TimeoutError: no answer from "late" to "add" within 0.5 s',
+            f'{backend}: "late" joins',
+            f'{backend}: "late" has received 0 request(s): the early one was dropped',
+        ]
+
+
+# --- discovery and native_and_classic: the dataspace in both adapter modes --------------------
+
+@pytest.mark.parametrize("mode", ["assertion", "message"])
+def test_discovery_example(mode):
+    assert run_example("discovery.py", "--mode", mode) == [
+        f"mode: {mode}",
+        "query: me offers ['help']",
+        "query: weather offers ['forecast', 'help']",
+        "watcher: appeared: me.help",
+        "watcher: appeared: weather.forecast",
+        "watcher: appeared: weather.help",
+        "watcher: appeared: translator.help",
+        "watcher: appeared: translator.languages",
+        "watcher: appeared: translator.translate",
+        "found: translator offers translate: Translate a text (this one knows a single word).",
+        "asked: bonjour",
+        "watcher: gone: translator.help",
+        "watcher: gone: translator.languages",
+        "watcher: gone: translator.translate",
+        "query after it left: ['me', 'weather']",
+    ]
+
+
+@pytest.mark.parametrize("mode", ["assertion", "message"])
+def test_native_and_classic_example(mode):
+    assert run_example("native_and_classic.py", "--mode", mode) == [
+        f"mode: {mode}",
+        "thermostat: sees classic agent boiler",
+        "thermostat: sees classic agent hall-sensor",
+        "thermostat: sees classic agent kitchen-sensor",
+        "thermostat: sees classic agent me",
+        "thermostat: kitchen is 17, heat it",
+        "boiler: heating kitchen",
+        "thermostat: hall is 16, heat it",
+        "boiler: heating hall",
+        "status: ['hall', 'kitchen']",
+        "boiler: stopped heating kitchen",
+        "boiler: stopped heating hall",
+        "status: []",
+    ]
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+CHAT_DEMO = """\
+alice joins
+  [alice] present: nobody else
+bob joins
+  [bob] present: alice
+  [alice] bob joined
+alice says "hi bob"
+  [alice] alice: hi bob
+  [bob] alice: hi bob
+bob says "hi alice"
+  [alice] bob: hi alice
+  [bob] bob: hi alice
+carol joins
+  [carol] present: alice, bob
+  [alice] carol joined
+  [bob] carol joined
+carol says "what did I miss?"
+  [alice] carol: what did I miss?
+  [bob] carol: what did I miss?
+  [carol] carol: what did I miss?
+bob leaves
+  [alice] bob left
+  [carol] bob left
+alice says "bob left, carol"
+  [alice] alice: bob left, carol
+  [carol] alice: bob left, carol
+alice leaves
+  [carol] alice left
+carol leaves
+present at the end: nobody
+"""
+
+
+def test_chat_demo():
+    assert run_example("chat.py", "--demo") == CHAT_DEMO.splitlines()
+
+
+def test_chat_without_demo_says_what_exists():
+    done = subprocess.run([sys.executable, str(EXAMPLES / "chat.py")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert "run with --demo" in done.stderr
+
+
+# --- tool_agents: the human's three policies ----------------------------------------------------
+
+TOOL_START = [
+    "planner: goal: keep a shopping list",
+    "planner: tools found in facts: human.approve, host.list_files, host.read_file, host.run,"
+    " host.write_file",
+    "planner: host.list_files() -> []",
+]
+WANTS_WRITE = ('human: planner wants host.write_file {"path": "shopping.txt", "content":'
+               ' "milk\\neggs\\nbread\\n"}')
+WRITE = "planner: host.write_file(path='shopping.txt', content='milk\\neggs\\nbread\\n') -> "
+WANTS_WC = 'human: planner wants host.run {"command": "wc shopping.txt"}'
+WC = "planner: host.run(command='wc shopping.txt') -> "
+WANTS_GREP = 'human: planner wants host.run {"command": "grep egg shopping.txt"}'
+GREP = "planner: host.run(command='grep egg shopping.txt') -> "
+OUTSIDE = ("planner: host.read_file(path='../outside.txt') -> error: PermissionError:"
+           " ../outside.txt is outside the workspace")
+WANTS_RM = 'human: planner wants host.run {"command": "rm -rf /"}'
+RM = "planner: host.run(command='rm -rf /') -> "
+READ = "planner: host.read_file(path='shopping.txt') -> "
+REMOVED = "workspace removed with the host: True"
+
+
+def test_tool_agents_approve_all():
+    assert run_example("tool_agents.py", "--approve", "all") == [
+        *TOOL_START,
+        WANTS_WRITE + ": approved", WRITE + "'wrote 16 characters to shopping.txt'",
+        WANTS_WC + ": approved", WC + "'3 3 16 shopping.txt'",
+        WANTS_GREP + ": approved", GREP + "'eggs'",
+        OUTSIDE,
+        WANTS_RM + ": approved",
+        RM + "error: ValueError: 'rm' is not an available command (cat, echo, grep, ls, wc)",
+        READ + "'milk\\neggs\\nbread\\n'",
+        "user: 5 of 7 steps succeeded",
+        REMOVED,
+    ]
+
+
+def test_tool_agents_approve_none():
+    refused = 'error: PermissionError: "host.{}" not permitted'
+    assert run_example("tool_agents.py", "--approve", "none") == [
+        *TOOL_START,
+        WANTS_WRITE + ": refused", WRITE + refused.format("write_file"),
+        WANTS_WC + ": refused", WC + refused.format("run"),
+        WANTS_GREP + ": refused", GREP + refused.format("run"),
+        OUTSIDE,
+        WANTS_RM + ": refused", RM + refused.format("run"),
+        READ + "error: FileNotFoundError: shopping.txt does not exist",
+        "user: 1 of 7 steps succeeded",
+        REMOVED,
+    ]
+
+
+def test_tool_agents_ask_reads_answers_from_stdin():
+    # Three answers for four questions: the last finds end-of-input and is refused.
+    ask = "; allow? [y/N] "
+    assert run_example("tool_agents.py", "--approve", "ask", stdin="y\nno\nyes\n") == [
+        *TOOL_START,
+        WANTS_WRITE + ask + "y", WRITE + "'wrote 16 characters to shopping.txt'",
+        WANTS_WC + ask + "no", WC + 'error: PermissionError: "host.run" not permitted',
+        WANTS_GREP + ask + "yes", GREP + "'eggs'",
+        OUTSIDE,
+        WANTS_RM + ask + "(no answer: refused)", RM + 'error: PermissionError: "host.run" not'
+                                                      ' permitted',
+        READ + "'milk\\neggs\\nbread\\n'",
+        "user: 4 of 7 steps succeeded",
+        REMOVED,
+    ]
+
+
+# --- the command: dataspace-agency example ------------------------------------------------------
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dataspace_agency.cli", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_example_list_names_every_example_with_its_summary():
+    done = cli("example", "--list")
+    assert done.returncode == 0, done.stderr
+    listed = dict(line.split(None, 1) for line in done.stdout.splitlines())
+    expected = {path.stem for path in EXAMPLES.glob("*.py") if not path.name.startswith("_")}
+    assert set(listed) == expected
+    assert {"chat", "request_response", "failure", "late_join", "discovery",
+            "native_and_classic", "tool_agents"} <= expected
+    for name, line in listed.items():  # the first docstring paragraph, on one line
+        assert line == example_command.summary(EXAMPLES / f"{name}.py")
+    assert listed["late_join"] == (
+        "A request sent before its responder exists: answered when it joins, or lost.")
+
+
+def test_example_runs_one_with_its_arguments():
+    done = cli("example", "discovery", "--mode", "message")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == run_example("discovery.py", "--mode", "message")
+
+
+def test_example_passes_on_the_exit_status():
+    done = cli("example", "chat")  # without --demo: the example's own usage error
+    assert done.returncode == 2
+    assert "run with --demo" in done.stderr
+
+
+def test_example_unknown_or_missing_name():
+    done = cli("example", "nope")
+    assert done.returncode == 2
+    assert "no example named 'nope'" in done.stderr and "request_response" in done.stderr
+    done = cli("example")
+    assert done.returncode == 2
+    assert "--list" in done.stderr
+
+
+def test_example_without_a_source_checkout(tmp_path, monkeypatch, capsys):
+    # As if the package were installed from a wheel: no examples/ beside it.
+    fake = tmp_path / "site-packages" / "dataspace_agency" / "commands" / "example.py"
+    monkeypatch.setattr(example_command, "__file__", str(fake))
+    args = argparse.Namespace(list=True, name=None, args=[])
+    assert example_command.run(args) == 1
+    err = capsys.readouterr().err
+    assert "no examples directory at" in err and "source checkout" in err
+
+
+def test_find_examples_skips_helpers_and_finds_directories(tmp_path):
+    (tmp_path / "_helper.py").write_text('"""Not an example."""\n')
+    (tmp_path / "one.py").write_text('"""First line\nwraps here.\n\nMore."""\n')
+    (tmp_path / "two").mkdir()
+    (tmp_path / "two" / "__main__.py").write_text("print('hi')\n")
+    (tmp_path / "data").mkdir()  # a directory without __main__.py is not an example
+    (tmp_path / "broken.py").write_text("def (:\n")
+    found = example_command.find_examples(tmp_path)
+    assert sorted(found) == ["broken", "one", "two"]
+    assert example_command.summary(found["one"]) == "First line wraps here."
+    assert example_command.summary(found["two"]) == "(no docstring)"
+    assert example_command.summary(found["broken"]).startswith("(cannot read its docstring")

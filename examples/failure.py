@@ -1,0 +1,103 @@
+"""A responder that dies mid-action: the dataspace fails the request at once, a queue times out.
+
+The same request/response on each backend: "me" asks "worker" to work, and the worker dies
+while working (removed in the middle of the action; on the multiprocess backend its
+process is killed with SIGKILL). What the requester learns, and how long after the
+death, is printed for each backend, then the difference.
+
+* dataspace (assertion mode): the worker's presence is a fact; the requester watches it
+  and fails the request the moment it goes: ActionError, at once.
+* a queue (or the dataspace in message mode): nothing tells the requester; it waits out
+  its timeout: TimeoutError.
+* multiprocess: the router sees the child's pipe close and answers for the dead agent.
+
+Run: python examples/failure.py [--backend dataspace-assertion --backend queue ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from _backends import add_backend_arguments, chosen_backends, msg, open_space
+
+from dataspace_agency import ActionError, Agent, action
+from dataspace_agency.spaces import MultiprocessQueueSpace
+
+
+class Worker(Agent):
+    """Starts working and never finishes by itself: it dies first. ``started`` (an event,
+    or a Manager proxy of one across processes) tells the example it is mid-action."""
+
+    def __init__(self, id: str, started, release) -> None:
+        super().__init__(id)
+        self.started, self.release = started, release
+
+    @action
+    def work(self) -> str:
+        self.started.set()
+        self.release.wait(30)  # bounded: nothing here can outlive the example by much
+        return "finished"
+
+
+def run_on(backend: str, amqp_url: str | None, timeout: float, manager) -> float:
+    """Ask, kill the worker mid-action, print the outcome; returns seconds after the death."""
+    # Events the worker (possibly in another process) and this thread both see.
+    started, release = ((manager.Event(), manager.Event()) if backend == "multiprocess"
+                        else (threading.Event(), threading.Event()))
+    with open_space(backend, amqp_url) as space, ThreadPoolExecutor(1) as pool:
+        space.add(Worker, "worker", started, release)
+        me = space.add_foreground(Agent, "me")
+        answer = pool.submit(me.request, msg("worker", "work"), timeout=timeout)
+        if not started.wait(10):
+            raise RuntimeError("the worker never started working")
+
+        died = time.monotonic()
+        if isinstance(space, MultiprocessQueueSpace):
+            os.kill(space.pid_of("worker"), signal.SIGKILL)  # a real, abrupt death
+            how = "its process was killed"
+        else:
+            space.remove("worker")  # it leaves mid-action: its answer will never come
+            how = "it left mid-action"
+        try:
+            outcome = f"answered {answer.result()!r}"
+        except ActionError as error:
+            outcome = f"ActionError: {error}"
+        except TimeoutError as error:
+            outcome = f"TimeoutError: {error}"
+        after = time.monotonic() - died
+        release.set()  # lets the orphaned action (in-process backends) end its thread
+    print(f"{backend}: {how}; after {after:.2f} s: {outcome}")
+    return after
+
+
+def main(backends: list[str], amqp_url: str | None, timeout: float) -> None:
+    print(f"request timeout: {timeout:g} s")
+    manager = None
+    if "multiprocess" in backends:
+        import multiprocessing
+        manager = multiprocessing.Manager()  # events shared with the worker's process
+    try:
+        took = {backend: run_on(backend, amqp_url, timeout, manager) for backend in backends}
+    finally:
+        if manager is not None:
+            manager.shutdown()
+    fastest, slowest = min(took, key=took.get), max(took, key=took.get)
+    if fastest != slowest:
+        print(f"difference: {fastest} knew {took[slowest] - took[fastest]:.2f} s sooner"
+              f" than {slowest}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_backend_arguments(parser, default="dataspace-assertion,queue", many=True)
+    parser.add_argument("--timeout", type=float, default=2.0,
+                        help="the requester's patience, in seconds (default: 2)")
+    args = parser.parse_args()
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    main(chosen_backends(args), args.amqp_url, args.timeout)

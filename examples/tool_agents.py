@@ -1,0 +1,218 @@
+"""Tool-using agents without an LLM: a host's file and shell-like actions, a planner, a human.
+
+In the style of agency's demo, with no model and no network:
+
+* `host` offers file actions, confined to a temporary directory it creates (and removes
+  when it leaves), and `run`, a few shell-like commands implemented in Python (never a real
+  shell). Writing and running are `ACCESS_REQUESTED`: the host asks the human first.
+* `planner` discovers the tools from the dataspace's facts (`<action agent name help>`,
+  observed with `@during`), then carries out a fixed plan by calling whichever agent
+  offers each tool.
+* `human` answers the host's permission requests from a fixed policy: `--approve all`,
+  `--approve none`, or `--approve ask` (one y/n line per request, read from stdin).
+
+Run: python examples/tool_agents.py [--approve all|none|ask]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+
+from _backends import msg
+from syndicate import patterns as P
+
+from dataspace_agency import ACCESS_REQUESTED, ActionError, Agent, DataspaceSpace, action, during
+
+
+def say(line: str) -> None:
+    print(line, flush=True)  # agents print from their own threads; keep lines whole
+
+
+class Host(Agent):
+    """Tools over a private workspace. Every path is checked to stay inside it."""
+
+    COMMANDS = ("cat", "echo", "grep", "ls", "wc")
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.workspace = pathlib.Path(tempfile.mkdtemp(prefix="tool-agents-")).resolve()
+
+    def before_remove(self) -> None:
+        shutil.rmtree(self.workspace, ignore_errors=True)
+
+    def _path(self, path: str) -> pathlib.Path:
+        """``path`` inside the workspace, or PermissionError (absolute paths, ``..``,
+        and symlinks pointing out are all caught by resolving first)."""
+        resolved = (self.workspace / path).resolve()
+        if not resolved.is_relative_to(self.workspace):
+            raise PermissionError(f"{path} is outside the workspace")
+        return resolved
+
+    @action
+    def list_files(self) -> list:
+        """The files in the workspace."""
+        return sorted(p.name for p in self.workspace.iterdir())
+
+    @action
+    def read_file(self, path: str) -> str:
+        """Read a file of the workspace.
+
+        Args:
+            path: Relative to the workspace.
+        """
+        file = self._path(path)
+        if not file.is_file():  # a message without the workspace's location
+            raise FileNotFoundError(f"{path} does not exist")
+        return file.read_text()
+
+    @action(access_policy=ACCESS_REQUESTED)
+    def write_file(self, path: str, content: str) -> str:
+        """Write a file in the workspace (asks the human first).
+
+        Args:
+            path: Relative to the workspace.
+            content: The new content.
+        """
+        self._path(path).write_text(content)
+        return f"wrote {len(content)} characters to {path}"
+
+    @action(access_policy=ACCESS_REQUESTED)
+    def run(self, command: str) -> str:
+        """Run a shell-like command: ls, cat FILE, wc FILE, grep WORD FILE, echo TEXT.
+        Implemented here in Python; there is no shell (asks the human first).
+
+        Args:
+            command: The command line.
+        """
+        name, *args = shlex.split(command) or [""]
+        if name not in self.COMMANDS:
+            raise ValueError(f"{name!r} is not an available command ({', '.join(self.COMMANDS)})")
+        if name == "echo":
+            return " ".join(args)
+        if name == "ls":
+            return "\n".join(self.list_files())
+        if name == "grep":
+            word, path = args
+            return "\n".join(line for line in self.read_file(path).splitlines() if word in line)
+        (path,) = args  # cat and wc take one file
+        text = self.read_file(path)
+        if name == "cat":
+            return text
+        return f"{len(text.splitlines())} {len(text.split())} {len(text)} {path}"
+
+    def request_permission(self, message: dict) -> bool:
+        """ACCESS_REQUESTED actions: ask the human. This runs on a worker thread, so it
+        may block in a request; the host keeps serving other messages meanwhile."""
+        question = {"who": message["from"], "action": message["action"]["name"],
+                    "args": message["action"].get("args", {})}
+        return self.request(msg("human", "approve", **question), timeout=Human.PATIENCE)
+
+
+class Human(Agent):
+    """Decides permission requests: from a fixed policy, or by asking on stdin."""
+
+    PATIENCE = 600  # seconds a permission request may wait for a person typing
+
+    def __init__(self, id: str, policy: str) -> None:
+        super().__init__(id)
+        self.policy = policy
+
+    @action
+    def approve(self, who: str, action: str, args: dict) -> bool:
+        """Should ``who`` be allowed to run ``action`` with ``args``?"""
+        question = f"human: {who} wants host.{action} {json.dumps(args)}"
+        if self.policy == "ask":
+            print(f"{question}; allow? [y/N] ", end="", flush=True)
+            answer = sys.stdin.readline()
+            if not answer:
+                print("(no answer: refused)", flush=True)
+            elif not sys.stdin.isatty():  # a scripted answer: show it as if typed
+                print(answer.strip(), flush=True)
+            allowed = answer.strip().lower() in ("y", "yes")
+        else:
+            allowed = self.policy == "all"
+            say(f"{question}: {'approved' if allowed else 'refused'}")
+        return allowed
+
+
+class Planner(Agent):
+    """Finds tools in the facts and follows a plan with them. No LLM: the plan is fixed."""
+
+    PLAN = [
+        ("list_files", {}),
+        ("write_file", {"path": "shopping.txt", "content": "milk\neggs\nbread\n"}),
+        ("run", {"command": "wc shopping.txt"}),
+        ("run", {"command": "grep egg shopping.txt"}),
+        ("read_file", {"path": "../outside.txt"}),  # the workspace confines it
+        ("run", {"command": "rm -rf /"}),  # not a shell: not available
+        ("read_file", {"path": "shopping.txt"}),
+    ]
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.tools: dict[str, str] = {}  # tool name -> the agent offering it
+        self.changed = threading.Condition()
+
+    @during(P.rec("action", P.CAPTURE, P.CAPTURE, P._))
+    def offered(self, agent_id, name):
+        """An agent offers an action (a fact). Runs on the runtime: only record it."""
+        if name == "help" or agent_id == self.id:
+            return None
+        with self.changed:
+            self.tools[name] = agent_id
+            self.changed.notify_all()
+
+        def withdrawn() -> None:
+            with self.changed:
+                if self.tools.get(name) == agent_id:
+                    del self.tools[name]
+        return withdrawn
+
+    @action
+    def achieve(self, goal: str) -> str:
+        """Carry out the plan for ``goal``; returns a summary."""
+        needed = {name for name, _ in self.PLAN}
+        with self.changed:  # the tools may still be arriving: wait for them, bounded
+            if not self.changed.wait_for(lambda: needed <= self.tools.keys(), timeout=10):
+                raise LookupError(f"no agent offers {sorted(needed - self.tools.keys())}")
+            tools = dict(self.tools)
+        say(f"planner: goal: {goal}")
+        say("planner: tools found in facts: "
+            + ", ".join(f"{agent}.{name}" for name, agent in sorted(tools.items())))
+        done = 0
+        for name, args in self.PLAN:
+            call = f"{tools[name]}.{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+            try:
+                result = self.request(msg(tools[name], name, **args), timeout=Human.PATIENCE)
+                say(f"planner: {call} -> {result!r}")
+                done += 1
+            except ActionError as error:
+                say(f"planner: {call} -> error: {error}")
+        return f"{done} of {len(self.PLAN)} steps succeeded"
+
+
+def main(policy: str) -> None:
+    with DataspaceSpace(mode="assertion") as space:
+        host = space.add_foreground(Host, "host")  # foreground only to show its workspace
+        space.add(Human, "human", policy)
+        space.add(Planner, "planner")
+        user = space.add_foreground(Agent, "user")
+        summary = user.request(msg("planner", "achieve", goal="keep a shopping list"),
+                               timeout=Human.PATIENCE * len(Planner.PLAN))
+        say(f"user: {summary}")
+    say(f"workspace removed with the host: {not host.workspace.exists()}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--approve", choices=["all", "none", "ask"], default="all",
+                        help="how the human answers permission requests (default: all;"
+                             " ask: read y/n lines from stdin)")
+    main(parser.parse_args().approve)
