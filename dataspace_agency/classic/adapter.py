@@ -28,7 +28,7 @@ from typing import Any, Callable
 import trio
 from preserves import Embedded, Record, Symbol
 from syndicate import turn
-from syndicate.actor import Facet, Ref
+from syndicate.actor import ActiveFacet, Facet, Ref
 from syndicate.during import During
 
 from ..runtime import Runtime
@@ -99,6 +99,8 @@ class DataspaceTransport:
         self.core: AgentCore | None = None
         self._held: dict[str, int] = {}  # our pending request id -> its fact's handle
         self._watches: dict[str, _PresenceWatch] = {}
+        self._outbox: list[tuple[Facet, Callable[[], None]]] = []  # see _emit
+        self._offers: dict[str, int] = {}  # action name -> its <action ...> fact's handle
 
     # --- set-up (inside the agent actor's boot turn) ------------------------------------------
 
@@ -110,7 +112,7 @@ class DataspaceTransport:
         me = self.agent_id
         turn.publish(self.ds, agent_fact(me))
         for name, help_value in action_helps.items():
-            turn.publish(self.ds, action_fact(me, name, help_value))
+            self._offers[name] = turn.publish(self.ds, action_fact(me, name, help_value))
 
         inbound = During().msg_handler(self._on_message)
         observe(self.ds, rec(MESSAGE, lit(me), CAPTURE), inbound)
@@ -157,14 +159,40 @@ class DataspaceTransport:
             return self.runtime.run_turn(facet, action)
         return None  # the agent (or the request being answered) has gone
 
+    # Outbound effects are batched: each goes into the outbox, and the outbox is flushed
+    # as ONE turn when the runtime next drains its queue. An agent that sends a burst
+    # (or answers several requests) then costs one turn, and one delivery to the
+    # dataspace, per burst instead of per message; a lone message waits for nothing, as
+    # the flush is queued behind the work already pending. Order is kept: the outbox is
+    # FIFO and holds every kind of effect (sends, holds, withdrawals, replies).
+
+    def _emit(self, facet: Facet, action: Callable[[], None]) -> None:
+        if not self._outbox:
+            self.runtime.system.queue_task(self._flush)
+        self._outbox.append((facet, action))
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        if self.facet.actor.alive:
+            self.runtime.run_turn(self.facet, lambda: self._perform(outbox))
+
+    @staticmethod
+    def _perform(outbox: list[tuple[Facet, Callable[[], None]]]) -> None:
+        for facet, action in outbox:
+            if not facet.alive:
+                continue  # e.g. a reply to a request withdrawn meanwhile
+            # Each effect belongs to its own facet (a reply lives in the facet of the
+            # request it answers), so it is retracted with that facet.
+            with ActiveFacet(facet):
+                action()
+
     def deliver(self, message: dict) -> None:
         body = values.to_preserves(message)
         to, name = message["to"], message["action"]["name"]
         if self.mode == "assertion" and to != BROADCAST and name not in (RESPONSE, ERROR):
-            self._in_turn(self.facet, lambda: self._hold(message, body))
+            self._emit(self.facet, lambda: self._hold(message, body))
         else:
-            self._in_turn(self.facet,
-                          lambda: turn.send(self.ds, message_envelope(to, body)))
+            self._emit(self.facet, lambda: turn.send(self.ds, message_envelope(to, body)))
 
     def _hold(self, message: dict, body: Any) -> None:
         message_id, to = message["meta"]["id"], message["to"]
@@ -172,15 +200,18 @@ class DataspaceTransport:
         self._watch(to, message_id)
 
     def withdraw(self, message: dict) -> None:
-        handle = self._held.pop(message["meta"]["id"], None)
-        if handle is not None:
-            self._in_turn(self.facet, lambda: (
-                turn.retract(handle), self._unwatch(message["to"], message["meta"]["id"])))
+        # Looked up inside the flush, after the hold that may still be in the outbox.
+        def unhold() -> None:
+            handle = self._held.pop(message["meta"]["id"], None)
+            if handle is not None:
+                turn.retract(handle)
+                self._unwatch(message["to"], message["meta"]["id"])
+        self._emit(self.facet, unhold)
 
     def reply(self, ticket: _FacetTicket, reply: dict) -> None:
         body = values.to_preserves(reply)
         fact = reply_fact(reply["to"], reply["meta"]["parent_id"], self.agent_id, body)
-        self._in_turn(ticket.facet, lambda: turn.publish(self.ds, fact))
+        self._emit(ticket.facet, lambda: turn.publish(self.ds, fact))
 
     # --- presence of the agents we wait on (inside turns) --------------------------------------
 
@@ -237,6 +268,18 @@ class DataspaceTransport:
 
     def retract(self, handle: int) -> None:
         self._fact_call(lambda: turn.retract(handle))
+
+    def offer_action(self, name: str, help_value: Any | None) -> None:
+        """Republish the ``<action agent name help>`` fact for ``name``, or with ``None``
+        withdraw it (``Agent.add_action`` / ``remove_action``)."""
+        def change() -> None:
+            old = self._offers.pop(name, None)
+            if old is not None:
+                turn.retract(old)
+            if help_value is not None:
+                self._offers[name] = turn.publish(
+                    self.ds, action_fact(self.agent_id, name, help_value))
+        self._fact_call(change)
 
     def _fact_call(self, action: Callable[[], Any]) -> Any:
         active = turn.active

@@ -322,6 +322,69 @@ class Agent:
                                       f" {type(core.transport).__name__}")
         return core.transport
 
+    # --- building interactively (this process) ---------------------------------------------
+
+    def add_action(self, fn: Callable, name: str | None = None, help: dict | None = None,
+                   access_policy: str | None = None) -> str:
+        """Add (or replace) an action on this agent only, while it runs; returns its name.
+
+        ``fn`` is a plain function or an ``async def``; if its first parameter is named
+        ``self`` it is bound to this agent, like a method. A function already marked with
+        ``@action`` brings its name, help and policy (the arguments here override them).
+        Help is generated from the signature and docstring unless given. The agent's
+        ``help`` action answers with it at once; on a dataspace space its action fact is
+        republished (an ``ACCESS_DENIED`` action is not listed). Messages handled from now
+        on see the change; one already running finishes with the old action."""
+        if not callable(fn):
+            raise TypeError(f"add_action() needs a function, got {fn!r}")
+        marked: ActionSpec | None = getattr(fn, "__action__", None)
+        name = name if name is not None else (marked.name if marked else fn.__name__)
+        if not isinstance(name, str) or not name or name.startswith("["):
+            raise ValueError(f"an action name is a non-empty string not starting with '[',"
+                             f" got {name!r}")
+        policy = access_policy or (marked.access_policy if marked else ACCESS_PERMITTED)
+        if policy not in _POLICIES:
+            raise ValueError(f"access_policy must be one of {_POLICIES}, got {policy!r}")
+        if help is None:
+            help = marked.help if marked else generate_help(fn)
+        help_value = values.to_preserves(help, f"help of {name}")  # JSON-like, or an error
+        params = list(inspect.signature(fn).parameters)
+        bound = fn.__get__(self) if params and params[0] == "self" else fn
+        method_name = f"_added_action_{name}"
+        setattr(self, method_name, bound)
+        spec = ActionSpec(name=name, method_name=method_name, help=help,
+                          access_policy=policy, is_async=inspect.iscoroutinefunction(fn))
+        self._change_actions(name, spec, help_value if policy != ACCESS_DENIED else None)
+        return name
+
+    def remove_action(self, name: str) -> None:
+        """Remove an action from this agent (one of its class's too) while it runs; a
+        message naming it is then answered like any unknown action."""
+        if name not in self._action_specs():
+            raise ValueError(f'agent "{self._id}" has no action "{name}"')
+        self._change_actions(name, None, None)
+        self.__dict__.pop(f"_added_action_{name}", None)
+
+    def _change_actions(self, name: str, spec: ActionSpec | None, help_value: Any) -> None:
+        # The class-level tables are cached and shared by every agent of the class, so
+        # this agent gets tables of its own, instance attributes that shadow the
+        # classmethods (the core and the spaces call agent._action_specs()). They are
+        # replaced whole, never mutated: the runtime thread may be reading the old ones.
+        specs = dict(self._action_specs())
+        helps = dict(self._published_helps())
+        specs.pop(name, None)
+        helps.pop(name, None)
+        if spec is not None:
+            specs[name] = spec
+            if help_value is not None:
+                helps[name] = help_value
+        self._action_specs = lambda: specs  # type: ignore[method-assign]
+        self._published_helps = lambda: helps  # type: ignore[method-assign]
+        core = self._core
+        offer = getattr(core.transport, "offer_action", None) if core is not None else None
+        if offer is not None:  # a dataspace: the fact others discover actions by
+            offer(name, help_value)
+
     # --- callbacks (override as needed) -------------------------------------------------------
 
     def after_add(self) -> None:

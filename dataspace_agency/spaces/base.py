@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -24,6 +24,9 @@ from ..classic.agent import Agent
 from ..classic.core import Ticket
 from ..classic.message import validate_agent_id
 from ..runtime import BackgroundRuntime, Runtime
+
+if TYPE_CHECKING:
+    from .handle import ClientHandle
 
 
 class Space:
@@ -90,6 +93,13 @@ class Space:
         with self._lock:
             self._agents[agent_id] = agent
         return agent
+
+    def connect(self, id: str) -> "ClientHandle":
+        """A client handle with address ``id`` for talking to this space's agents from
+        a REPL, a notebook or any thread: ``send``, ``request``, ``inbox``/``receive``
+        (see ``spaces/handle.py``). A duplicate id raises ``ValueError``."""
+        from .handle import ClientHandle
+        return ClientHandle._open(self, id)
 
     def _left(self, agent: Agent) -> None:
         """The agent has gone (removed, crashed, or the space shut down)."""

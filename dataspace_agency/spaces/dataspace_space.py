@@ -15,7 +15,7 @@ modes do.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from syndicate import turn
 from syndicate.actor import Ref
@@ -31,6 +31,9 @@ from ..classic.vocabulary import (ACTION, AGENT, CAPTURE, REPLY, lit, message_en
 from ..native import DataspaceHandle, spawn_dataspace
 from ..runtime import Runtime
 from .base import Space
+
+if TYPE_CHECKING:
+    from .handle import DataspaceClientHandle
 
 class DataspaceSpace(Space):
     """A space whose agents meet in one in-process dataspace."""
@@ -108,6 +111,12 @@ class DataspaceSpace(Space):
                 turn.stop(routed)
             observe(ds, rec(REPLY, lit(sender), lit(message_id), CAPTURE, CAPTURE),
                     During().add_handler(answered))
+
+    def connect(self, id: str) -> "DataspaceClientHandle":
+        """A client handle (see :meth:`Space.connect`) that also reads and watches facts:
+        ``facts(pattern)``, ``watch(pattern)``."""
+        from .handle import DataspaceClientHandle
+        return DataspaceClientHandle._open(self, id)
 
     def agents(self) -> dict[str, dict[str, dict]]:
         """Who is present and what they offer, read from the facts:

@@ -1,0 +1,482 @@
+"""Client handles: how a person at a REPL or in a notebook talks to the agents of a space.
+
+::
+
+    me = space.connect("me")                     # any space
+    me.request("calc", "add", a=1, b=2)          # -> 3; raises ActionError / TimeoutError
+    me.send("calc", "add", a=1, b=2)             # -> the message id; the answer arrives...
+    me.receive(timeout=1)                        # ...here, as a message dict
+    me.request("x", "f", args={"to": 1})         # an argument named to/action/timeout
+    await me.arequest("calc", "add", a=1, b=2)   # asyncio (Jupyter) or trio
+    me.facts(P.rec("agent", P.CAPTURE))          # dataspace spaces: current matches
+    with me.watch(P.rec("agent", P.CAPTURE)) as events:   # added/removed Events
+        for event in events: ...
+    me.close()
+
+A handle is not an agent, but it needs an address in the space so that answers reach it:
+it is backed by a small endpoint agent with the handle's id, added in this process like a
+foreground agent (so every backend routes to it as it routes to its own agents). The
+endpoint offers no actions and publishes none (on a dataspace its presence ``<agent id>``
+is visible, as an address must be). What reaches it goes to the handle's inbox:
+
+* answers to :meth:`ClientHandle.send` (``[response]`` / ``[error]`` message dicts);
+  Answers to requests it stopped waiting for (timeout, Ctrl-C) are dropped.
+* messages other agents send to the handle: a point-to-point one is answered ``None``
+  ("delivered"), a broadcast is not answered. A handle cannot answer with a value: for
+  that, use a foreground agent (``space.add_foreground``) with an action.
+
+Blocking calls wait in short slices on the calling thread, so Ctrl-C interrupts them at
+once: an interrupted :meth:`ClientHandle.request` withdraws its request (in the
+dataspace's assertion mode the request fact is retracted and the responder sees the
+withdrawal), raises ``KeyboardInterrupt``, and leaves the handle usable.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+import sniffio
+from syndicate import turn
+from syndicate.schema import dataspace as dataspace_schema
+
+from ..classic.agent import ACCESS_PERMITTED, ActionSpec, Agent
+from ..classic.core import CURRENT, ActionError
+from ..classic.message import BROADCAST, ERROR
+from ..dataspace.patterns import compile_pattern
+from ..native.handle import Event, _EventEntity
+
+if TYPE_CHECKING:
+    from .base import Space
+
+__all__ = ["ClientHandle", "DataspaceClientHandle", "FactWatch"]
+
+# How long a blocked caller sleeps between checks; Python delivers a pending Ctrl-C
+# between two slices at the latest, so this bounds the interrupt latency.
+_SLICE = 0.05
+_ABANDONED_KEPT = 10_000
+_INBOX_SPEC = ActionSpec(name="*", method_name="_to_inbox", help={},
+                         access_policy=ACCESS_PERMITTED, is_async=False)
+
+
+class _AnyAction(dict):
+    """The endpoint's action table: empty (nothing offered, nothing published), yet every
+    action name finds the spec that files the message in the inbox."""
+
+    def get(self, name: Any, default: Any = None) -> ActionSpec:
+        return _INBOX_SPEC
+
+
+_ANY_ACTION = _AnyAction()
+
+
+class _Endpoint(Agent):
+    """The address of a handle in its space. Handles one message at a time, so the inbox
+    keeps arrival order."""
+
+    def __init__(self, id: str, inbox: "queue.Queue[dict]") -> None:
+        super().__init__(id, receive_own_broadcasts=False)
+        self._inbox = inbox
+        # Requests the person stopped waiting for (timeout, Ctrl-C, cancelled await):
+        # their late answers are dropped, not filed. Bounded: the oldest are forgotten.
+        self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._abandoned_lock = threading.Lock()
+
+    def abandoned(self, message_id: str) -> None:
+        with self._abandoned_lock:
+            self._abandoned[message_id] = None
+            while len(self._abandoned) > _ABANDONED_KEPT:
+                self._abandoned.popitem(last=False)
+
+    def _file_reply(self, message: dict) -> None:
+        with self._abandoned_lock:
+            late = self._abandoned.pop(message["meta"].get("parent_id"), 0) is None
+        if not late:
+            self._inbox.put(message)
+
+    def _action_specs(self) -> dict:  # type: ignore[override]
+        return _ANY_ACTION
+
+    def _published_helps(self) -> dict:  # type: ignore[override]
+        return {}
+
+    def _to_inbox(self, **_args: Any) -> None:
+        message = self.current_message()
+        self._inbox.put(message)
+        if message["to"] == BROADCAST:
+            CURRENT.get().claim_answer()  # broadcasts of unknown actions: no answer
+        return None  # point-to-point: answered None, "delivered"
+
+    def handle_action_value(self, value: Any) -> None:
+        self._file_reply(self.current_message())
+
+    def handle_action_error(self, error: ActionError) -> None:
+        message = self.current_message()
+        if message is None:  # the responder left before answering: no reply exists
+            message = {"meta": {}, "from": "", "to": self.id,
+                       "action": {"name": ERROR, "args": {"error": str(error)}}}
+        self._file_reply(message)
+
+
+def _wait(future: concurrent.futures.Future, timeout: float | None) -> Any:
+    """``future.result(timeout)`` in short slices, so that Ctrl-C gets through at once."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+        if remaining <= 0:
+            raise concurrent.futures.TimeoutError
+        try:
+            return future.result(remaining)
+        except concurrent.futures.TimeoutError:
+            continue
+
+
+async def _await(future: concurrent.futures.Future, timeout: float | None) -> Any:
+    """Await ``future`` from asyncio (Jupyter's top-level await) or trio code."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        import asyncio
+        # shield: a cancelled wait must not cancel the future itself; the caller
+        # abandons the request instead.
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
+    if library == "trio":
+        import trio
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+
+        def wake(_future: Any) -> None:
+            try:
+                token.run_sync_soon(done.set)
+            except trio.RunFinishedError:
+                pass
+        future.add_done_callback(wake)
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            await done.wait()
+        if not future.done():
+            raise TimeoutError
+        return future.result()
+    raise RuntimeError(f"arequest()/areceive() support asyncio and trio, not {library}")
+
+
+class ClientHandle:
+    """Talk to a space's agents from any thread, like an agent would. Made by
+    ``space.connect(id)``; see the module docstring."""
+
+    def __init__(self, space: "Space", endpoint: _Endpoint, inbox: "queue.Queue[dict]"):
+        self._space = space
+        self._endpoint = endpoint
+        self._inbox = inbox
+        self._closed = False
+
+    @classmethod
+    def _open(cls, space: "Space", id: str) -> "ClientHandle":
+        inbox: queue.Queue[dict] = queue.Queue()
+        endpoint = space._add(_Endpoint, id, (inbox,), {})
+        return cls(space, endpoint, inbox)
+
+    @property
+    def id(self) -> str:
+        return self._endpoint.id
+
+    @property
+    def space(self) -> "Space":
+        return self._space
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"in {type(self._space).__name__}"
+        return f"<{type(self).__name__} {self.id!r} {state}>"
+
+    # --- sending --------------------------------------------------------------------------
+
+    @staticmethod
+    def _message(to: Any, action: Any, args: dict | None, kwargs: dict) -> dict:
+        if isinstance(to, dict) and action is None and args is None and not kwargs:
+            return to  # a whole classic message, as agents send it
+        if not isinstance(action, str) or not action:
+            raise TypeError(f"the action name must be a non-empty string, got {action!r}")
+        if args is not None and not isinstance(args, dict):
+            raise TypeError(f"args must be a dict of action arguments, got {args!r}")
+        both = set(args or ()) & set(kwargs)
+        if both:
+            raise TypeError(f"argument(s) {sorted(both)} given both in args= and as keywords")
+        return {"to": to, "action": {"name": action, "args": {**(args or {}), **kwargs}}}
+
+    def send(self, to: Any, action: str | None = None, *, args: dict | None = None,
+             **kwargs: Any) -> str:
+        """Send action ``action`` with ``kwargs`` (or ``args={...}``) to agent ``to``
+        (``"*"``: everyone); returns the message id. Its answer arrives in the inbox.
+        ``send(message_dict)`` sends a whole classic message."""
+        self._check_open()
+        return self._endpoint.send(self._message(to, action, args, kwargs))
+
+    def request(self, to: Any, action: str | None = None, timeout: float = 3, *,
+                args: dict | None = None, **kwargs: Any) -> Any:
+        """Send and wait for the answer: returns its value, raises :class:`ActionError`
+        for an error answer and ``TimeoutError`` when none comes within ``timeout``
+        seconds. Arguments named ``to``, ``action``, ``timeout`` or ``args`` go in
+        ``args={...}``. Ctrl-C withdraws the request and raises ``KeyboardInterrupt``."""
+        stamped = self._prepare_request(to, action, args, kwargs)
+        try:  # from the send on: an interrupt even right after it withdraws the request
+            outcome = _wait(self._start_request(stamped), timeout)
+        except BaseException as exc:
+            self._abandon(stamped)
+            if isinstance(exc, concurrent.futures.TimeoutError):
+                raise Agent._timeout(stamped, timeout) from None
+            raise
+        return Agent._outcome(outcome)
+
+    async def arequest(self, to: Any, action: str | None = None, timeout: float = 3, *,
+                       args: dict | None = None, **kwargs: Any) -> Any:
+        """:meth:`request` for ``await`` (asyncio, e.g. Jupyter, or trio); cancelling the
+        awaiting task withdraws the request."""
+        stamped = self._prepare_request(to, action, args, kwargs)
+        try:
+            outcome = await _await(self._start_request(stamped), timeout)
+        except BaseException as exc:
+            self._abandon(stamped)
+            if isinstance(exc, TimeoutError):
+                raise Agent._timeout(stamped, timeout) from None
+            raise
+        return Agent._outcome(outcome)
+
+    async def asend(self, to: Any, action: str | None = None, *, args: dict | None = None,
+                    **kwargs: Any) -> str:
+        """:meth:`send` for symmetry in async code (it never blocks)."""
+        return self.send(to, action, args=args, **kwargs)
+
+    def _prepare_request(self, to: Any, action: Any, args: dict | None,
+                         kwargs: dict) -> dict:
+        self._check_open()
+        self._endpoint._running_core("request()")
+        return self._endpoint._prepare_request(self._message(to, action, args, kwargs))
+
+    def _start_request(self, stamped: dict) -> concurrent.futures.Future:
+        core = self._endpoint._running_core("request()")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def deliver(outcome: Any) -> None:
+            if not future.done():
+                future.set_result(outcome)
+        core.run_soon(lambda: core.start_send(stamped, deliver))
+        return future
+
+    def _abandon(self, stamped: dict) -> None:
+        # Queued after the send on the same runtime thread, so it always finds it.
+        self._endpoint.abandoned(stamped["meta"]["id"])
+        core = self._endpoint._core
+        if core is not None:
+            core.run_soon(lambda: core.abandon(stamped["meta"]["id"]))
+
+    @property
+    def pending(self) -> int:
+        """How many requests and sends still await their answers."""
+        core = self._endpoint._core
+        if core is None or self._closed:
+            return 0
+        return self._space._background.call(lambda rt: len(core._pending))
+
+    # --- receiving ------------------------------------------------------------------------
+
+    @property
+    def inbox(self) -> list[dict]:
+        """The messages received and not yet taken by :meth:`receive`, oldest first."""
+        with self._inbox.mutex:
+            return list(self._inbox.queue)
+
+    def receive(self, timeout: float | None = None) -> dict:
+        """Take the oldest message from the inbox, waiting up to ``timeout`` seconds
+        (``None``: for ever) for one; raises ``TimeoutError`` if none comes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+            try:
+                return self._inbox.get(timeout=max(remaining, 0))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f'nothing arrived for "{self.id}" within'
+                                       f" {timeout} s") from None
+
+    async def areceive(self, timeout: float | None = None) -> dict:
+        """:meth:`receive` for ``await``."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def take() -> None:
+            try:
+                future.set_result(self.receive(timeout))
+            except BaseException as exc:
+                future.set_exception(exc)
+        threading.Thread(target=take, daemon=True, name=f"{self.id}-areceive").start()
+        return await _await(future, None)
+
+    # --- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Leave the space (pending requests are withdrawn). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._space.remove(self.id)
+        except (ValueError, RuntimeError):
+            pass  # already gone with its space
+
+    def __enter__(self) -> "ClientHandle":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f'handle "{self.id}" is closed')
+
+
+class FactWatch:
+    """Added and removed :class:`~dataspace_agency.native.Event` s for one pattern, from
+    any thread: iterate (blocks; ends when closed), or :meth:`get` with a timeout.
+    Starts with the current matches. Close it (or use ``with``) to stop watching."""
+
+    _CLOSED = object()
+
+    def __init__(self, handle: "DataspaceClientHandle", pattern: Any) -> None:
+        compile_pattern(pattern)  # a bad pattern fails here, with a clear InvalidPattern
+        self._events: queue.Queue = queue.Queue()
+        self._closed = False
+        self._client = handle._space._client
+        self._background = handle._space._background
+        client, events = self._client, self._events
+
+        def deliver(event: Event) -> None:
+            if not self._closed:
+                events.put(event)
+        entity = _EventEntity(deliver)
+
+        def start(runtime: Any) -> Any:
+            def in_turn() -> Any:
+                @turn.facet
+                def watching() -> None:
+                    turn.publish(client.ref,
+                                 dataspace_schema.Observe(pattern, turn.ref(entity)))
+                return watching
+            return runtime.run_turn(client.facet, in_turn)
+        self._facet = self._background.call(start)
+
+    def sync(self, timeout: float | None = 5) -> None:
+        """Return once the dataspace has delivered every event due so far."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        client = self._client
+        self._background.call(lambda rt: rt.run_turn(
+            client.facet, lambda: turn.sync(client.ref, lambda: done.set_result(None))))
+        _wait(done, timeout)
+
+    def get(self, timeout: float | None = None) -> Event:
+        """The next event; ``TimeoutError`` if none comes in time, ``StopIteration``
+        once the watch is closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+            try:
+                event = self._events.get(timeout=max(remaining, 0))
+            except queue.Empty:
+                if self._closed:
+                    raise StopIteration from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"no fact appeared or disappeared within {timeout} s")
+                continue
+            if event is self._CLOSED:
+                self._events.put(event)  # for any other reader
+                raise StopIteration
+            return event
+
+    def pending(self) -> list[Event]:
+        """The events delivered and not yet read, without waiting."""
+        found = []
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return found
+            if event is self._CLOSED:
+                self._events.put(event)
+                return found
+            found.append(event)
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        return self.get()
+
+    def __aiter__(self) -> "FactWatch":
+        return self
+
+    async def __anext__(self) -> Event:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def take() -> None:
+            try:
+                future.set_result(self.get())
+            except StopIteration:
+                future.set_exception(StopAsyncIteration())
+            except BaseException as exc:
+                future.set_exception(exc)
+        threading.Thread(target=take, daemon=True, name="fact-watch-anext").start()
+        return await _await(future, None)
+
+    def close(self) -> None:
+        """Stop watching; iteration ends. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        facet, client = self._facet, self._client
+
+        def stop(runtime: Any) -> None:
+            if facet.alive and client.facet.alive and client.facet.actor.alive:
+                runtime.run_turn(client.facet, lambda: turn.stop(facet))
+        try:
+            self._background.call(stop)
+        except Exception:
+            pass  # the space (and the watch with it) is gone already
+        self._events.put(self._CLOSED)
+
+    def __enter__(self) -> "FactWatch":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class DataspaceClientHandle(ClientHandle):
+    """A handle on a dataspace space: also reads and watches facts."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._watches: list[FactWatch] = []
+
+    def facts(self, pattern: Any) -> list[tuple]:
+        """The captures of every fact matching ``pattern`` (a ``syndicate.patterns``
+        pattern) now."""
+        self._check_open()
+        with FactWatch(self, pattern) as watch:
+            watch.sync()
+            found: dict[tuple, int] = {}  # a match may come and go before the sync
+            for event in watch.pending():
+                found[event.captures] = found.get(event.captures, 0) + (
+                    1 if event.kind == "added" else -1)
+            return [captures for captures, count in found.items() if count > 0]
+
+    def watch(self, pattern: Any) -> FactWatch:
+        """Watch facts matching ``pattern`` appear and disappear (current ones first)."""
+        self._check_open()
+        watch = FactWatch(self, pattern)
+        self._watches.append(watch)
+        return watch
+
+    def close(self) -> None:
+        for watch in self._watches:
+            watch.close()
+        super().close()
