@@ -15,6 +15,10 @@ from . import __version__
 
 SUBCOMMANDS = (
     "bench",
+    "compare",
+    "repl",
+    "serve",
+    "example",
 )
 
 
