@@ -4,12 +4,17 @@ In the style of agency's demo, with no model and no network:
 
 * `host` offers file actions, confined to a temporary directory it creates (and removes
   when it leaves), and `run`, a few shell-like commands implemented in Python (never a real
-  shell). Writing and running are `ACCESS_REQUESTED`: the host asks the human first.
+  shell). Writing and running are `ACCESS_REQUESTED`: the host asks the human first, with
+  a message to "human", and waits for the human to call its `decide` action (which only
+  "human" may call).
 * `planner` discovers the tools from the dataspace's facts (`<action agent name help>`,
   observed with `@during`), then carries out a fixed plan by calling whichever agent
   offers each tool.
-* `human` answers the host's permission requests from a fixed policy: `--approve all`,
-  `--approve none`, or `--approve ask` (one y/n line per request, read from stdin).
+* `human` is not an agent: it is an interactive handle, `space.connect("human")`, used
+  from the main thread as a person at a REPL would. It asks the planner to achieve a goal,
+  then reads its inbox: permission questions from the host, answered from a policy
+  (`--approve all`, `--approve none`, or `--approve ask`: one y/n line per question from
+  stdin), and finally the planner's answer.
 
 Run: python examples/tool_agents.py [--approve all|none|ask]
 """
@@ -24,11 +29,15 @@ import shutil
 import sys
 import tempfile
 import threading
+import uuid
 
 from _backends import msg
 from syndicate import patterns as P
 
 from dataspace_agency import ACCESS_REQUESTED, ActionError, Agent, DataspaceSpace, action, during
+from dataspace_agency.classic.message import ERROR, RESPONSE
+
+PATIENCE = 600  # seconds a permission question may wait for a person typing
 
 
 def say(line: str) -> None:
@@ -40,9 +49,15 @@ class Host(Agent):
 
     COMMANDS = ("cat", "echo", "grep", "ls", "wc")
 
-    def __init__(self, id: str) -> None:
-        super().__init__(id)
+    def __init__(self, id: str, human: str = "human") -> None:
+        # Two at once: an action waiting for the human's decision must leave room for
+        # the human's call to decide() (a blocking self.request() would give its slot
+        # back by itself; waiting on an event does not).
+        super().__init__(id, max_concurrency=2)
         self.workspace = pathlib.Path(tempfile.mkdtemp(prefix="tool-agents-")).resolve()
+        self.human = human
+        self.decisions: dict[str, list] = {}  # ticket -> [threading.Event, allowed]
+        self.decisions_lock = threading.Lock()
 
     def before_remove(self) -> None:
         shutil.rmtree(self.workspace, ignore_errors=True)
@@ -108,38 +123,42 @@ class Host(Agent):
         return f"{len(text.splitlines())} {len(text.split())} {len(text)} {path}"
 
     def request_permission(self, message: dict) -> bool:
-        """ACCESS_REQUESTED actions: ask the human. This runs on a worker thread, so it
-        may block in a request; the host keeps serving other messages meanwhile."""
-        question = {"who": message["from"], "action": message["action"]["name"],
-                    "args": message["action"].get("args", {})}
-        return self.request(msg("human", "approve", **question), timeout=Human.PATIENCE)
-
-
-class Human(Agent):
-    """Decides permission requests: from a fixed policy, or by asking on stdin."""
-
-    PATIENCE = 600  # seconds a permission request may wait for a person typing
-
-    def __init__(self, id: str, policy: str) -> None:
-        super().__init__(id)
-        self.policy = policy
+        """ACCESS_REQUESTED actions: ask the human and wait for their decision. This runs
+        on a worker thread, so it may block; the host keeps serving other messages
+        meanwhile (the human's call to :meth:`decide` among them)."""
+        ticket = uuid.uuid4().hex
+        decided = threading.Event()
+        with self.decisions_lock:
+            self.decisions[ticket] = [decided, False]
+        try:
+            # A message, not a request: a handle receives it in its inbox (and the
+            # delivery is acknowledged with None, which handle_action_value ignores).
+            self.send(msg(self.human, "approve", ticket=ticket, who=message["from"],
+                          action=message["action"]["name"],
+                          args=message["action"].get("args", {})))
+            decided.wait(PATIENCE)  # no decision in time: refused
+            with self.decisions_lock:
+                return self.decisions[ticket][1]
+        finally:
+            with self.decisions_lock:
+                del self.decisions[ticket]
 
     @action
-    def approve(self, who: str, action: str, args: dict) -> bool:
-        """Should ``who`` be allowed to run ``action`` with ``args``?"""
-        question = f"human: {who} wants host.{action} {json.dumps(args)}"
-        if self.policy == "ask":
-            print(f"{question}; allow? [y/N] ", end="", flush=True)
-            answer = sys.stdin.readline()
-            if not answer:
-                print("(no answer: refused)", flush=True)
-            elif not sys.stdin.isatty():  # a scripted answer: show it as if typed
-                print(answer.strip(), flush=True)
-            allowed = answer.strip().lower() in ("y", "yes")
-        else:
-            allowed = self.policy == "all"
-            say(f"{question}: {'approved' if allowed else 'refused'}")
-        return allowed
+    def decide(self, ticket: str, allow: bool) -> str:
+        """The human's answer to a permission question (only the human may call it).
+
+        Args:
+            ticket: The ticket of the question.
+            allow: Whether the action may run.
+        """
+        if self.current_message()["from"] != self.human:
+            raise PermissionError(f"only {self.human} decides permission requests")
+        with self.decisions_lock:
+            if ticket not in self.decisions:
+                raise LookupError(f"no open question with ticket {ticket!r}")
+            self.decisions[ticket][1] = bool(allow)
+            self.decisions[ticket][0].set()
+        return "noted"
 
 
 class Planner(Agent):
@@ -152,6 +171,7 @@ class Planner(Agent):
         ("run", {"command": "grep egg shopping.txt"}),
         ("read_file", {"path": "../outside.txt"}),  # the workspace confines it
         ("run", {"command": "rm -rf /"}),  # not a shell: not available
+        ("decide", {"ticket": "any", "allow": True}),  # approving itself: only the human may
         ("read_file", {"path": "shopping.txt"}),
     ]
 
@@ -190,7 +210,7 @@ class Planner(Agent):
         for name, args in self.PLAN:
             call = f"{tools[name]}.{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
             try:
-                result = self.request(msg(tools[name], name, **args), timeout=Human.PATIENCE)
+                result = self.request(msg(tools[name], name, **args), timeout=PATIENCE)
                 say(f"planner: {call} -> {result!r}")
                 done += 1
             except ActionError as error:
@@ -198,15 +218,40 @@ class Planner(Agent):
         return f"{done} of {len(self.PLAN)} steps succeeded"
 
 
+def decide(question: dict, policy: str) -> bool:
+    """The person's answer to ``{"who", "action", "args"}``: from the policy, or typed."""
+    line = f"human: {question['who']} wants host.{question['action']} {json.dumps(question['args'])}"
+    if policy != "ask":
+        allowed = policy == "all"
+        say(f"{line}: {'approved' if allowed else 'refused'}")
+        return allowed
+    print(f"{line}; allow? [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline()
+    if not answer:
+        print("(no answer: refused)", flush=True)
+    elif not sys.stdin.isatty():  # a scripted answer: show it as if typed
+        print(answer.strip(), flush=True)
+    return answer.strip().lower() in ("y", "yes")
+
+
 def main(policy: str) -> None:
     with DataspaceSpace(mode="assertion") as space:
         host = space.add_foreground(Host, "host")  # foreground only to show its workspace
-        space.add(Human, "human", policy)
         space.add(Planner, "planner")
-        user = space.add_foreground(Agent, "user")
-        summary = user.request(msg("planner", "achieve", goal="keep a shopping list"),
-                               timeout=Human.PATIENCE * len(Planner.PLAN))
-        say(f"user: {summary}")
+        with space.connect("human") as human:  # the person: a handle, not an agent
+            goal = human.send("planner", "achieve", goal="keep a shopping list")
+            while True:  # the inbox: questions from the host, then the planner's answer
+                message = human.receive(timeout=PATIENCE * len(Planner.PLAN))
+                name, args = message["action"]["name"], message["action"]["args"]
+                if name == "approve":
+                    allowed = decide(args, policy)
+                    human.request(message["from"], "decide", ticket=args["ticket"],
+                                  allow=allowed)
+                elif name in (RESPONSE, ERROR) and message["meta"].get("parent_id") == goal:
+                    say(f"human: planner answered: {args.get('value', args.get('error'))}")
+                    break
+                else:
+                    say(f"human: unexpected message: {message}")
     say(f"workspace removed with the host: {not host.workspace.exists()}")
 
 

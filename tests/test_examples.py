@@ -2,16 +2,25 @@
 its docstring promises, on every backend it supports (AMQP through the ``amqp_url``
 fixture: a private RabbitMQ, and a failure rather than a skip in CI).
 
-Also ``dataspace-agency example --list`` and ``dataspace-agency example NAME``.
+The examples that need a server run against real ``dataspace-agency serve`` processes (on
+127.0.0.1 and unix sockets in a temp dir), with real stock syndicate-py 0.19.3 peers; their
+output is read line by line with deadlines (nothing sleeps).
+
+Also ``dataspace-agency example --list`` and ``dataspace-agency example NAME``; a new
+example without a test here (or in the test file named in ``TESTED_ELSEWHERE``) fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import re
+import selectors
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,7 +31,7 @@ EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 def run_example(name: str, *args: str, stdin: str | None = None) -> list[str]:
     done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
-                          text=True, timeout=60, input=stdin)
+                          text=True, timeout=90, input=stdin)
     assert done.returncode == 0, f"{name} {args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout.splitlines()
 
@@ -281,18 +290,264 @@ def test_chat_demo():
     assert run_example("chat.py", "--demo") == CHAT_DEMO.splitlines()
 
 
-def test_chat_without_demo_says_what_exists():
+def test_chat_without_a_server_or_demo_says_what_to_give():
     done = subprocess.run([sys.executable, str(EXAMPLES / "chat.py")], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2
-    assert "run with --demo" in done.stderr
+    assert "give NAME --connect ADDRESS --cap CAP" in done.stderr and "--demo" in done.stderr
 
 
-# --- tool_agents: the human's three policies ----------------------------------------------------
+WAIT = 30.0  # seconds any one expected line may take (a loaded 2-core machine)
+
+
+class Program:
+    """A child process whose stdout is read line by line with deadlines; stdin is a pipe."""
+
+    def __init__(self, *command: str, stderr=subprocess.DEVNULL) -> None:
+        self.process = subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=stderr)
+        self.buffer = b""
+        self.lines: list[str] = []
+
+    def _read(self, deadline: float, what: str) -> bool:
+        """One more line into ``lines``; False at end of output."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self.buffer:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"never saw {what}; saw {self.lines}"
+                if selector.select(remaining):
+                    chunk = os.read(self.process.stdout.fileno(), 4096)
+                    if not chunk:
+                        return False
+                    self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        self.lines.append(line.decode())
+        return True
+
+    def wait_for(self, *wanted: str, matching=None) -> None:
+        """Until every line in ``wanted`` (transformed by ``matching``) has been printed."""
+        shown = matching or (lambda line: line)
+        deadline = time.monotonic() + WAIT
+        while not set(wanted) <= {shown(line) for line in self.lines}:
+            assert self._read(deadline, wanted), (
+                f"exited (code {self.process.poll()}) before {wanted}; saw {self.lines}")
+
+    def type(self, line: str) -> None:
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def end_input_and_wait(self) -> int:
+        """Close stdin, read the rest of the output, return the exit status."""
+        self.process.stdin.close()
+        deadline = time.monotonic() + WAIT
+        while self._read(deadline, "the end of output"):
+            pass
+        return self.process.wait(WAIT)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:  # a pipe to a killed process
+                pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``dataspace-agency serve`` in a child process, on a free loopback port and a unix
+    socket in a temp dir: ``{"cap", "tcp", "unix", "program"}``."""
+    unix = str(tmp_path / "ds.sock")
+    program = Program("-m", "dataspace_agency.cli", "serve", "--tcp", "127.0.0.1:0",
+                      "--unix", unix, "--exit-on-stdin-eof")
+    try:
+        program.wait_for("ready")
+        found: dict[str, list[str]] = {}
+        for line in program.lines:
+            kind, _, value = line.partition(" ")
+            found.setdefault(kind, []).append(value)
+        yield {"cap": found["capability"][0], "tcp": found["address"][0],
+               "unix": found["address"][1], "program": program}
+    finally:
+        if program.process.poll() is None:
+            program.end_input_and_wait()
+        program.stop()
+
+
+def chat(name: str, address: str, cap: str, **options) -> Program:
+    return Program(str(EXAMPLES / "chat.py"), name, "--connect", address, "--cap", cap,
+                   **options)
+
+
+def stock(program: str, *args: str) -> Program:
+    return Program(str(EXAMPLES / "syndicate_interop" / program), *args)
+
+
+def without_time(line: str) -> str:
+    """A watcher's line without its ``HH:MM:SS`` prefix."""
+    return line.split(" ", 1)[1] if re.match(r"\d\d:\d\d:\d\d ", line) else line
+
+
+def test_chat_in_terminals_with_stock_syndicate_py_peers(server):
+    # Our chat client (TCP), a stock syndicate-py peer and a stock watcher (unix socket),
+    # then a scripted chat participant, all in one room; then the stock peer is killed.
+    programs = []
+    try:
+        watcher = stock("watcher.py", server["unix"], server["cap"])
+        programs.append(watcher)
+        alice = chat("alice", server["tcp"], server["cap"])
+        programs.append(alice)
+        alice.wait_for("present: nobody else")  # the watcher asserts nothing: unseen
+        watcher.wait_for("+ <Present 'alice'>", matching=without_time)
+
+        bob = stock("peer.py", "bob", server["unix"], server["cap"])  # stock syndicate-py
+        programs.append(bob)
+        alice.wait_for("bob joined", "bob: hello alice")  # bob greets whoever is there
+        bob.wait_for("alice joined", "bob joined", "bob: hello alice")
+
+        alice.type("hi bob")
+        alice.type("/who")
+        alice.wait_for("alice: hi bob", "here: bob")
+        bob.wait_for("alice: hi bob")
+        bob.type("hello from stock syndicate-py")
+        alice.wait_for("bob: hello from stock syndicate-py")
+
+        # A late joiner with a fixed script on stdin: sees who is there at once, says its
+        # line, leaves at the end of input (exit status 0).
+        carol = chat("carol", server["tcp"], server["cap"])
+        programs.append(carol)
+        carol.type("bye all")
+        assert carol.end_input_and_wait() == 0
+        assert carol.lines[0] == "present: alice, bob"
+        assert "carol: bye all" in carol.lines
+        assert not any(line.startswith("alice:") for line in carol.lines)  # not stored
+        alice.wait_for("carol joined", "carol: bye all", "carol left", "bob: hello carol")
+        bob.wait_for("carol joined", "bob: hello carol", "carol: bye all", "carol left")
+
+        bob.process.send_signal(signal.SIGKILL)  # a stock peer dies without a word
+        bob.process.wait(WAIT)
+        alice.wait_for("bob left")
+        watcher.wait_for("- <Present 'bob'>", "! <Say 'alice' 'hi bob'>",
+                         "! <Say 'carol' 'bye all'>", matching=without_time)
+
+        assert alice.end_input_and_wait() == 0
+        watcher.wait_for("- <Present 'alice'>", matching=without_time)
+        # What alice saw of others, in order (her own lines come back through the server;
+        # bob's greeting to carol races with carol's leaving, so it is left out here).
+        others = [line for line in alice.lines
+                  if not line.startswith(("alice:", "here:")) and line != "bob: hello carol"]
+        assert others == ["present: nobody else", "bob joined", "bob: hello alice",
+                          "bob: hello from stock syndicate-py", "carol joined",
+                          "carol: bye all", "carol left", "bob left"]
+    finally:
+        for program in programs:
+            program.stop()
+
+
+def test_chat_says_when_the_server_goes(server):
+    alice = chat("alice", server["unix"], server["cap"], stderr=subprocess.PIPE)
+    try:
+        alice.wait_for("present: nobody else")
+        assert server["program"].end_input_and_wait() == 0  # the server stops
+        assert alice.process.wait(WAIT) == 1
+        assert "chat: connection lost" in alice.process.stderr.read().decode()
+    finally:
+        alice.stop()
+        alice.process.stderr.close()
+
+
+def test_chat_with_a_wrong_capability_or_no_server(server, tmp_path):
+    bad = '<ref {oid: "syndicate" sig: #x"00112233445566778899aabbccddeeff"}>'
+    done = subprocess.run([sys.executable, str(EXAMPLES / "chat.py"), "alice", "--connect",
+                           server["tcp"], "--cap", bad], capture_output=True, text=True,
+                          timeout=60, input="")
+    assert done.returncode == 1
+    assert "rejected the capability: 'bad signature'" in done.stderr
+    nowhere = f'<unix "{tmp_path / "nothing.sock"}">'
+    done = subprocess.run([sys.executable, str(EXAMPLES / "chat.py"), "alice", "--connect",
+                           nowhere, "--cap", server["cap"]], capture_output=True, text=True,
+                          timeout=60, input="")
+    assert done.returncode == 1 and "chat: cannot connect to" in done.stderr
+
+
+# --- syndicate_interop: stock syndicate-py programs, driven by one script ------------------------
+
+def test_syndicate_interop_example():
+    assert run_example("syndicate_interop") == [
+        "server: dataspace-agency serve, on a unix socket",
+        "alice starts (stock syndicate-py)",
+        "  alice saw: alice joined",
+        "bob starts (stock syndicate-py)",
+        "  alice saw: alice: hello bob",
+        "  alice saw: bob joined",
+        "  alice saw: bob: hello alice",
+        "  bob saw: alice joined",
+        "  bob saw: alice: hello bob",
+        "  bob saw: bob joined",
+        "  bob saw: bob: hello alice",
+        'alice types "nice to meet you"',
+        "  alice saw: alice: nice to meet you",
+        "  bob saw: alice: nice to meet you",
+        "bob's process is killed (SIGKILL): it says nothing",
+        "  alice saw: bob left",
+        "bob exited with -9; alice still running: True",
+    ]
+
+
+# --- remote_agents: classic agents in processes, through the server ----------------------------
+
+REMOTE_START = [
+    "calc and worker run in processes of their own: True",
+    "me asks calc add(2, 3): 5",
+    "calc answered from its own process: True",
+    'me sees <working "worker">: it is mid-action',
+    "worker's process killed (SIGKILL)",
+]
+AFTER = re.compile(r"after (\d+\.\d\d) s: (.*)")
+
+
+def remote_agents(*args: str) -> tuple[list[str], float, str]:
+    lines = run_example("remote_agents.py", *args)
+    after = AFTER.fullmatch(lines[-2])
+    assert after, lines
+    assert lines[-1] == "calc still answers: 2"
+    return lines[:-2], float(after[1]), after[2]
+
+
+def test_remote_agents_example_fails_at_once_in_assertion_mode():
+    lines, after, outcome = remote_agents("--timeout", "5")
+    assert lines == ["mode: assertion", *REMOTE_START]
+    assert outcome == 'ActionError: agent "worker" stopped before answering "work"'
+    assert after < 2.0  # "at once": a generous bound, far below the 5 s timeout
+
+
+def test_remote_agents_example_times_out_in_message_mode():
+    lines, after, outcome = remote_agents("--mode", "message", "--timeout", "1")
+    assert lines == ["mode: message", *REMOTE_START]
+    assert outcome == 'TimeoutError: no answer from "worker" to "work" within 1.0 s'
+
+
+def test_remote_agents_example_on_a_running_server(server):
+    lines, after, outcome = remote_agents("--connect", server["tcp"], "--cap", server["cap"],
+                                          "--timeout", "5")
+    assert lines == ["mode: assertion", *REMOTE_START]
+    assert outcome == 'ActionError: agent "worker" stopped before answering "work"'
+
+
+def test_remote_agents_example_needs_both_connect_and_cap():
+    done = subprocess.run([sys.executable, str(EXAMPLES / "remote_agents.py"), "--connect",
+                           '<tcp "127.0.0.1" 1>'], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--connect and --cap go together" in done.stderr
+
+
+# --- tool_agents: the human (an interactive handle) and three policies ----------------------------
 
 TOOL_START = [
     "planner: goal: keep a shopping list",
-    "planner: tools found in facts: human.approve, host.list_files, host.read_file, host.run,"
+    "planner: tools found in facts: host.decide, host.list_files, host.read_file, host.run,"
     " host.write_file",
     "planner: host.list_files() -> []",
 ]
@@ -307,6 +562,8 @@ OUTSIDE = ("planner: host.read_file(path='../outside.txt') -> error: PermissionE
            " ../outside.txt is outside the workspace")
 WANTS_RM = 'human: planner wants host.run {"command": "rm -rf /"}'
 RM = "planner: host.run(command='rm -rf /') -> "
+SELF_APPROVAL = ("planner: host.decide(ticket='any', allow=True) -> error: PermissionError:"
+                 " only human decides permission requests")
 READ = "planner: host.read_file(path='shopping.txt') -> "
 REMOVED = "workspace removed with the host: True"
 
@@ -320,8 +577,9 @@ def test_tool_agents_approve_all():
         OUTSIDE,
         WANTS_RM + ": approved",
         RM + "error: ValueError: 'rm' is not an available command (cat, echo, grep, ls, wc)",
+        SELF_APPROVAL,
         READ + "'milk\\neggs\\nbread\\n'",
-        "user: 5 of 7 steps succeeded",
+        "human: planner answered: 5 of 8 steps succeeded",
         REMOVED,
     ]
 
@@ -335,8 +593,9 @@ def test_tool_agents_approve_none():
         WANTS_GREP + ": refused", GREP + refused.format("run"),
         OUTSIDE,
         WANTS_RM + ": refused", RM + refused.format("run"),
+        SELF_APPROVAL,
         READ + "error: FileNotFoundError: shopping.txt does not exist",
-        "user: 1 of 7 steps succeeded",
+        "human: planner answered: 1 of 8 steps succeeded",
         REMOVED,
     ]
 
@@ -352,8 +611,9 @@ def test_tool_agents_ask_reads_answers_from_stdin():
         OUTSIDE,
         WANTS_RM + ask + "(no answer: refused)", RM + 'error: PermissionError: "host.run" not'
                                                       ' permitted',
+        SELF_APPROVAL,
         READ + "'milk\\neggs\\nbread\\n'",
-        "user: 4 of 7 steps succeeded",
+        "human: planner answered: 4 of 8 steps succeeded",
         REMOVED,
     ]
 
@@ -370,11 +630,14 @@ def test_example_list_names_every_example_with_its_summary():
     assert done.returncode == 0, done.stderr
     listed = dict(line.split(None, 1) for line in done.stdout.splitlines())
     expected = {path.stem for path in EXAMPLES.glob("*.py") if not path.name.startswith("_")}
+    expected |= {path.parent.name for path in EXAMPLES.glob("*/__main__.py")}
     assert set(listed) == expected
     assert {"chat", "request_response", "failure", "late_join", "discovery",
-            "native_and_classic", "tool_agents"} <= expected
+            "native_and_classic", "tool_agents", "syndicate_interop",
+            "remote_agents"} <= expected
+    found = example_command.find_examples(EXAMPLES)
     for name, line in listed.items():  # the first docstring paragraph, on one line
-        assert line == example_command.summary(EXAMPLES / f"{name}.py")
+        assert line == example_command.summary(found[name])
     assert listed["late_join"] == (
         "A request sent before its responder exists: answered when it joins, or lost.")
 
@@ -386,9 +649,31 @@ def test_example_runs_one_with_its_arguments():
 
 
 def test_example_passes_on_the_exit_status():
-    done = cli("example", "chat")  # without --demo: the example's own usage error
+    done = cli("example", "chat")  # no server and no --demo: the example's usage error
     assert done.returncode == 2
-    assert "run with --demo" in done.stderr
+    assert "give NAME --connect ADDRESS --cap CAP" in done.stderr
+
+
+def test_example_runs_a_directory_example():
+    done = cli("example", "syndicate_interop")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "bob exited with -9; alice still running: True"
+
+
+# Examples whose tests live in another file (that file must name the example).
+TESTED_ELSEWHERE = {"interactive": "test_interactive.py"}
+
+
+def test_every_example_has_a_test():
+    source = pathlib.Path(__file__).read_text()
+    for name, path in example_command.find_examples(EXAMPLES).items():
+        if name in TESTED_ELSEWHERE:
+            other = pathlib.Path(__file__).with_name(TESTED_ELSEWHERE[name])
+            assert f'"{path.name}"' in other.read_text(), f"{other.name} does not run {name}"
+            continue
+        runs = (f'run_example("{path.name}"' in source
+                or f'EXAMPLES / "{path.name}"' in source)
+        assert runs, f"examples/{path.name} has no test in tests/test_examples.py"
 
 
 def test_example_unknown_or_missing_name():
