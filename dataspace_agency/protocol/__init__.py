@@ -3,6 +3,7 @@
 * ``codec``: Preserves binary values and packets <-> bytes (streaming, with limits).
 * ``sturdy``: sturdyrefs (HMAC-BLAKE2s), ``KeyRing``.
 * ``relay``: one connection's membrane (import/export tables, handles, batching).
+* ``transport``: ``run_stream``, carrying a relay's packets over a socket with low latency.
 * ``server``: ``open_server(...)`` / ``serve(...)``; ``dataspace-agency serve`` on top.
 * ``client``: ``connect(address, cap)`` (trio) and ``connect_sync`` (synchronous).
 * ``process``: ``ServerProcess``, a server in a child process.

@@ -63,7 +63,7 @@ class WireRef:
 
 def _varint(n: int) -> bytes:
     if n < 128:
-        return bytes((n,))
+        return _BYTE[n]
     out = bytearray()
     while n >= 128:
         out.append((n & 127) | 128)
@@ -72,8 +72,11 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+_BYTE = [bytes((n,)) for n in range(256)]
 _SMALL_INTS = {n: b"\xb0\x01" + n.to_bytes(1, "big", signed=True) for n in range(-128, 128)}
 _SMALL_INTS[0] = b"\xb0\x00"
+_SYMBOL_BYTES: dict[str, bytes] = {}  # symbol name -> its encoding (a few labels, reused)
+_CACHE_LIMIT = 4096
 
 
 def _wire_embedded(value: Any) -> Any:
@@ -83,98 +86,101 @@ def _wire_embedded(value: Any) -> Any:
                     f"(local refs must be rewritten by the relay first)")
 
 
-class _Encoder:
-    """Appends the binary form of values to a list of chunks."""
+# The encoder and decoder are written for speed (they are on every hop of every event):
+# one function each, dispatching on the exact type / tag with the commonest first, no
+# per-value method calls or helper objects, small ints and symbols from caches.
 
-    __slots__ = ("out", "embed")
-
-    def __init__(self, embed: Callable[[Any], Any]) -> None:
-        self.out: list[bytes] = []
-        self.embed = embed
-
-    def value(self, v: Any) -> None:
-        out = self.out
-        t = type(v)
-        if t is str:
-            b = v.encode("utf-8")
-            out.append(b"\xb1" + _varint(len(b)) + b)
-        elif t is int:
-            small = _SMALL_INTS.get(v)
-            if small is not None:
-                out.append(small)
-            else:
-                length = ((~v if v < 0 else v).bit_length() + 8) // 8
-                out.append(b"\xb0" + _varint(length) + v.to_bytes(length, "big", signed=True))
-        elif t is Record:
-            out.append(b"\xb4")
-            self.value(v.key)
-            for field in v.fields:
-                self.value(field)
-            out.append(b"\x84")
-        elif t is Symbol:
-            b = v.name.encode("utf-8")
-            out.append(b"\xb3" + _varint(len(b)) + b)
-        elif t is tuple or t is list:
-            out.append(b"\xb5")
-            for item in v:
-                self.value(item)
-            out.append(b"\x84")
-        elif t is bool:
-            out.append(b"\x81" if v else b"\x80")
-        elif t is dict or t is ImmutableDict:
-            out.append(b"\xb7")
-            for key, item in v.items():
-                self.value(key)
-                self.value(item)
-            out.append(b"\x84")
-        elif t is Embedded:
-            out.append(b"\x86")
-            self.value(self.embed(v.embeddedValue))
-        elif t is bytes:
-            out.append(b"\xb2" + _varint(len(v)) + v)
-        elif t is float:
-            out.append(b"\x87\x08" + struct.pack(">d", v))
-        elif t is frozenset or t is set:
-            out.append(b"\xb6")
-            for item in v:
-                self.value(item)
-            out.append(b"\x84")
+def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
+    """Append the binary form of ``v`` to ``out``."""
+    t = type(v)
+    if t is tuple or t is list:
+        out += b"\xb5"
+        for item in v:
+            _encode_into(out, item, embed)
+        out += b"\x84"
+    elif t is int:
+        small = _SMALL_INTS.get(v)
+        if small is not None:
+            out += small
         else:
-            self._other(v)
+            length = ((~v if v < 0 else v).bit_length() + 8) // 8
+            out += b"\xb0"
+            out += _varint(length)
+            out += v.to_bytes(length, "big", signed=True)
+    elif t is Record:
+        out += b"\xb4"
+        _encode_into(out, v.key, embed)
+        for field in v.fields:
+            _encode_into(out, field, embed)
+        out += b"\x84"
+    elif t is str:
+        b = v.encode("utf-8")
+        out += b"\xb1"
+        out += _varint(len(b))
+        out += b
+    elif t is Symbol:
+        name = v.name
+        b = _SYMBOL_BYTES.get(name)
+        if b is None:
+            raw = name.encode("utf-8")
+            b = b"\xb3" + _varint(len(raw)) + raw
+            if len(_SYMBOL_BYTES) < _CACHE_LIMIT and len(raw) <= 64:
+                _SYMBOL_BYTES[name] = b
+        out += b
+    elif t is bool:
+        out += b"\x81" if v else b"\x80"
+    elif t is dict or t is ImmutableDict:
+        out += b"\xb7"
+        for key, item in v.items():
+            _encode_into(out, key, embed)
+            _encode_into(out, item, embed)
+        out += b"\x84"
+    elif t is Embedded:
+        out += b"\x86"
+        _encode_into(out, embed(v.embeddedValue), embed)
+    elif t is bytes:
+        out += b"\xb2"
+        out += _varint(len(v))
+        out += v
+    elif t is float:
+        out += b"\x87\x08"
+        out += struct.pack(">d", v)
+    elif t is frozenset or t is set:
+        out += b"\xb6"
+        for item in v:
+            _encode_into(out, item, embed)
+        out += b"\x84"
+    else:
+        _encode_into(out, _canonical(v), embed)
 
-    def _other(self, v: Any) -> None:
-        if hasattr(v, "__preserve__"):  # schema objects, WireRef
-            self.value(preserve(v))
-        elif isinstance(v, Annotated):
-            self.value(v.item)  # annotations are not sent
-        elif isinstance(v, bool):
-            self.value(bool(v))
-        elif isinstance(v, int):
-            self.value(int(v))
-        elif isinstance(v, str):
-            self.value(str(v))
-        elif isinstance(v, bytes):
-            self.value(bytes(v))
-        elif isinstance(v, float):
-            self.value(float(v))
-        elif isinstance(v, Record):
-            self.value(Record(v.key, v.fields))
-        elif isinstance(v, dict):
-            self.value(dict(v))
-        elif isinstance(v, (tuple, list)):
-            self.value(tuple(v))
-        elif isinstance(v, (set, frozenset)):
-            self.value(frozenset(v))
-        else:
-            raise TypeError(f"cannot encode {v!r} as a Preserves value")
+
+def _canonical(v: Any) -> Any:
+    """A value of one of the exact types the encoder dispatches on, for anything else
+    that stands for a Preserves value (schema objects, WireRef, subclasses)."""
+    if hasattr(v, "__preserve__"):  # schema objects, WireRef
+        return preserve(v)
+    if isinstance(v, Annotated):
+        return v.item  # annotations are not sent
+    for kind in (bool, int, str, bytes, float):
+        if isinstance(v, kind):
+            return kind(v)
+    if isinstance(v, Record):
+        return Record(v.key, v.fields)
+    if isinstance(v, dict):
+        return dict(v)
+    if isinstance(v, (tuple, list)):
+        return tuple(v)
+    if isinstance(v, (set, frozenset)):
+        return frozenset(v)
+    raise TypeError(f"cannot encode {v!r} as a Preserves value")
 
 
 def encode(value: Any, embed: Callable[[Any], Any] = _wire_embedded) -> bytes:
     """The binary Preserves form of ``value``; ``embed`` maps an embedded object to the
     value written after the embedded tag (default: a :class:`WireRef`'s ``[0 oid]`` form)."""
-    encoder = _Encoder(embed)
-    encoder.value(value)
-    return b"".join(encoder.out)
+    out = bytearray()
+    _encode_into(out, value, embed)
+    return bytes(out)
 
 
 # --- decoding -----------------------------------------------------------------------------
@@ -194,131 +200,136 @@ def _wire_ref(value: Any) -> WireRef:
     raise ProtocolError(f"malformed wire ref {value!r} (want [0 oid] or [1 oid caveat ...])")
 
 
-class _Decoder:
-    """Decodes one value from ``buf`` at ``i``; raises :class:`_Short` if incomplete."""
+_SYMBOLS: dict[bytes, Symbol] = {}  # encoded name -> Symbol (Symbols are not mutated)
 
-    __slots__ = ("buf", "i", "embed", "saw_embedded")
 
-    def __init__(self, buf: bytes, embed: Callable[[Any], Any]) -> None:
-        self.buf = buf
-        self.i = 0
+def _long_length(buf: bytes, i: int) -> tuple[int, int]:
+    """A varint of more than one byte at ``i``: (value, index after it)."""
+    shift = 0
+    n = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 127) << shift
+        if b < 128:
+            return n, i
+        shift += 7
+        if shift > 63:
+            raise ProtocolError("length prefix too long")
+
+
+class _Decoding:
+    """What one decode needs besides the bytes: how to make embedded objects, and
+    whether any were seen."""
+
+    __slots__ = ("embed", "saw_embedded")
+
+    def __init__(self, embed: Callable[[Any], Any]) -> None:
         self.embed = embed
         self.saw_embedded = False
 
-    def _byte(self) -> int:
-        i = self.i
-        try:
-            b = self.buf[i]
-        except IndexError:
-            raise _Short() from None
-        self.i = i + 1
-        return b
 
-    def _varint(self) -> int:
-        shift = 0
-        n = 0
-        while True:
-            b = self._byte()
-            n |= (b & 127) << shift
-            if b < 128:
-                return n
-            shift += 7
-            if shift > 63:
-                raise ProtocolError("length prefix too long")
-
-    def _bytes(self) -> bytes:
-        n = self._varint()
-        i = self.i
-        end = i + n
-        if end > len(self.buf):
-            raise _Short()
-        self.i = end
-        return self.buf[i:end]
-
-    def _items(self) -> list:
+def _decode_at(buf: bytes, i: int, d: _Decoding) -> tuple[Any, int]:
+    """The value starting at ``buf[i]`` and the index after it. Raises IndexError or
+    :class:`_Short` if ``buf`` ends first."""
+    tag = buf[i]
+    i += 1
+    if tag == 0xB5 or tag == 0xB4:  # sequence, record
         items = []
-        buf = self.buf
-        while True:
-            try:
-                b = buf[self.i]
-            except IndexError:
-                raise _Short() from None
-            if b == 0x84:
-                self.i += 1
-                return items
-            items.append(self.value())
-
-    def value(self) -> Any:
-        tag = self._byte()
+        while buf[i] != 0x84:
+            item, i = _decode_at(buf, i, d)
+            items.append(item)
+        if tag == 0xB5:
+            return tuple(items), i + 1
+        if not items:
+            raise ProtocolError("record without a label")
+        return Record(items[0], items[1:]), i + 1
+    if 0xB0 <= tag <= 0xB3:  # int, string, bytes, symbol: a length, then the bytes
+        n = buf[i]
+        i += 1
+        if n >= 128:
+            n, i = _long_length(buf, i - 1)
+        end = i + n
+        if end > len(buf):
+            raise _Short()
+        if tag == 0xB0:
+            if n == 1:
+                v = buf[i]
+                return (v - 256 if v > 127 else v), end
+            return (int.from_bytes(buf[i:end], "big", signed=True) if n else 0), end
+        raw = buf[i:end]
+        if tag == 0xB3:
+            symbol = _SYMBOLS.get(raw)
+            if symbol is None:
+                try:
+                    symbol = Symbol(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise ProtocolError(f"symbol is not UTF-8: {exc}") from None
+                if len(_SYMBOLS) < _CACHE_LIMIT and n <= 64:
+                    _SYMBOLS[raw] = symbol
+            return symbol, end
         if tag == 0xB1:
             try:
-                return self._bytes().decode("utf-8")
+                return raw.decode("utf-8"), end
             except UnicodeDecodeError as exc:
                 raise ProtocolError(f"string is not UTF-8: {exc}") from None
-        if tag == 0xB0:
-            b = self._bytes()
-            return int.from_bytes(b, "big", signed=True) if b else 0
-        if tag == 0xB4:
-            items = self._items()
-            if not items:
-                raise ProtocolError("record without a label")
-            return Record(items[0], items[1:])
-        if tag == 0xB3:
-            try:
-                return Symbol(self._bytes().decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise ProtocolError(f"symbol is not UTF-8: {exc}") from None
-        if tag == 0xB5:
-            return tuple(self._items())
-        if tag == 0x80:
-            return False
-        if tag == 0x81:
-            return True
-        if tag == 0xB7:
-            items = self._items()
-            if len(items) % 2:
-                raise ProtocolError("dictionary with a key but no value")
-            result = ImmutableDict(zip(items[0::2], items[1::2]))
-            if 2 * len(result) != len(items):
-                raise ProtocolError("dictionary with a duplicate key")
-            return result
-        if tag == 0x86:
-            self.saw_embedded = True
-            return Embedded(self.embed(self.value()))
-        if tag == 0xB2:
-            return self._bytes()
-        if tag == 0x87:
-            b = self._bytes()
-            if len(b) != 8:
-                raise ProtocolError(f"float of {len(b)} bytes (only 8-byte doubles)")
-            return struct.unpack(">d", b)[0]
+        return raw, end
+    if tag == 0x80:
+        return False, i
+    if tag == 0x81:
+        return True, i
+    if tag == 0xB7 or tag == 0xB6:  # dictionary, set
+        items = []
+        while buf[i] != 0x84:
+            item, i = _decode_at(buf, i, d)
+            items.append(item)
         if tag == 0xB6:
-            items = self._items()
             result = frozenset(items)
             if len(result) != len(items):
                 raise ProtocolError("set with a duplicate element")
-            return result
-        if tag == 0x85:  # annotation: read and drop it
-            self.value()
-            return self.value()
-        if tag == 0x84:
-            raise ProtocolError("unexpected end marker (0x84)")
-        raise ProtocolError(f"invalid tag 0x{tag:02x}")
+            return result, i + 1
+        if len(items) % 2:
+            raise ProtocolError("dictionary with a key but no value")
+        result = ImmutableDict(zip(items[0::2], items[1::2]))
+        if 2 * len(result) != len(items):
+            raise ProtocolError("dictionary with a duplicate key")
+        return result, i + 1
+    if tag == 0x86:
+        d.saw_embedded = True
+        inner, i = _decode_at(buf, i, d)
+        return Embedded(d.embed(inner)), i
+    if tag == 0x87:
+        n = buf[i]
+        i += 1
+        if n >= 128:
+            n, i = _long_length(buf, i - 1)
+        end = i + n
+        if end > len(buf):
+            raise _Short()
+        if n != 8:
+            raise ProtocolError(f"float of {n} bytes (only 8-byte doubles)")
+        return struct.unpack(">d", buf[i:end])[0], end
+    if tag == 0x85:  # annotation: read and drop it
+        _, i = _decode_at(buf, i, d)
+        return _decode_at(buf, i, d)
+    if tag == 0x84:
+        raise ProtocolError("unexpected end marker (0x84)")
+    raise ProtocolError(f"invalid tag 0x{tag:02x}")
 
 
 def decode(data: bytes, embed: Callable[[Any], Any] = _wire_ref) -> Any:
     """Decode exactly one complete value from ``data`` (embeddeds become wire refs by
     default); raises :class:`ProtocolError` if it is malformed, incomplete or followed by
     more bytes."""
-    decoder = _Decoder(bytes(data), embed)
+    data = bytes(data)
     try:
-        value = decoder.value()
-    except _Short:
+        value, end = _decode_at(data, 0, _Decoding(embed))
+    except (_Short, IndexError):
         raise ProtocolError("incomplete value") from None
     except RecursionError:
         raise ProtocolError("value nested too deeply") from None
-    if decoder.i != len(data):
-        raise ProtocolError(f"{len(data) - decoder.i} bytes after the value")
+    if end != len(data):
+        raise ProtocolError(f"{len(data) - end} bytes after the value")
     return value
 
 
@@ -332,33 +343,40 @@ class PacketReader:
     def __init__(self, max_packet: int = DEFAULT_MAX_PACKET) -> None:
         self.max_packet = max_packet
         self._buf = b""
+        self._start = 0  # where the next value begins in _buf
         self.saw_embedded = False  # of the last value returned
 
     def feed(self, data: bytes) -> None:
-        self._buf = self._buf + data if self._buf else bytes(data)
+        if self._start < len(self._buf):
+            self._buf = self._buf[self._start:] + data
+        else:
+            self._buf = bytes(data)
+        self._start = 0
 
     def __iter__(self) -> Iterator[Any]:
         return self
 
     def __next__(self) -> Any:
         buf = self._buf
-        if not buf:
+        start = self._start
+        if start >= len(buf):
             raise StopIteration
-        decoder = _Decoder(buf, _wire_ref)
+        d = _Decoding(_wire_ref)
         try:
-            value = decoder.value()
-        except _Short:
-            if len(buf) > self.max_packet:
+            value, end = _decode_at(buf, start, d)
+        except (_Short, IndexError):
+            if len(buf) - start > self.max_packet:
                 raise ProtocolError(f"packet exceeds the limit of {self.max_packet} bytes "
-                                    f"({len(buf)} bytes buffered and still incomplete)")
+                                    f"({len(buf) - start} bytes buffered and still "
+                                    f"incomplete)") from None
             raise StopIteration from None
         except RecursionError:
             raise ProtocolError("packet nested too deeply") from None
-        if decoder.i > self.max_packet:
-            raise ProtocolError(f"packet of {decoder.i} bytes exceeds the limit of "
+        if end - start > self.max_packet:
+            raise ProtocolError(f"packet of {end - start} bytes exceeds the limit of "
                                 f"{self.max_packet} bytes")
-        self._buf = buf[decoder.i:]
-        self.saw_embedded = decoder.saw_embedded
+        self._start = end
+        self.saw_embedded = d.saw_embedded
         return value
 
 
@@ -431,19 +449,28 @@ def parse_packet(value: Any) -> list[tuple[int, Any]] | ErrorPacket | None:
 
 def encode_turn(events: list[tuple[int, Any]]) -> bytes:
     """A Turn packet; each event is ``(oid, Assert|Retract|Message|Sync)``."""
-    items = []
+    out = bytearray(b"\xb5")
+    embed = _wire_embedded
     for oid, event in events:
+        out += b"\xb5"
+        _encode_into(out, oid, embed)
         t = type(event)
         if t is Message:
-            record = Record(_M, (event.body,))
+            out += b"\xb4\xb3\x01M"
+            _encode_into(out, event.body, embed)
         elif t is Assert:
-            record = Record(_A, (event.value, event.handle))
+            out += b"\xb4\xb3\x01A"
+            _encode_into(out, event.value, embed)
+            _encode_into(out, event.handle, embed)
         elif t is Retract:
-            record = Record(_R, (event.handle,))
+            out += b"\xb4\xb3\x01R"
+            _encode_into(out, event.handle, embed)
         else:
-            record = Record(_S, (Embedded(event.peer),))
-        items.append((oid, record))
-    return encode(tuple(items))
+            out += b"\xb4\xb3\x01S\x86"
+            _encode_into(out, event.peer, embed)
+        out += b"\x84\x84"
+    out += b"\x84"
+    return bytes(out)
 
 
 def encode_error(message: str, detail: Any = False) -> bytes:

@@ -14,11 +14,13 @@ client). It is an actor of its own on the runtime:
   them (retracted when the peer retracts, or all at once when the connection closes:
   they are published from the relay actor, so stopping it retracts them).
 * **Batching**: events for the peer made while the runtime drains its queue are
-  collected and written as one Turn packet, after what was queued before them.
+  collected and written as one Turn packet, after what was queued before them, as soon
+  as that packet is complete (on a socket, written from inside the runtime's queue:
+  see ``transport.py``, which carries the packets over a stream).
 
 Bad input (malformed packet, unknown oid, retract of an unknown handle, oversized packet)
-raises :class:`~.codec.ProtocolError`; :func:`run_stream` answers it with an ``Error``
-packet and closes that connection only.
+raises :class:`~.codec.ProtocolError`; :func:`~.transport.run_stream` answers it with an
+``Error`` packet and closes that connection only.
 
 Quirks of the syndicate-py 0.19.3 client tolerated here: a sync's peer embedded twice
 (handled by the codec); and, because it crashes on them, we never send it a message
@@ -28,6 +30,7 @@ that would introduce a ref it does not hold (such a message is dropped with a wa
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable
 
 import trio
@@ -36,9 +39,9 @@ from preserves.values import preserve
 from syndicate import turn
 from syndicate.actor import Entity, Ref
 
-from ..runtime import Runtime, RuntimeClosed, TurnFailed
-from .codec import (Assert, ErrorPacket, Message, PacketReader, ProtocolError, Retract, Sync,
-                    WireRef, encode_error, encode_turn, parse_packet)
+from ..runtime import Runtime
+from .codec import (Assert, ErrorPacket, Message, ProtocolError, Retract, Sync, WireRef,
+                    encode_error, encode_turn, parse_packet)
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +83,28 @@ def _drop_all(pins: list) -> None:
 
 def _map_embedded(value: Any, f: Callable[[Any], Any]) -> Any:
     """``value`` with every embedded object ``x`` replaced by ``f(x)``; parts without
-    embeddeds are shared, not copied."""
+    embeddeds are shared, not copied (so the common case, a value with no embedded at
+    all, costs one walk and no allocation)."""
     t = type(value)
     if t in _ATOMS:
         return value
     if t is Embedded:
         return f(value.embeddedValue)
     if t is Record:
-        key = _map_embedded(value.key, f)
+        key = value.key
+        new_key = key if type(key) in _ATOMS else _map_embedded(key, f)
         fields = _map_seq(value.fields, f)
-        return value if key is value.key and fields is value.fields else Record(key, fields)
+        return value if new_key is key and fields is value.fields else Record(new_key, fields)
     if t is tuple or t is list:
         return _map_seq(value, f)
     if t is dict or t is ImmutableDict:
-        items = [(_map_embedded(k, f), _map_embedded(v, f)) for k, v in value.items()]
-        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items())):
-            return value
-        return ImmutableDict(items)
+        changed = False
+        items = []
+        for k, v in value.items():
+            k2, v2 = _map_embedded(k, f), _map_embedded(v, f)
+            changed = changed or k2 is not k or v2 is not v
+            items.append((k2, v2))
+        return ImmutableDict(items) if changed else value
     if t is frozenset or t is set:
         return frozenset(_map_embedded(item, f) for item in value)
     if hasattr(value, "__preserve__"):
@@ -105,10 +113,16 @@ def _map_embedded(value: Any, f: Callable[[Any], Any]) -> Any:
 
 
 def _map_seq(items: Any, f: Callable[[Any], Any]) -> Any:
-    mapped = tuple(_map_embedded(item, f) for item in items)
-    if len(mapped) == len(items) and all(a is b for a, b in zip(mapped, items)):
-        return items
-    return mapped
+    mapped = None
+    for index, item in enumerate(items):
+        if type(item) in _ATOMS:
+            continue
+        new = _map_embedded(item, f)
+        if new is not item:
+            if mapped is None:
+                mapped = list(items)
+            mapped[index] = new
+    return items if mapped is None else tuple(mapped)
 
 
 class _NewRef(Exception):
@@ -179,9 +193,11 @@ class Relay:
         self._inbound: dict[int, tuple[int | None, list]] = {}  # peer handle -> (ours, pins)
         self._outbound: dict[int, list] = {}  # our handle -> pins
         self._pending: list[tuple[int, Any]] = []
-        self._out: list[bytes] = []
-        self._wakeup: trio.Event | None = None
+        self._out: list[bytes | memoryview] = []  # written in order, then dropped
+        self._wakeup: trio.Event | None = None  # the writer task waits on it
         self._finished = False
+        self._fd: int | None = None  # the socket, once attached (see transport.py)
+        self._write_error: OSError | None = None
         self.peer0: Ref | None = None
         if export0 is not None:
             entry = self._export(Ref(self.facet, export0(self)), [])
@@ -390,7 +406,38 @@ class Relay:
         self._write(encode_turn(events))
 
     def _write(self, data: bytes) -> None:
-        self._out.append(data)
+        # On a socket, a packet is written here and now, as the turn that made it has
+        # just committed: no task switch, no timer. Only what the kernel does not take
+        # at once (or anything at all, before the stream is attached or on other kinds
+        # of stream) waits for the writer task, which keeps the order.
+        out = self._out
+        out.append(data)
+        if len(out) == 1 and self._fd is not None:
+            self._send_now(self._fd)
+            if not out and self._write_error is None:
+                return
+        self._wake_writer()
+
+    def _send_now(self, fd: int) -> None:
+        """Write as much of the queued output to ``fd`` (a non-blocking socket) as the
+        kernel takes now; keep the rest. A failure is kept for the writer task to
+        report (this runs inside the runtime's queue, which must not see it)."""
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._write_error = exc
+            self._fd = None
+            return
+        if sent == len(data):
+            out.clear()
+        else:
+            out[:] = [memoryview(data)[sent:]]  # no copy of a big packet's rest
+
+    def _wake_writer(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -424,88 +471,25 @@ class Relay:
 
     def _finish_output(self) -> None:
         self._finished = True
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
+        self._wake_writer()
 
     async def _writer(self, stream: trio.abc.SendStream) -> None:
+        """Write what :meth:`_write` could not, until the relay has closed and all is
+        written. On a socket (``_fd`` set) it only waits for the kernel to take more."""
         while True:
+            if self._write_error is not None:
+                raise self._write_error
             if self._out:
-                data = b"".join(self._out)
-                self._out.clear()
-                await stream.send_all(data)
+                fd = self._fd
+                if fd is not None:
+                    await trio.lowlevel.wait_writable(fd)
+                    self._send_now(fd)
+                else:
+                    data = b"".join(self._out)
+                    self._out.clear()
+                    await stream.send_all(data)
                 continue
             if self._finished:
                 return
             self._wakeup = wakeup = trio.Event()
             await wakeup.wait()
-
-
-async def run_stream(relay: Relay, stream: trio.abc.Stream, *, max_packet: int,
-                     peer: str) -> str:
-    """Carry ``relay``'s packets over ``stream`` until either side ends it; returns why it
-    ended. Bad input from the peer gets an ``Error`` packet, is logged with ``peer``, and
-    ends this connection only. On any end the relay is closed (the peer's assertions are
-    retracted) and the stream closed."""
-    reader = PacketReader(max_packet)
-    reason = "closed"
-    try:
-        async with trio.open_nursery() as nursery:
-            async def write() -> None:
-                try:
-                    await relay._writer(stream)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    relay.close_reason = relay.close_reason or f"write failed: {exc}"
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(write)
-            try:
-                reason = await _read(relay, stream, reader, peer)
-            finally:
-                relay.close(reason)
-                # The writer sends what is queued (an Error packet), then ends; a peer
-                # that does not read gets a bounded wait.
-                nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline,
-                                                    trio.current_time() + 2)
-    finally:
-        relay.close(reason)
-        relay.done.set()
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(1):
-                try:
-                    await stream.aclose()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-    return relay.close_reason or reason
-
-
-async def _read(relay: Relay, stream: trio.abc.ReceiveStream, reader: PacketReader,
-                peer: str) -> str:
-    while True:
-        try:
-            data = await stream.receive_some(65536)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            return f"connection lost: {exc}"
-        if not data:
-            return "end of stream"
-        if relay.closed:
-            return relay.close_reason or "closed"
-        reader.feed(data)
-        try:
-            for value in reader:
-                relay.handle_value(value, reader.saw_embedded)
-                if relay.closed:
-                    return relay.close_reason or "closed"
-        except ProtocolError as exc:
-            log.warning("%s (%s): protocol error, closing the connection: %s",
-                        relay.name, peer, exc)
-            relay.send_error(str(exc))
-            return f"protocol error: {exc}"
-        except PeerError as exc:
-            log.warning("%s (%s): %s", relay.name, peer, exc)
-            return str(exc)
-        except (TurnFailed, RuntimeClosed) as exc:
-            if not relay.closed:
-                log.error("%s (%s): relay failed: %s", relay.name, peer, exc)
-            return f"relay stopped: {exc}"

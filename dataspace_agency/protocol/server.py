@@ -38,7 +38,8 @@ from ..dataspace.entity import Dataspace
 from ..native import spawn_dataspace
 from ..runtime import Runtime, open_runtime
 from .codec import DEFAULT_MAX_PACKET
-from .relay import Relay, run_stream
+from .relay import Relay
+from .transport import run_stream
 from .sturdy import KeyRing, Rejected
 
 log = logging.getLogger("dataspace_agency.protocol.server")

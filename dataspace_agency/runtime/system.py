@@ -34,7 +34,7 @@ import weakref
 from typing import Any, Callable
 
 import trio
-from syndicate.actor import Actor, Facet, System
+from syndicate.actor import Actor, Facet, System, Turn
 
 from .tasks import LoopShim
 
@@ -117,14 +117,44 @@ class TrioSystem(System):
             self._run_thunk(self._queue.popleft())
 
     @trio.lowlevel.enable_ki_protection
+    def run_inline(self, action: Callable[[], Any]) -> Any:
+        """Run ``action()`` (say, turns for input that just arrived), then up to a batch of
+        queued thunks, here in the calling task, without waking the drain task for them:
+        what the action caused runs now, not after a trip round trio's loop (the I/O
+        relays use this; see protocol/transport.py). Order is the queue's, as ever; what
+        is left beyond the batch goes to the drain task. Called from inside a turn, it
+        only runs ``action`` (running the queue there would break the turn's atomicity)."""
+        if Turn.active is not None:
+            return action()
+        parked, self._wakeup = self._wakeup, None  # queue_task must not wake it meanwhile
+        queue = self._queue
+        try:
+            return action()
+        finally:
+            for _ in range(_BATCH):
+                if not queue:
+                    break
+                self._run_thunk(queue.popleft())
+            if parked is not None:
+                if queue:
+                    parked.set()  # the rest is the drain task's
+                else:
+                    self._wakeup = parked  # still waiting: leave it waiting
+            if not queue:
+                self._notify_idle()
+
+    def _notify_idle(self) -> None:
+        if self._idle_waiters:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.set()
+
+    @trio.lowlevel.enable_ki_protection
     async def drain_forever(self) -> None:
         queue = self._queue
         while True:
             if not queue:
-                if self._idle_waiters:
-                    waiters, self._idle_waiters = self._idle_waiters, []
-                    for waiter in waiters:
-                        waiter.set()
+                self._notify_idle()
                 self._wakeup = wakeup = trio.Event()
                 await wakeup.wait()
                 continue
