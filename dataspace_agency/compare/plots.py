@@ -80,17 +80,21 @@ def write_plots(document: dict, out: Path) -> list[str]:
             scale.setdefault(backend, []).append((int(case[2:]), figures))
     if scale:
         fig, (mem_ax, add_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
-        for backend in order:
+        # tab20 rather than the default 10-colour cycle: a full run has 11 backends, and
+        # the 11th would share the 1st one's colour. The reference is drawn dashed.
+        palette = plt.get_cmap("tab20").colors
+        for index, backend in enumerate(order):
             points = sorted(scale.get(backend, []), key=lambda p: p[0])
             if not points:
                 continue
             ks = [k for k, _ in points]
+            style = dict(color=palette[index % len(palette)], marker="o",
+                         linestyle="--" if backend.startswith("agency") else "-",
+                         label=labels.get(backend, backend))
             memory = [(f.get("pss_mib") or f.get("rss_mib")) for _, f in points]
-            mem_ax.plot(ks, [s.median if s else None for s in memory], "o-",
-                        label=labels.get(backend, backend))
+            mem_ax.plot(ks, [s.median if s else None for s in memory], **style)
             adds = [f.get("add_ms_median") for _, f in points]
-            add_ax.plot(ks, [s.median if s else None for s in adds], "o-",
-                        label=labels.get(backend, backend))
+            add_ax.plot(ks, [s.median if s else None for s in adds], **style)
         for ax, title, unit in ((mem_ax, "Memory, all processes (PSS)", "MiB"),
                                 (add_ax, "Time per add()", "ms, median")):
             ax.set_xscale("log")
