@@ -6,11 +6,33 @@ import os
 
 import pytest
 
+import leaks
 from dataspace_agency import open_dataspace
-from rabbitmq import private_broker, rabbitmq_installed
+from rabbitmq import RabbitMQBroker, private_broker, rabbitmq_installed
 
 # An external broker for the AMQP tests (instead of a private one started here).
 AMQP_URL_ENV = "DATASPACE_AGENCY_AMQP_URL"
+
+
+# Session brokers started so far: their processes are the session's, not a module's leak.
+_BROKERS: list[RabbitMQBroker] = []
+
+
+def _broker_pids() -> set[int]:
+    return set().union(*(broker.process_ids() for broker in _BROKERS))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_leaks():
+    """After every test module: nothing it opened is left over (tests/leaks.py): no space,
+    server or runtime still open (facts, tasks), no new thread, no new child process.
+    Fails the module's teardown naming each leak."""
+    baseline = leaks.take_baseline()
+    yield
+    found = leaks.find_leaks(baseline, exclude_pids=_broker_pids)
+    if found:
+        pytest.fail(f"this test module left things behind: {leaks.describe(found)}",
+                    pytrace=False)
 
 
 @pytest.fixture
@@ -41,7 +63,11 @@ def rabbitmq_broker():
             "rabbitmq-server is not installed: apt-get install rabbitmq-server, "
             f"or set {AMQP_URL_ENV}")
     with private_broker() as broker:
-        yield broker
+        _BROKERS.append(broker)
+        try:
+            yield broker
+        finally:
+            _BROKERS.remove(broker)
 
 
 @pytest.fixture(scope="session")

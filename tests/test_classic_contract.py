@@ -59,12 +59,13 @@ def space(request):
 
 # Queues, events, barriers and lists a test shares with agents added by `space.add()`:
 # in-process ones, or multiprocessing.Manager proxies where such agents run in other
-# processes (one Manager for the session).
+# processes (one Manager for the module: its server process must be gone after it, or the
+# no-leak check in conftest.py reports it).
 IN_PROCESS_SYNC = types.SimpleNamespace(Queue=queue.Queue, Event=threading.Event,
                                         Barrier=threading.Barrier, list=list)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sync_manager():
     manager = multiprocessing.get_context("spawn").Manager()
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from preserves import ImmutableDict, Record, Symbol, parse
 
-from dataspace_agency.protocol.sturdy import KeyRing, Rejected, mint, parse_cap, sign
+from dataspace_agency.protocol.sturdy import (KeyRing, Rejected, attenuate, mint, parse_cap,
+                                             sign)
 
 DEV_CAP = '<ref {oid: "syndicate" sig: #x"69ca300c1dbfa08fba692102dd82311a"}>'
 
@@ -39,15 +40,34 @@ def test_a_tampered_signature_or_oid_is_rejected():
         ring.validate(_ref("other", good))
 
 
-def test_caveats_are_rejected_clearly_even_with_a_valid_chain():
-    caveat = parse("<reject <_>>")
+@pytest.mark.parametrize("caveat, problem", [
+    ("<attenuate <_>>", "unsupported caveat"),
+    ("<rewrite <_> <attenuate <lit 1> []>>", "<attenuate ...> templates are not supported"),
+    ("<rewrite <bind <_>> <ref 1>>", "<ref 1> names no capture"),
+    ("<rewrite <nonsense> <ref 0>>", "not a dataspace pattern"),
+    ("<or [<reject <_>>]>", "holds rewrites only"),
+])
+def test_caveats_the_server_cannot_enforce_are_rejected_clearly(caveat, problem):
+    caveat = parse(caveat)
     sig = sign(b"secret", "syndicate", (caveat,))
     ring = KeyRing.single(b"secret")
-    with pytest.raises(Rejected, match="caveats .* not supported"):
+    with pytest.raises(Rejected, match="caveat not enforceable") as rejected:
         ring.validate(_ref("syndicate", sig, [caveat]))
-    # ... and a caveat added without re-chaining the signature is a bad signature.
+    assert problem in str(rejected.value)
+
+
+def test_supported_caveats_are_accepted_and_a_caveat_cannot_be_removed():
+    caveat = parse("<reject <_>>")
+    ring = KeyRing.single(b"secret")
+    oid, attenuation = ring.resolve(attenuate(mint(b"secret"), caveat))
+    assert oid == "syndicate" and attenuation.apply(1) is None
+    # A caveat added without re-chaining the signature is a bad signature...
     with pytest.raises(Rejected, match="bad signature"):
         ring.validate(_ref("syndicate", sign(b"secret", "syndicate"), [caveat]))
+    # ... and so is a ref with its caveat stripped but the attenuated signature kept.
+    stripped = _ref("syndicate", sign(b"secret", "syndicate", (caveat,)))
+    with pytest.raises(Rejected, match="bad signature"):
+        ring.validate(stripped)
 
 
 def test_the_signature_chains_over_caveats():

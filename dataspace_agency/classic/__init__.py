@@ -9,10 +9,10 @@ JSON-like messages, and the adapter that carries them through a dataspace.
 
 from .agent import (ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionSpec, Agent,
                     action, during, on_message)
-from .core import ActionError
+from .core import ActionError, InboxFull
 from .message import MessageError
 
 __all__ = [
     "ACCESS_DENIED", "ACCESS_PERMITTED", "ACCESS_REQUESTED", "ActionError", "ActionSpec",
-    "Agent", "MessageError", "action", "during", "on_message",
+    "Agent", "InboxFull", "MessageError", "action", "during", "on_message",
 ]

@@ -18,6 +18,13 @@ sends and replies, in one of two modes:
 
 Inbound values that are not well-formed classic messages (possible from native actors or
 remote peers) are dropped with a warning; they never crash the agent.
+
+Two checks keep remote peers honest (see docs/security.md): a reply counts only if it
+comes from the agent the request went to (``AgentCore`` checks the sender against the
+pending request, in both modes), and an inbound message over ``max_message_size`` bytes
+(compact JSON; default :data:`~.message.DEFAULT_MAX_MESSAGE_SIZE`, ``None``: no limit) is
+not handled: a request or action message gets an ``[error]`` answer naming its size and
+the limit, anything else is dropped with a warning.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ from syndicate.during import During
 from ..runtime import Runtime
 from . import values
 from .core import AgentCore, Ticket
-from .message import BROADCAST, ERROR, RESPONSE, MessageError, validate_message
+from .message import (BROADCAST, DEFAULT_MAX_MESSAGE_SIZE, ERROR, RESPONSE, MessageError,
+                      check_message_size, make_reply, validate_message)
 from .vocabulary import (AGENT, CAPTURE, MESSAGE, REPLY, REQUEST, action_fact,
                          agent_fact, lit, message_envelope, rec, reply_fact, request_fact)
 
@@ -85,7 +93,14 @@ class _PresenceWatch:
 
 
 class DataspaceTransport:
-    """Carries one agent's messages through the dataspace (runtime thread only)."""
+    """Carries one agent's messages through the dataspace (runtime thread only).
+
+    ``max_message_size``: the largest inbound classic message handled, in bytes of
+    compact JSON (``None``: no limit). A class attribute, so it can be set for every
+    agent of the process (``DataspaceTransport.max_message_size = ...``) or per
+    transport."""
+
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
 
     def __init__(self, mode: str, runtime: Runtime, ds: Ref, facet: Facet,
                  agent_id: str) -> None:
@@ -134,14 +149,41 @@ class DataspaceTransport:
         # Core logic runs after the current turn, never nested inside it.
         self.runtime.system.queue_task(action)
 
+    def _too_big(self, message: dict) -> dict | None:
+        """None if ``message`` is within the size limit; else (after a warning) the
+        ``[error]`` reply to answer it with, or ``{}`` for a message not to answer."""
+        if self.max_message_size is None:
+            return None
+        try:
+            check_message_size(message, self.max_message_size)
+        except MessageError as exc:
+            log.warning('agent "%s": not handling a message from "%s": %s', self.agent_id,
+                        message["from"], exc)
+            if message["to"] == BROADCAST or message["action"]["name"] in (RESPONSE, ERROR):
+                return {}
+            return make_reply(message, self.agent_id, error=f"MessageError: {exc}",
+                              check=False)
+        return None
+
     def _on_message(self, body: Any) -> None:
         message = parse_message(body, f'for "{self.agent_id}"')
-        if message is not None:
+        if message is None:
+            return
+        refusal = self._too_big(message)
+        if refusal is None:
             self.core.inbound(message)  # only queues work: safe inside the turn
+        elif refusal:
+            turn.send(self.ds, message_envelope(refusal["to"], values.to_preserves(refusal)))
 
     def _on_request(self, message_id: Any, body: Any) -> None:
         message = parse_message(body, f'in a request to "{self.agent_id}"')
         if message is None or message["meta"]["id"] != message_id:
+            return
+        refusal = self._too_big(message)
+        if refusal is not None:
+            # Held in this request's facet: withdrawn with the request, like any reply.
+            turn.publish(self.ds, reply_fact(refusal["to"], message_id, self.agent_id,
+                                             values.to_preserves(refusal)))
             return
         ticket = _FacetTicket(turn.active_facet())
         turn.on_stop(lambda: self.core.withdrawn(ticket))
@@ -149,7 +191,8 @@ class DataspaceTransport:
 
     def _on_reply(self, parent_id: Any, sender: Any, body: Any) -> None:
         reply = parse_message(body, f'in a reply to "{self.agent_id}"')
-        if reply is not None and reply["meta"].get("parent_id") == parent_id:
+        if (reply is not None and reply["meta"].get("parent_id") == parent_id
+                and self._too_big(reply) is None):
             self._later(lambda: self.core.reply_received(reply, sender))
 
     # --- outbound (runtime thread, outside turns) ------------------------------------------------

@@ -24,16 +24,20 @@ for the rules every backend keeps, and ``../shared/reference/agency.md`` for the
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import functools
 import inspect
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import trio
 
 from . import values
-from .core import CURRENT, ActionError, AgentCore, Invocation, error_text, reply_outcome
+from .core import (CURRENT, ActionError, AgentCore, InboxFull, Invocation, error_text,
+                   reply_outcome)
 from .help import generate_help
 from .message import BROADCAST, new_message_id, validate_agent_id, validate_message
 
@@ -41,6 +45,26 @@ ACCESS_PERMITTED = "permitted"
 ACCESS_DENIED = "denied"
 ACCESS_REQUESTED = "requested"
 _POLICIES = (ACCESS_PERMITTED, ACCESS_DENIED, ACCESS_REQUESTED)
+
+# Limits (docs/limits.md); each is a class attribute a subclass may override, and an
+# Agent() keyword argument.
+DEFAULT_INBOX_LIMIT = 10_000  # pending messages per agent (admitted, not yet started)
+DEFAULT_MESSAGE_LOG_LIMIT = 1_000  # messages kept for parent_message()
+DEFAULT_SEND_TIMEOUT = 10.0  # seconds send() waits for room in a full inbox
+
+
+class MessageLog(collections.deque):
+    """The agent's recent messages, oldest first, at most ``maxlen`` of them (the oldest
+    are forgotten): what :meth:`Agent.parent_message` searches. Compares equal to a list
+    with the same messages."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return list(self) == other
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 _HOOKS = ("request_permission", "before_action", "after_action", "after_add",
           "handle_action_value", "handle_action_error")
@@ -95,16 +119,39 @@ def on_message(pattern: Any) -> Callable[[Callable], Callable]:
 
 
 class Agent:
-    """A classic agent. Subclass it, add ``@action`` methods, add it to a space."""
+    """A classic agent. Subclass it, add ``@action`` methods, add it to a space.
+
+    Limits (docs/limits.md), as keyword arguments or class attributes: ``inbox_limit``
+    (pending messages a local sender may add before it must wait), ``send_timeout``
+    (how long :meth:`send` waits for room before raising :class:`InboxFull`) and
+    ``message_log_limit`` (messages kept for :meth:`parent_message`)."""
+
+    inbox_limit: int = DEFAULT_INBOX_LIMIT
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
+    message_log_limit: int = DEFAULT_MESSAGE_LOG_LIMIT
 
     def __init__(self, id: str, receive_own_broadcasts: bool = True, *,
-                 max_concurrency: int = 1) -> None:
+                 max_concurrency: int = 1, inbox_limit: int | None = None,
+                 send_timeout: float | None = None,
+                 message_log_limit: int | None = None) -> None:
         self._id = validate_agent_id(id)
         self.receive_own_broadcasts = receive_own_broadcasts
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
-        self._message_log: list[dict] = []
+        if inbox_limit is not None:
+            self.inbox_limit = inbox_limit
+        if send_timeout is not None:
+            self.send_timeout = send_timeout
+        if message_log_limit is not None:
+            self.message_log_limit = message_log_limit
+        for name in ("inbox_limit", "message_log_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.send_timeout >= 0:
+            raise ValueError(f"send_timeout must be >= 0 seconds, got {self.send_timeout!r}")
+        self._message_log: MessageLog = MessageLog(maxlen=self.message_log_limit)
         self._core: AgentCore | None = None
 
     @property
@@ -173,14 +220,92 @@ class Agent:
                                " after_add()")
         return core
 
-    def send(self, message: dict) -> str:
+    def send(self, message: dict, timeout: float | None = None) -> str:
         """Send ``message`` (with ``to`` and ``action``); returns its ``meta.id``. Its
-        reply goes to :meth:`handle_action_value` / :meth:`handle_action_error`."""
+        reply goes to :meth:`handle_action_value` / :meth:`handle_action_error`.
+
+        If the receiver is an agent of this process whose inbox is full
+        (``inbox_limit``), this waits for room, at most ``timeout`` seconds (default
+        ``send_timeout``), then raises :class:`InboxFull`; an action waiting here gives
+        its concurrency slot back meanwhile, as in :meth:`request`. On the runtime
+        thread (``async def`` actions, reactions) it cannot wait and raises at once:
+        use ``await self.asend(...)`` there."""
         core = self._running_core("send()")
         stamped = self._stamp(message)
+        self._admit(core, stamped, self.send_timeout if timeout is None else timeout)
         self._message_log.append(stamped)
         core.run_soon(lambda: core.start_send(stamped))
         return stamped["meta"]["id"]
+
+    async def asend(self, message: dict, timeout: float | None = None) -> str:
+        """:meth:`send` for ``async def`` actions: awaits room in a full inbox."""
+        core = self._running_core("asend()")
+        if not core.on_runtime_thread():
+            return await trio.to_thread.run_sync(self.send, message, timeout)
+        stamped = self._stamp(message)
+        await self._aadmit(core, stamped, self.send_timeout if timeout is None else timeout)
+        self._message_log.append(stamped)
+        core.start_send(stamped)
+        return stamped["meta"]["id"]
+
+    # Admission to a local receiver's bounded inbox (see core.Inboxes): reserve a place
+    # before the message leaves, waiting for one if the inbox is full.
+
+    def _admit(self, core: AgentCore, stamped: dict, timeout: float) -> None:
+        receiver = core.inbox_for(stamped)
+        if receiver is None:
+            return
+        message_id = stamped["meta"]["id"]
+        if core.on_runtime_thread():  # must not block the runtime
+            if not receiver.try_reserve(core, message_id):
+                raise InboxFull(receiver.agent.id, receiver.inbox_limit, None)
+            return
+        room = threading.Event()
+        waiter = receiver.wait_for_room(core, message_id, room)
+        if waiter is None:
+            return
+        # Waiting for room, an action gives its slot back, so that its own inbox keeps
+        # draining: an agent sending to itself, or two agents sending to each other at
+        # their limits, cannot deadlock.
+        invocation = self._blocking_invocation(core)
+        if invocation is not None:
+            core.run_soon(invocation.slot.release)
+        try:
+            room.wait(timeout)
+        except BaseException:
+            if not receiver.cancel_wait(waiter):  # granted after all: give it back
+                core.run_soon(lambda: receiver._started(message_id))
+            raise
+        finally:
+            if invocation is not None:
+                trio.from_thread.run(invocation.slot.reacquire, trio_token=core.token)
+        if receiver.cancel_wait(waiter):
+            raise InboxFull(receiver.agent.id, receiver.inbox_limit, timeout)
+
+    async def _aadmit(self, core: AgentCore, stamped: dict, timeout: float) -> None:
+        receiver = core.inbox_for(stamped)
+        if receiver is None:
+            return
+        message_id = stamped["meta"]["id"]
+        room = trio.Event()
+        waiter = receiver.wait_for_room(core, message_id, room)
+        if waiter is None:
+            return
+        invocation = self._blocking_invocation(core)
+        if invocation is not None:
+            invocation.slot.release()
+        try:
+            with trio.move_on_after(timeout):
+                await room.wait()
+        except BaseException:
+            if not receiver.cancel_wait(waiter):
+                receiver._started(message_id)
+            raise
+        finally:
+            if invocation is not None:
+                await invocation.slot.reacquire()
+        if receiver.cancel_wait(waiter):
+            raise InboxFull(receiver.agent.id, receiver.inbox_limit, timeout)
 
     def request(self, message: dict, timeout: float = 3) -> Any:
         """Send ``message`` and wait for its answer: returns the value, raises
@@ -190,6 +315,9 @@ class Agent:
             raise RuntimeError("request() would block the runtime; in async actions use"
                                " 'await self.arequest(...)'")
         stamped = self._prepare_request(message)
+        started = time.monotonic()
+        self._admit(core, stamped, timeout)
+        left = max(0.0, timeout - (time.monotonic() - started))  # for the answer
         answer: concurrent.futures.Future = concurrent.futures.Future()
 
         def deliver(outcome: Any) -> None:
@@ -201,7 +329,7 @@ class Agent:
         if invocation is not None:  # let this agent handle other messages meanwhile
             core.run_soon(invocation.slot.release)
         try:
-            outcome = answer.result(timeout)
+            outcome = answer.result(left)
         except BaseException as exc:
             core.run_soon(lambda: core.abandon(stamped["meta"]["id"]))
             if isinstance(exc, concurrent.futures.TimeoutError):
@@ -218,6 +346,9 @@ class Agent:
         if not core.on_runtime_thread():
             return await trio.to_thread.run_sync(self.request, message, timeout)
         stamped = self._prepare_request(message)
+        started = trio.current_time()
+        await self._aadmit(core, stamped, timeout)
+        left = max(0.0, timeout - (trio.current_time() - started))  # for the answer
         done = trio.Event()
         box: list[Any] = []
 
@@ -231,7 +362,7 @@ class Agent:
         if invocation is not None:
             invocation.slot.release()
         try:
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(left):
                 await done.wait()
         finally:
             if not done.is_set():
@@ -289,12 +420,15 @@ class Agent:
         return invocation.message if invocation is not None else None
 
     def parent_message(self, message: dict | None = None) -> dict | None:
-        """The message that ``message`` (default: the current one) answers, from the log."""
+        """The message that ``message`` (default: the current one) answers, from the log
+        of this agent's last ``message_log_limit`` messages (None if not found there)."""
         message = message if message is not None else self.current_message()
         parent_id = (message or {}).get("meta", {}).get("parent_id")
         if parent_id is None:
             return None
-        return next((m for m in reversed(self._message_log)
+        # A copy (made at once, under the GIL): the runtime thread may append meanwhile,
+        # and a deque must not change while it is iterated.
+        return next((m for m in reversed(list(self._message_log))
                      if m["meta"]["id"] == parent_id), None)
 
     def cancelled(self) -> bool:

@@ -14,6 +14,10 @@ Rules it keeps (the classic contract, ../shared/reference/agency.md):
   ``raise_with`` answer early. Unknown actions in broadcasts are ignored silently.
 * Replies resolve the pending ``request()`` they answer, or go to
   ``handle_action_value`` / ``handle_action_error``.
+* Bounded inboxes (in-process spaces, see :class:`Inboxes` and docs/limits.md): an
+  agent's pending messages (admitted, not yet started) never exceed its
+  ``inbox_limit`` on account of local senders: a sender waits for room, and gives up
+  with :class:`InboxFull` after its timeout.
 
 Threads: ``Transport`` methods and everything here marked "runtime thread" run on the
 runtime's trio thread; user threads reach it through the trio token.
@@ -41,6 +45,57 @@ log = logging.getLogger(__name__)
 
 class ActionError(Exception):
     """An action answered with an error; ``str(error)`` is ``"ExcClass: message"``."""
+
+
+class InboxFull(TimeoutError):
+    """A receiver's inbox stayed at its limit for as long as the sender would wait.
+    A ``TimeoutError``, so code that handles request timeouts handles this too."""
+
+    def __init__(self, receiver: str, limit: int, waited: float | None) -> None:
+        self.receiver, self.limit, self.waited = receiver, limit, waited
+        how = "cannot wait here (runtime thread)" if waited is None else \
+            f"waited {waited:g} s"
+        super().__init__(f'the inbox of agent "{receiver}" is full ({limit} pending'
+                         f" messages, its inbox_limit); the sender {how}")
+
+
+class Inboxes:
+    """The inbox limits of one in-process space: its agents' cores by id, and the one
+    lock under which every admission is counted.
+
+    Why a sender-side wait with a reservation, and one lock: a sender may run on a
+    worker thread or on the runtime thread, and a message reaches its receiver's
+    queue only later (through the dataspace or the router, on the runtime thread).
+    Counting at arrival would let a fast sender put any number of messages in flight;
+    so the sender *reserves* a place in the receiver's inbox before its message leaves,
+    in its own thread, under this lock (a few hundred nanoseconds), and the place is
+    given back when the receiver starts handling the message (or either agent leaves).
+    Places freed are handed to waiting senders in arrival order."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.cores: dict[str, "AgentCore"] = {}  # written on the runtime thread only
+
+    def register(self, core: "AgentCore") -> None:
+        core.inboxes = self
+        self.cores[core.agent.id] = core
+
+    def unregister(self, core: "AgentCore") -> None:
+        if self.cores.get(core.agent.id) is core:
+            del self.cores[core.agent.id]
+
+
+class _RoomWaiter:
+    """A sender waiting for a place in a full inbox. Granted on the runtime thread."""
+
+    __slots__ = ("sender", "message_id", "event", "granted", "cancelled")
+
+    def __init__(self, sender: "AgentCore", message_id: str, event: Any) -> None:
+        self.sender = sender
+        self.message_id = message_id
+        self.event = event  # threading.Event (worker threads) or trio.Event (async actions)
+        self.granted = False
+        self.cancelled = False
 
 
 class Ticket:
@@ -171,6 +226,17 @@ class AgentCore:
         self._slot_waiters: collections.deque[trio.Event] = _EMPTY_DEQUE
         self._running: set[trio.CancelScope] = set()
         self._pending: dict[str, _Pending] = {}
+        # Inbox limit bookkeeping (see Inboxes), under inboxes.lock. As receiver: ids
+        # local senders reserved a place for (in flight or queued) -> the sender; queued
+        # work that came without a reservation; senders waiting for room. As sender: our
+        # reservations not yet started -> the receiver.
+        self.inboxes: Inboxes | None = None  # set by Inboxes.register
+        self.inbox_limit = agent.inbox_limit
+        self._reserved: dict[str, AgentCore] = {}
+        self._unreserved = 0
+        self._room_waiters: collections.deque[_RoomWaiter] = _EMPTY_DEQUE
+        self._outstanding: dict[str, AgentCore] = {}
+        self.inbox_peak = 0  # the most ever pending (statistics, tests)
 
     # --- lifecycle (runtime thread) -----------------------------------------------------
 
@@ -183,6 +249,7 @@ class AgentCore:
         self.stopped = True
         self.processing = False
         self._queue = _EMPTY_DEQUE
+        self._release_inbox()
         for scope in list(self._running):
             scope.cancel()
         pending, self._pending = self._pending, {}
@@ -200,6 +267,120 @@ class AgentCore:
             fn()
         else:
             self.token.run_sync_soon(fn)
+
+    # --- inbox limits (see Inboxes) -------------------------------------------------------
+
+    @property
+    def inbox_pending(self) -> int:
+        """Messages admitted to this agent and not yet started: reserved by local
+        senders (in flight or queued) plus queued ones that came without a reservation
+        (broadcasts, replies, messages from outside the process)."""
+        return len(self._reserved) + self._unreserved
+
+    def inbox_for(self, message: dict) -> "AgentCore | None":
+        """The local receiver whose limit ``message`` must respect, or None: broadcasts
+        and replies are never held back (a reply is owed to a request already admitted,
+        and holding it back could deadlock two agents answering each other)."""
+        inboxes = self.inboxes
+        if (inboxes is None or message["to"] == BROADCAST
+                or message["action"]["name"] in (RESPONSE, ERROR)):
+            return None
+        return inboxes.cores.get(message["to"])
+
+    def try_reserve(self, sender: "AgentCore", message_id: str) -> bool:
+        """Any thread: reserve a place in this inbox for ``message_id``; False if full."""
+        with self.inboxes.lock:
+            return self._reserve_locked(sender, message_id)
+
+    def _reserve_locked(self, sender: "AgentCore", message_id: str) -> bool:
+        if self.stopped or sender.stopped:
+            return True  # nobody to count for: the message goes (or not) as it would
+        if self.inbox_pending >= self.inbox_limit:
+            return False
+        self._reserved[message_id] = sender
+        sender._outstanding[message_id] = self
+        self._note_peak()
+        return True
+
+    def _note_peak(self) -> None:
+        pending = len(self._reserved) + self._unreserved
+        if pending > self.inbox_peak:
+            self.inbox_peak = pending
+
+    def wait_for_room(self, sender: "AgentCore", message_id: str,
+                      event: Any) -> _RoomWaiter | None:
+        """Any thread: reserve now (None), or queue a waiter whose ``event`` is set once
+        a place has been reserved for it (or this agent has left)."""
+        with self.inboxes.lock:
+            if not self._room_waiters and self._reserve_locked(sender, message_id):
+                return None
+            waiter = _RoomWaiter(sender, message_id, event)
+            if self._room_waiters is _EMPTY_DEQUE:
+                self._room_waiters = collections.deque()
+            self._room_waiters.append(waiter)
+            return waiter
+
+    def cancel_wait(self, waiter: _RoomWaiter) -> bool:
+        """Any thread: give up waiting; True if no place was granted (the sender then
+        fails), False if one was granted meanwhile (the sender goes ahead)."""
+        with self.inboxes.lock:
+            if waiter.granted:
+                return False
+            waiter.cancelled = True
+            try:  # gone from the line, so that senders retrying cannot grow it
+                self._room_waiters.remove(waiter)
+            except ValueError:
+                pass
+            return True
+
+    def _make_room(self) -> None:
+        """Runtime thread, lock held: hand freed places to waiting senders, in order.
+        Once the inbox was full, waiters are let in only when an eighth of it has
+        drained: a sender then goes on for many messages instead of being woken for
+        each single place (which costs a task switch per message at the limit)."""
+        waiters = self._room_waiters
+        if not waiters or (not self.stopped and self.inbox_pending
+                           > self.inbox_limit - max(1, self.inbox_limit // 8)):
+            return
+        while waiters and (self.stopped or self.inbox_pending < self.inbox_limit):
+            waiter = waiters.popleft()
+            if waiter.cancelled:
+                continue
+            self._reserve_locked(waiter.sender, waiter.message_id)
+            waiter.granted = True
+            waiter.event.set()
+
+    def _started(self, message_id: str | None) -> None:
+        """Runtime thread: a queued item leaves the queue (started, or dropped)."""
+        inboxes = self.inboxes
+        if inboxes is None:
+            return
+        with inboxes.lock:
+            if message_id is None:
+                self._unreserved -= 1
+            else:
+                sender = self._reserved.pop(message_id, None)
+                if sender is not None:
+                    sender._outstanding.pop(message_id, None)
+            self._make_room()
+
+    def _release_inbox(self) -> None:
+        """Runtime thread, at stop: places we hold elsewhere and others hold here are
+        given back; senders waiting for room here go ahead (to an agent that has left)."""
+        inboxes = self.inboxes
+        if inboxes is None:
+            return
+        with inboxes.lock:
+            for message_id, sender in self._reserved.items():
+                sender._outstanding.pop(message_id, None)
+            self._reserved = {}
+            self._unreserved = 0
+            self._make_room()  # stopped: every waiter is woken
+            outstanding, self._outstanding = self._outstanding, {}
+            for message_id, receiver in outstanding.items():
+                if receiver._reserved.pop(message_id, None) is not None:
+                    receiver._make_room()
+        inboxes.unregister(self)
 
     # --- outbound (runtime thread) --------------------------------------------------------
 
@@ -267,7 +448,16 @@ class AgentCore:
             return
         name = message["action"]["name"]
         if name in (RESPONSE, ERROR):
-            entry = self._pending.pop(message["meta"].get("parent_id"), None)
+            parent_id = message["meta"].get("parent_id")
+            entry = self._pending.get(parent_id)
+            if entry is not None and message["from"] != entry.message["to"]:
+                # Only the agent the request went to may answer it (no impersonation).
+                log.warning('agent "%s": ignoring a reply to %s from "%s": the request went'
+                            ' to "%s"', agent.id, parent_id, message["from"],
+                            entry.message["to"])
+                _handled(ticket)
+                return
+            self._pending.pop(parent_id, None)
             agent._message_log.append(message)
             if entry is not None:
                 self.transport.withdraw(entry.message)
@@ -277,10 +467,14 @@ class AgentCore:
             _handled(ticket)
             return
         agent._message_log.append(message)
+        message_id = message["meta"]["id"]
         if ticket is not None and ticket.withdrawn:
+            if message_id in self._reserved:
+                self._started(message_id)
             _handled(ticket)
             return
-        self._enqueue(lambda slot, scope: self._invoke(message, ticket, slot, scope))
+        self._enqueue(lambda slot, scope: self._invoke(message, ticket, slot, scope),
+                      message_id)
 
     def withdrawn(self, ticket: Ticket) -> None:
         """Transport: the sender withdrew the request behind ``ticket``."""
@@ -308,16 +502,29 @@ class AgentCore:
 
     # --- scheduling (runtime thread) ------------------------------------------------------
 
-    def _enqueue(self, work: Callable) -> None:
+    def _enqueue(self, work: Callable, message_id: str | None = None) -> None:
+        """Queue ``work``; ``message_id``: the message it handles, whose reservation (if
+        a local sender made one) is given back when the work starts."""
+        if self.stopped:
+            return
         if self._queue is _EMPTY_DEQUE:
             self._queue = collections.deque()
-        self._queue.append(work)
+        inboxes = self.inboxes
+        if inboxes is not None:
+            with inboxes.lock:
+                if message_id is None or message_id not in self._reserved:
+                    message_id = None
+                    self._unreserved += 1
+                    self._note_peak()
+        self._queue.append((work, message_id))
         self._pump()
 
     def _pump(self) -> None:
         while self.processing and self._queue and self._free_slots > 0:
             self._free_slots -= 1
-            self._start_task(self._perform, self._queue.popleft(), _Slot(self))
+            work, message_id = self._queue.popleft()
+            self._started(message_id)
+            self._start_task(self._perform, work, _Slot(self))
 
     def _release_slot(self) -> None:
         if self._slot_waiters:  # actions resuming after request() go first

@@ -9,10 +9,16 @@ A classic message is a JSON-like dict::
 Extra ``meta`` keys are allowed and kept. Replies use the action names
 :data:`RESPONSE` and :data:`ERROR`; ``to`` may be :data:`BROADCAST`.
 Every problem is reported as a :class:`MessageError` naming the field.
+
+Size: :func:`message_size` is the length in bytes of a message as compact UTF-8 JSON;
+``validate_message(..., max_size=N)`` refuses a larger one with a :class:`MessageError`
+naming both numbers. The dataspace adapter applies :data:`DEFAULT_MAX_MESSAGE_SIZE` to
+every message arriving for an agent (``DataspaceTransport.max_message_size``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -21,9 +27,11 @@ from . import values
 __all__ = [
     "BROADCAST",
     "ERROR",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "MessageError",
     "RESPONSE",
     "make_reply",
+    "message_size",
     "new_message_id",
     "validate_agent_id",
     "validate_message",
@@ -38,8 +46,18 @@ _ACTION_KEYS = ("name", "args")
 _MAX_AGENT_ID = 255
 _RESERVED_PREFIX = "amq."
 
+DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+"""Bytes (compact UTF-8 JSON): the largest classic message an agent accepts by default.
+Half the server's default packet limit, so a message that fits also fits in a packet."""
+
+# One encoder, made once: json.dumps with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
 # Distinguishes "no value given" from an explicit `value=None` reply.
 _MISSING: Any = object()
+
+# Errors quote the offending value, cut short: it may be huge, or too deep to show.
+_show = values.short_repr
 
 
 class MessageError(ValueError):
@@ -78,18 +96,18 @@ def validate_agent_id(agent_id: Any) -> str:
 def _check_keys(obj: dict, allowed: tuple[str, ...], where: str) -> None:
     for key in obj:
         if key not in allowed:
-            raise MessageError(f"{where} has unknown key {key!r} (allowed: {', '.join(allowed)})")
+            raise MessageError(f"{where} has unknown key {_show(key)} (allowed: {', '.join(allowed)})")
 
 
 def _non_empty_str(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
-        raise MessageError(f"{field} must be a non-empty string, got {value!r}")
+        raise MessageError(f"{field} must be a non-empty string, got {_show(value)}")
     return value
 
 
 def _agent_field(value: Any, field: str, *, broadcast_ok: bool) -> str:
     if not isinstance(value, str):
-        raise MessageError(f"{field} must be a string, got {value!r}")
+        raise MessageError(f"{field} must be a string, got {_show(value)}")
     if broadcast_ok and value == BROADCAST:
         return value
     try:
@@ -111,7 +129,7 @@ def _json_copy(value: Any, path: str, copy: bool = True) -> Any:
 
 def _validate_meta(meta: Any, require_id: bool, copy: bool) -> dict:
     if not isinstance(meta, dict):
-        raise MessageError(f"message.meta must be a dict, got {meta!r}")
+        raise MessageError(f"message.meta must be a dict, got {_show(meta)}")
     out: dict = {}
     if "id" in meta:
         out["id"] = _non_empty_str(meta["id"], "meta.id")
@@ -128,18 +146,33 @@ def _validate_meta(meta: Any, require_id: bool, copy: bool) -> dict:
 
 def _validate_action(action: Any, copy: bool) -> dict:
     if not isinstance(action, dict):
-        raise MessageError(f"message.action must be a dict, got {action!r}")
+        raise MessageError(f"message.action must be a dict, got {_show(action)}")
     _check_keys(action, _ACTION_KEYS, "action")
     if "name" not in action:
         raise MessageError("action.name is missing")
     name = _non_empty_str(action["name"], "action.name")
     args = action.get("args", {})
     if not isinstance(args, dict):
-        raise MessageError(f"action.args must be a dict, got {args!r}")
+        raise MessageError(f"action.args must be a dict, got {_show(args)}")
     return {"name": name, "args": _json_copy(args, "action.args", copy)}
 
 
-def validate_message(message: Any, *, require_id: bool = True, copy: bool = True) -> dict:
+def message_size(message: Any) -> int:
+    """The size of a (JSON-like) message in bytes, as compact UTF-8 JSON."""
+    text = _COMPACT.encode(message)
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_message_size(message: Any, max_size: int) -> None:
+    """Raise :class:`MessageError` if ``message`` is over ``max_size`` bytes."""
+    size = message_size(message)
+    if size > max_size:
+        raise MessageError(f"message is {size} bytes (as compact JSON), over the limit of"
+                           f" {max_size} bytes")
+
+
+def validate_message(message: Any, *, require_id: bool = True, copy: bool = True,
+                     max_size: int | None = None) -> dict:
     """Check `message` against the schema and return a normalized deep copy.
 
     With ``copy=False`` only the structure is checked and ``meta`` extras and
@@ -149,7 +182,8 @@ def validate_message(message: Any, *, require_id: bool = True, copy: bool = True
     The input is never mutated. With ``require_id=False`` (messages about to
     be sent, before an id is assigned) ``meta`` and ``meta.id`` may be
     absent; a missing ``meta`` comes back as ``{}``. ``action.args``
-    defaults to ``{}``.
+    defaults to ``{}``. With ``max_size`` a message over that many bytes (see
+    :func:`message_size`) is refused, after the schema checks.
 
     Raises:
         MessageError: naming the first offending field.
@@ -160,12 +194,15 @@ def validate_message(message: Any, *, require_id: bool = True, copy: bool = True
     for key in _MESSAGE_KEYS:
         if key not in message and not (key == "meta" and not require_id):
             raise MessageError(f"message.{key} is missing")
-    return {
+    checked = {
         "meta": _validate_meta(message.get("meta", {}), require_id, copy),
         "from": _agent_field(message["from"], "message.from", broadcast_ok=False),
         "to": _agent_field(message["to"], "message.to", broadcast_ok=True),
         "action": _validate_action(message["action"], copy),
     }
+    if max_size is not None:
+        check_message_size(checked, max_size)
+    return checked
 
 
 def make_reply(

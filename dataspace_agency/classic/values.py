@@ -21,7 +21,10 @@ symbols, so that can never collide with a real JSON value. Everything else
 (bytes, sets, arbitrary objects, dicts with non-string keys, and on the
 Preserves side records, other symbols, embedded references, annotations) is
 rejected with :class:`NotJSON`, whose message names the offending path, e.g.
-``args.items[2]: dict keys must be strings, got 1 (int)``.
+``args.items[2]: dict keys must be strings, got 1 (int)``. So is a value nested more
+than :data:`MAX_DEPTH` lists/dicts deep (a cycle is one such value): every layer below
+recurses over values, and the wire refuses values much deeper than this (the limit
+leaves room for the envelopes a message travels in; see ``protocol.codec``).
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ import preserves
 
 from ..dataspace.keys import mark_deeply_frozen
 
-__all__ = ["NotJSON", "check_json", "from_preserves", "json_copy", "to_preserves"]
+__all__ = ["MAX_DEPTH", "NotJSON", "check_json", "from_preserves", "json_copy", "short_repr",
+           "to_preserves"]
 
 NULL = preserves.Symbol("null")
+MAX_DEPTH = 128  # nested lists/dicts in one value (serde_json's default limit too)
 
 # Error messages quote the offending value; cap its length so a huge blob
 # cannot flood a log line.
@@ -48,8 +53,20 @@ class NotJSON(TypeError):
     """A value has no place in the JSON <-> Preserves mapping."""
 
 
+def short_repr(value: Any) -> str:
+    """``repr(value)`` for an error message, cut to a few dozen characters. Never fails
+    (ints over 4,300 digits have no repr; a deeply nested value overflows the stack)."""
+    try:
+        return _repr.repr(value)
+    except (ValueError, RecursionError):
+        return f"<{type(value).__name__} too large or deep to show>"
+
+
 def _describe(value: Any) -> str:
-    return f"{_repr.repr(value)} ({type(value).__name__})"
+    return f"{short_repr(value)} ({type(value).__name__})"
+
+
+_TOO_DEEP = f"nested more than {MAX_DEPTH} lists/dicts deep (or it contains itself)"
 
 
 def _key_path(path: str, key: str) -> str:
@@ -73,15 +90,18 @@ class _Bad(Exception):
     def error(self, path: str) -> NotJSON:
         for step in reversed(self.steps):
             path = f"{path}[{step}]" if isinstance(step, int) else _key_path(path, step)
+        if len(path) > 160:  # a very deep value: its start and end say where
+            path = f"{path[:80]}...{path[-60:]}"
         return NotJSON(f"{path}: {self.problem}")
 
 
 _PRESERVES, _JSON, _CHECK = "preserves", "json", "check"
 
 
-def _walk_json(value: Any, build: str) -> Any:
+def _walk_json(value: Any, build: str, room: int = MAX_DEPTH) -> Any:
     """Validate a JSON-like value; build its Preserves form, a plain JSON copy, or
-    nothing (``build`` is _PRESERVES, _JSON or _CHECK)."""
+    nothing (``build`` is _PRESERVES, _JSON or _CHECK); ``room``: how many more levels
+    of lists/dicts are allowed."""
     kind = type(value)
     # The common exact types first; then subclasses (bool before int: True is an int).
     # int()/float()/str() turn subclasses (IntEnum, ...) into the plain type, as
@@ -99,20 +119,24 @@ def _walk_json(value: Any, build: str) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, (list, tuple)):
+        if not room:
+            raise _Bad(_TOO_DEEP)
         items = []
         for i, item in enumerate(value):
             try:
-                items.append(_walk_json(item, build))
+                items.append(_walk_json(item, build, room - 1))
             except _Bad as bad:
                 raise bad.at(i) from None
         return tuple(items) if build == _PRESERVES else items
     if isinstance(value, dict):
+        if not room:
+            raise _Bad(_TOO_DEEP)
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _Bad(f"dict keys must be strings, got {_describe(key)}")
             try:
-                out[str(key)] = _walk_json(item, build)
+                out[str(key)] = _walk_json(item, build, room - 1)
             except _Bad as bad:
                 raise bad.at(key) from None
         # ImmutableDict is hashable, so built values can sit inside
@@ -126,27 +150,35 @@ def _run(walk: Any, value: Any, mode: str, path: str) -> Any:
         return walk(value, mode)
     except _Bad as bad:
         raise bad.error(path) from None
+    except RecursionError:  # only if called on an already deep stack
+        raise NotJSON(f"{path}: {_TOO_DEEP}") from None
 
 
 class _Unusual(Exception):
     """A fast walk met something it leaves to the careful walk (a subclass, an error)."""
 
 
-def _fast_to_preserves(value: Any) -> Any:
-    # Exact plain types only; anything else (subclasses, bad values) goes to the careful
-    # walk, which also builds the error path. About 40% cheaper on typical messages.
+def _fast_to_preserves(value: Any, room: int = MAX_DEPTH) -> Any:
+    # Exact plain types only; anything else (subclasses, bad values, too deep) goes to the
+    # careful walk, which also builds the error path. About 40% cheaper on typical messages.
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool:
         return value
     if kind is dict:
+        if not room:
+            raise _Unusual
+        room -= 1
         out = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unusual
-            out[key] = _fast_to_preserves(item)
+            out[key] = _fast_to_preserves(item, room)
         return mark_deeply_frozen(preserves.ImmutableDict(out))
     if kind is list or kind is tuple:
-        return tuple([_fast_to_preserves(item) for item in value])
+        if not room:
+            raise _Unusual
+        room -= 1
+        return tuple([_fast_to_preserves(item, room) for item in value])
     if value is None:
         return NULL
     raise _Unusual
@@ -160,10 +192,8 @@ def to_preserves(value: Any, path: str = "value") -> Any:
     """
     try:
         return _fast_to_preserves(value)
-    except _Unusual:
+    except (_Unusual, RecursionError):
         return _run(_walk_json, value, _PRESERVES, path)
-    except RecursionError:
-        raise NotJSON(f"{path}: nested too deeply") from None
 
 
 def check_json(value: Any, path: str = "value") -> None:
@@ -177,7 +207,7 @@ def json_copy(value: Any, path: str = "value") -> Any:
     return _run(_walk_json, value, _JSON, path)
 
 
-def _walk_preserves(value: Any, _mode: str) -> Any:
+def _walk_preserves(value: Any, _mode: str, room: int = MAX_DEPTH) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool:
         return value
@@ -196,37 +226,47 @@ def _walk_preserves(value: Any, _mode: str) -> Any:
     # The decoder produces tuples; accept lists too, since `preserves.encode`
     # does and values built in-process may use them.
     if isinstance(value, (tuple, list)):
+        if not room:
+            raise _Bad(_TOO_DEEP)
         items = []
         for i, item in enumerate(value):
             try:
-                items.append(_walk_preserves(item, _mode))
+                items.append(_walk_preserves(item, _mode, room - 1))
             except _Bad as bad:
                 raise bad.at(i) from None
         return items
     if isinstance(value, dict):  # includes ImmutableDict
+        if not room:
+            raise _Bad(_TOO_DEEP)
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _Bad(f"dict keys must be strings, got {_describe(key)}")
             try:
-                out[key] = _walk_preserves(item, _mode)
+                out[key] = _walk_preserves(item, _mode, room - 1)
             except _Bad as bad:
                 raise bad.at(key) from None
         return out
     raise _Bad(f"not a JSON value: {_describe(value)}")
 
 
-def _fast_from_preserves(value: Any) -> Any:
+def _fast_from_preserves(value: Any, room: int = MAX_DEPTH) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool:
         return value
     if kind is preserves.ImmutableDict or kind is dict:
+        if not room:
+            raise _Unusual
+        room -= 1
         for key in value:
             if type(key) is not str:
                 raise _Unusual
-        return {key: _fast_from_preserves(item) for key, item in value.items()}
+        return {key: _fast_from_preserves(item, room) for key, item in value.items()}
     if kind is tuple or kind is list:
-        return [_fast_from_preserves(item) for item in value]
+        if not room:
+            raise _Unusual
+        room -= 1
+        return [_fast_from_preserves(item, room) for item in value]
     if kind is preserves.Symbol and value == NULL:
         return None
     raise _Unusual
@@ -240,7 +280,5 @@ def from_preserves(value: Any, path: str = "value") -> Any:
     """
     try:
         return _fast_from_preserves(value)
-    except _Unusual:
+    except (_Unusual, RecursionError):
         return _run(_walk_preserves, value, "", path)
-    except RecursionError:
-        raise NotJSON(f"{path}: nested too deeply") from None

@@ -8,7 +8,9 @@ Prints the capability clients need (a sturdyref) and the addresses, one per line
 
 Keys: ``--key HEX`` (``--key ""`` is the well-known, insecure development key), or
 ``--key-file F`` (lines ``HEXKEY [OID]``); with neither, a random key for this run.
-See docs/server.md.
+``--mint-agent ID`` (repeatable) also prints ``agent-capability ID <ref ...>``: a cap that
+may speak only as agent ID (``classic.caps``). A non-loopback ``--tcp`` address is
+served, with a warning. See docs/server.md and docs/security.md.
 """
 
 from __future__ import annotations
@@ -49,8 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     keys.add_argument("--key", type=_hex, metavar="HEX",
                       help='the secret key (hex) for oid "syndicate"; "" is the dev key')
     keys.add_argument("--key-file", metavar="FILE", help="keys, one 'HEXKEY [OID]' per line")
+    parser.add_argument("--mint-agent", action="append", default=[], metavar="ID",
+                        help="also print a capability restricted to speaking as agent ID"
+                             " (repeatable)")
     parser.add_argument("--max-packet", type=int, default=None, metavar="BYTES",
                         help="largest packet accepted (default 16 MiB)")
+    parser.add_argument("--high-water", type=int, default=None, metavar="BYTES",
+                        help="output waiting for one peer above which the server stops"
+                             " reading from the others (default 8 MiB; docs/limits.md)")
+    parser.add_argument("--low-water", type=int, default=None, metavar="BYTES",
+                        help="reading resumes below this (default high-water / 4)")
+    parser.add_argument("--stall-timeout", type=float, default=None, metavar="SECONDS",
+                        help="cut off a peer congested this long (default 30; 0: never)")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when standard input closes (for a parent process)")
     parser.add_argument("--log-level", default="INFO",
@@ -62,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     import trio
 
+    from ..classic.caps import restrict_to_agents
+    from ..classic.message import validate_agent_id
     from ..protocol.codec import DEFAULT_MAX_PACKET
     from ..protocol.server import open_server
     from ..protocol.sturdy import KeyRing
@@ -78,14 +92,31 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"dataspace-agency serve: {exc}", file=sys.stderr)
         return 2
+    try:
+        agent_ids = [validate_agent_id(agent_id) for agent_id in args.mint_agent]
+    except ValueError as exc:
+        print(f"dataspace-agency serve: --mint-agent: {exc}", file=sys.stderr)
+        return 2
     tcp = args.tcp if args.tcp is not None else (None if args.unix else ("127.0.0.1", 8001))
+
+    limits: dict = {}  # flow control (docs/limits.md); open_server checks the values
+    if args.high_water is not None:
+        limits["high_water"] = args.high_water
+    if args.low_water is not None:
+        limits["low_water"] = args.low_water
+    if args.stall_timeout is not None:
+        limits["stall_timeout"] = args.stall_timeout or None
 
     async def main() -> None:
         async with open_server(tcp=tcp, unix=args.unix, keys=keys,
-                               max_packet=args.max_packet or DEFAULT_MAX_PACKET) as server:
+                               max_packet=args.max_packet or DEFAULT_MAX_PACKET,
+                               **limits) as server:
+            from preserves import stringify
             for cap in server.keys.caps():
-                from preserves import stringify
                 print(f"capability {stringify(cap)}")
+            for agent_id in agent_ids:
+                cap = restrict_to_agents(server.capability, [agent_id])
+                print(f"agent-capability {agent_id} {stringify(cap)}")
             if server.tcp_address is not None:
                 print(f"address {server.tcp_address_text}")
             if server.unix_path is not None:
@@ -103,4 +134,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"dataspace-agency serve: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # a bad limit (open_server names it)
+        print(f"dataspace-agency serve: {exc}", file=sys.stderr)
+        return 2
     return 0

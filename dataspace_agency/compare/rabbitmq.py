@@ -187,6 +187,20 @@ class RabbitMQBroker:
         except (OSError, ValueError):
             return None
 
+    def process_ids(self) -> set[int]:
+        """PIDs of this broker's processes now (launcher, Erlang VM, epmd and all their
+        descendants): what a leak check of the tests must leave alone."""
+        import psutil  # a dependency of the package; imported here, only leak checks ask
+
+        roots = [p.pid for p in (self._server, self._epmd) if p is not None and p.poll() is None]
+        roots += [self.broker_pid] if self.broker_pid is not None else []
+        pids: set[int] = set()
+        for pid in roots:
+            with contextlib.suppress(psutil.Error):
+                pids.add(pid)
+                pids.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+        return pids
+
     @property
     def running(self) -> bool:
         return self._server is not None and self._server.poll() is None

@@ -17,25 +17,47 @@ the ``(host, port)`` / path shorthand; ``cap`` is a sturdyref (text or value). T
 gatekeeper may answer ``<accepted #:ds>`` (our server, syndicate-server of 0.19.3's era)
 or ``<ok #:ds>`` (newer syndicate-server); both are understood.
 
-``reconnect()`` drops the connection and makes a new one: what the handle asserted
-before is gone (the server retracted it when the old connection closed) and observers
-opened on the old connection end; publish and observe again.
+Reconnection. By default a handle is bound to one connection: when it ends, what the
+handle asserted is gone (the server retracted it), and ``reconnect()`` makes a fresh
+connection on which everything must be published and observed again. With
+``reconnect=True`` (or a :class:`Reconnect` policy) the handle keeps its state instead:
+
+* Its ``ref`` is a local forwarding entity (:class:`_Forwarder`) that records every
+  assertion made through it (presence, observers, request and reply facts: anything
+  published by the handle, its observers, or actors it spawned) and forwards it to the
+  current connection.
+* A supervisor task notices the connection end and retries with bounded exponential
+  backoff (``Reconnect.initial`` doubling up to ``Reconnect.maximum`` seconds, for
+  ``Reconnect.attempts`` tries or for ever). On success the forwarder asserts
+  everything it holds on the new connection, so observers get the server's replay.
+* What the old connection delivered is retracted locally when it ends (the relay
+  publishes inbound assertions from its own actor, which stops with the connection):
+  observers see ``removed`` events for it, then ``added`` again after the replay.
+* Messages sent while disconnected are queued, up to ``Reconnect.max_queued`` (then
+  dropped, with one warning per outage; ``handle.dropped_messages`` counts them), and
+  sent after the re-assertions. ``sync()`` while disconnected waits for the next
+  connection; a sync in flight when the connection ended is sent again.
+* Refs the server handed out through the old connection (other clients' objects) do
+  not survive it; the dataspace ref does.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
 import math
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterator
 
 import preserves
 import trio
 from preserves import Embedded, Record, Symbol
 from syndicate import turn
-from syndicate.actor import Entity, Ref
+from syndicate.actor import Entity, Ref, Turn
 
 from ..native import DataspaceHandle, Event
 from ..runtime import BackgroundRuntime, Runtime
@@ -44,8 +66,10 @@ from .relay import Relay
 from .transport import run_stream
 from .sturdy import parse_cap
 
-__all__ = ["ConnectionFailed", "RemoteDataspaceHandle", "SyncDataspaceClient", "connect",
-           "connect_sync", "open_connection", "parse_address"]
+__all__ = ["ConnectionFailed", "Reconnect", "RemoteDataspaceHandle", "SyncDataspaceClient",
+           "address_text", "connect", "connect_sync", "open_connection", "parse_address"]
+
+log = logging.getLogger(__name__)
 
 _TCP, _UNIX = Symbol("tcp"), Symbol("unix")
 _RESOLVE, _ACCEPTED, _OK, _REJECTED = (Symbol("resolve"), Symbol("accepted"), Symbol("ok"),
@@ -77,6 +101,48 @@ def parse_address(address: Any) -> tuple[str, Any]:
             return "unix", fields[0]
     raise ValueError(f'unsupported address {address!r}: want <tcp "HOST" PORT> or '
                      f'<unix "PATH">')
+
+
+def address_text(address: Any) -> str:
+    """The Preserves text of any accepted address form (``<tcp "H" P>`` / ``<unix "P">``),
+    for handing an address to another process."""
+    kind, where = parse_address(address)
+    value = (Record(_TCP, [where[0], where[1]]) if kind == "tcp"
+             else Record(_UNIX, [where]))
+    return preserves.stringify(value)
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """How a handle reconnects (see the module docstring). After a connection ends, try
+    at once, then wait ``initial`` seconds, multiplied by ``factor`` after each failed
+    try up to ``maximum``; give up after ``attempts`` failed tries (None: never, until
+    the handle is closed). ``max_queued``: messages held while disconnected."""
+
+    initial: float = 0.05
+    factor: float = 2.0
+    maximum: float = 2.0
+    attempts: int | None = None
+    max_queued: int = 1000
+
+    def __post_init__(self) -> None:
+        if not (self.initial > 0 and self.factor >= 1 and self.maximum >= self.initial):
+            raise ValueError(f"want initial > 0, factor >= 1, maximum >= initial: {self!r}")
+        if self.attempts is not None and self.attempts < 1:
+            raise ValueError(f"attempts must be None or at least 1, got {self.attempts}")
+        if self.max_queued < 0:
+            raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
+
+    @staticmethod
+    def of(value: "bool | Reconnect | None") -> "Reconnect | None":
+        """The policy for a ``reconnect=`` argument (True: the defaults; False: none)."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return Reconnect()
+        if isinstance(value, Reconnect):
+            return value
+        raise TypeError(f"reconnect must be a bool or a Reconnect policy, got {value!r}")
 
 
 class _Resolution(Entity):
@@ -151,15 +217,20 @@ async def open_connection_raw(runtime: Runtime, address: Any, cap: Any, *,
 
     def resolve() -> None:
         turn.publish(relay.peer0, Record(_RESOLVE, [step, Embedded(turn.ref(resolution))]))
-    runtime.run_turn(relay.facet, resolve)
-    with trio.move_on_after(timeout) as waited:
-        async with trio.open_nursery() as nursery:
-            async def closed() -> None:
-                await relay.done.wait()
+    try:
+        runtime.run_turn(relay.facet, resolve)
+        with trio.move_on_after(timeout) as waited:
+            async with trio.open_nursery() as nursery:
+                async def closed() -> None:
+                    await relay.done.wait()
+                    nursery.cancel_scope.cancel()
+                nursery.start_soon(closed)
+                await resolution.answered.wait()
                 nursery.cancel_scope.cancel()
-            nursery.start_soon(closed)
-            await resolution.answered.wait()
-            nursery.cancel_scope.cancel()
+    except BaseException:  # cancelled (say, a reconnecting handle being closed)
+        if not runtime.system.closed:
+            relay.close("cancelled while connecting")
+        raise
     if resolution.ds is None:
         why = (resolution.error or (f"connection closed: {relay.close_reason}" if relay.closed
                                     else f"no answer within {timeout} s"))
@@ -174,17 +245,106 @@ async def open_connection_raw(runtime: Runtime, address: Any, cap: Any, *,
 _BURST = 50e-6
 
 
+class _Forwarder(Entity):
+    """A reconnecting handle's ``ref``: records what is asserted through it and forwards
+    everything to the current connection's dataspace (see the module docstring). Runs
+    in the handle's facet; :meth:`attach` / :meth:`detach` are called in turns there."""
+
+    def __init__(self, max_queued: int) -> None:
+        self.target: Ref | None = None  # the current connection's dataspace, if any
+        self.held: dict[int, Any] = {}  # handle made to us -> value
+        self.upstream: dict[int, int] = {}  # handle made to us -> handle on the connection
+        self.syncs: dict[int, Ref] = {}  # unanswered syncs: key -> whom to answer
+        self._next_sync = 0
+        self.queued: collections.deque[Any] = collections.deque()
+        self.max_queued = max_queued
+        self.dropped = 0
+        self._warned = False
+
+    def on_publish(self, value: Any, handle: int) -> None:
+        self.held[handle] = value
+        if self.target is not None:
+            self.upstream[handle] = turn.publish(self.target, value)
+
+    def on_retract(self, handle: int) -> None:
+        self.held.pop(handle, None)
+        upstream = self.upstream.pop(handle, None)
+        if upstream is not None:
+            turn.retract(upstream)
+
+    def on_message(self, value: Any) -> None:
+        if self.target is not None:
+            turn.send(self.target, value)
+        elif len(self.queued) < self.max_queued:
+            self.queued.append(value)
+        else:
+            self.dropped += 1
+            if not self._warned:
+                self._warned = True
+                log.warning("disconnected and %d messages queued already: dropping messages"
+                            " until the connection is back", self.max_queued)
+
+    def on_sync(self, peer: Ref) -> None:
+        key = self._next_sync
+        self._next_sync += 1
+        self.syncs[key] = peer
+        if self.target is not None:
+            self._sync_upstream(key)
+
+    def _sync_upstream(self, key: int) -> None:
+        def answered() -> None:
+            peer = self.syncs.pop(key, None)  # None: answered through a later connection
+            if peer is not None:
+                turn.send(peer, True)
+        turn.sync(self.target, answered)
+
+    def attach(self, target: Ref) -> None:
+        """A new connection: assert everything held, send what was queued, sync again."""
+        self.target = target
+        self._warned = False
+        for handle, value in self.held.items():
+            self.upstream[handle] = turn.publish(target, value)
+        while self.queued:
+            turn.send(target, self.queued.popleft())
+        for key in list(self.syncs):
+            self._sync_upstream(key)
+
+    def detach(self) -> None:
+        """The connection has ended (the server has dropped what we asserted there)."""
+        self.target = None
+        for upstream in self.upstream.values():
+            turn.retract(upstream)  # to a closed relay: only forgets the handle here
+        self.upstream.clear()
+
+
 class RemoteDataspaceHandle(DataspaceHandle):
     """A :class:`~dataspace_agency.native.DataspaceHandle` whose dataspace is on a server:
     publish, retract, message, sync, observe, query and spawn work unchanged (``spawn``ed
-    actors run here and reach the remote dataspace through the connection)."""
+    actors run here and reach the remote dataspace through the connection). With a
+    ``reconnect`` policy, its state survives the connection (see the module docstring)."""
 
     def __init__(self, runtime: Runtime, connection: Connection, address: Any, cap: Any,
-                 options: dict) -> None:
-        super().__init__(runtime, connection.ds, None, runtime.spawn_host("remote-client"))
+                 options: dict, reconnect: Reconnect | None = None) -> None:
+        facet = runtime.spawn_host("remote-client")
+        self._policy = reconnect
+        self._forwarder: _Forwarder | None = None
+        ref = connection.ds
+        if reconnect is not None:
+            self._forwarder = _Forwarder(reconnect.max_queued)
+            ref = runtime.run_turn(facet, lambda: turn.ref(self._forwarder))
+        super().__init__(runtime, ref, None, facet)
         self._last_immediate = -math.inf
         self.connection = connection
         self._address, self._cap, self._options = address, cap, options
+        self.reconnections = 0  # connections made again after one ended
+        self.last_disconnect = ""  # why the last connection ended
+        self.gave_up = False  # the policy's tries ran out: no more reconnecting
+        self._closing = False
+        self._changed = trio.Event()  # set (and replaced) at each connect / disconnect
+        self._supervisor = trio.CancelScope()
+        if reconnect is not None:
+            runtime.run_turn(facet, lambda: self._forwarder.attach(connection.ds))
+            runtime.system.nursery.start_soon(self._supervise)
 
     # publish, retract and message run what they cause at once (run_inline), so that a
     # lone event is on its way to the server when they return, with no wait for the
@@ -210,12 +370,92 @@ class RemoteDataspaceHandle(DataspaceHandle):
     def message(self, value: Any) -> None:
         self._now(lambda: super(RemoteDataspaceHandle, self).message(value))
 
+    async def wait_writable(self) -> None:
+        """Backpressure for a producer (docs/limits.md): returns at once unless more
+        than the high-water mark waits to be written to the server, else once it has
+        drained below the low-water mark. Await it between sends in a loop."""
+        await self.connection.relay.wait_for_room()
+
     @property
     def connected(self) -> bool:
         return not self.connection.closed
 
+    @property
+    def dropped_messages(self) -> int:
+        """Messages dropped while disconnected (the queue was full)."""
+        return self._forwarder.dropped if self._forwarder is not None else 0
+
+    async def wait_connected(self) -> bool:
+        """Wait until connected; True then, False if it never will be (no reconnect
+        policy, the policy gave up, or the handle is closed). Bound it with a timeout."""
+        while True:
+            changed = self._changed
+            if self.connected:
+                return True
+            if self._policy is None or self.gave_up or self._closing:
+                return False
+            await changed.wait()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+
+    async def _supervise(self) -> None:
+        """Notice each connection end and connect again (reconnecting handles)."""
+        policy = self._policy
+        assert policy is not None and self._forwarder is not None
+        with self._supervisor:
+            while True:
+                await self.connection.wait_closed()
+                if self._closing or self.runtime.system.closed:
+                    return
+                self.last_disconnect = self.connection.close_reason
+                log.warning("connection to %s ended (%s): reconnecting",
+                            self.connection.address, self.last_disconnect)
+                self.runtime.run_turn(self.facet, self._forwarder.detach)
+                self._notify()
+                connection = await self._connect_again(policy)
+                if connection is None:
+                    self.gave_up = True
+                    self._notify()
+                    return
+                self.connection = connection
+                self.reconnections += 1
+                self.runtime.run_turn(self.facet, lambda: self._forwarder.attach(connection.ds))
+                self._notify()
+                log.info("reconnected to %s", connection.address)
+
+    async def _connect_again(self, policy: Reconnect) -> Connection | None:
+        delay, tries = policy.initial, 0
+        while True:
+            tries += 1
+            try:
+                return await open_connection_raw(self.runtime, self._address, self._cap,
+                                                 **self._options)
+            except ConnectionFailed as exc:
+                if policy.attempts is not None and tries >= policy.attempts:
+                    log.error("giving up reconnecting after %d tries: %s", tries, exc)
+                    return None
+                log.debug("reconnecting (try %d) failed: %s; next in %.3f s", tries, exc,
+                          delay)
+            await trio.sleep(delay)
+            delay = min(delay * policy.factor, policy.maximum)
+
     async def reconnect(self) -> None:
-        """Close this connection and open a new one (see the module docstring)."""
+        """Without a reconnect policy: close this connection and open a new one (see the
+        module docstring). With one: drop the connection and wait until the handle has
+        reconnected with its state."""
+        if self._policy is not None:
+            old = self.connection
+            old.close()
+            while True:
+                changed = self._changed
+                if self.connection is not old or self.gave_up or self._closing:
+                    break
+                await changed.wait()
+            if not await self.wait_connected():
+                raise ConnectionFailed(f"could not reconnect to {old.address}")
+            return
         self.close()
         connection = await open_connection_raw(self.runtime, self._address, self._cap,
                                                **self._options)
@@ -223,29 +463,43 @@ class RemoteDataspaceHandle(DataspaceHandle):
         self.facet = self.runtime.spawn_host("remote-client")
 
     def close(self) -> None:
-        """Retract what this handle asserted and close the connection."""
-        super().close()
-        if not self.runtime.system.closed:
-            self.connection.close()
+        """Retract what this handle asserted and close the connection; the retractions
+        are written before the connection closes."""
+        self._closing = True
+        self._supervisor.cancel()
+        self._notify()
+        if self.runtime.system.closed:
+            return
+        if Turn.active is None:
+            # Stop the handle's actor and deliver what that retracts now, so that the
+            # relay has the retractions queued when it closes (it flushes them then).
+            self.runtime.system.run_inline(lambda: DataspaceHandle.close(self))
+            self.runtime.system.drain_now()
+        else:
+            DataspaceHandle.close(self)
+        self.connection.close()
 
 
 async def open_connection(runtime: Runtime, address: Any, cap: Any, *, timeout: float = 10.0,
-                          max_packet: int = DEFAULT_MAX_PACKET) -> RemoteDataspaceHandle:
+                          max_packet: int = DEFAULT_MAX_PACKET,
+                          reconnect: bool | Reconnect = False) -> RemoteDataspaceHandle:
     """A handle to the dataspace ``cap`` resolves to at ``address`` (runtime thread);
-    close it with ``handle.close()``."""
+    close it with ``handle.close()``. ``reconnect``: keep the handle's state across
+    connections (True, or a :class:`Reconnect` policy; see the module docstring)."""
+    policy = Reconnect.of(reconnect)
     options = {"timeout": timeout, "max_packet": max_packet}
     connection = await open_connection_raw(runtime, address, cap, **options)
-    return RemoteDataspaceHandle(runtime, connection, address, cap, options)
+    return RemoteDataspaceHandle(runtime, connection, address, cap, options, policy)
 
 
 @contextlib.asynccontextmanager
 async def connect(address: Any, cap: Any, runtime: Runtime | None = None, *,
-                  timeout: float = 10.0,
-                  max_packet: int = DEFAULT_MAX_PACKET) -> AsyncIterator[RemoteDataspaceHandle]:
+                  timeout: float = 10.0, max_packet: int = DEFAULT_MAX_PACKET,
+                  reconnect: bool | Reconnect = False) -> AsyncIterator[RemoteDataspaceHandle]:
     """A handle to a remote dataspace for the block (opens a runtime if none is given)."""
     if runtime is not None:
         handle = await open_connection(runtime, address, cap, timeout=timeout,
-                                       max_packet=max_packet)
+                                       max_packet=max_packet, reconnect=reconnect)
         try:
             yield handle
         finally:
@@ -256,7 +510,7 @@ async def connect(address: Any, cap: Any, runtime: Runtime | None = None, *,
     async with open_runtime() as runtime:
         try:
             handle = await open_connection(runtime, address, cap, timeout=timeout,
-                                           max_packet=max_packet)
+                                           max_packet=max_packet, reconnect=reconnect)
         except ConnectionFailed as exc:
             failure = exc  # raised below, outside the runtime's nursery (not in a group)
         else:
@@ -273,25 +527,33 @@ class SyncDataspaceClient:
     :class:`~dataspace_agency.runtime.BackgroundRuntime`. Made by :func:`connect_sync`."""
 
     def __init__(self, address: Any, cap: Any, *, timeout: float = 10.0,
-                 max_packet: int = DEFAULT_MAX_PACKET) -> None:
+                 max_packet: int = DEFAULT_MAX_PACKET,
+                 reconnect: bool | Reconnect = False) -> None:
         self._timeout = timeout
         self._background = BackgroundRuntime(name="dataspace-client")
         try:
             self.handle: RemoteDataspaceHandle = self._background.call_async(
                 lambda rt: open_connection(rt, address, cap, timeout=timeout,
-                                           max_packet=max_packet))
+                                           max_packet=max_packet, reconnect=reconnect))
         except BaseException:
             self._background.close()
             raise
 
     def publish(self, value: Any) -> int:
+        self._hold_back()
         return self._background.call(lambda rt: self.handle.publish(value))
 
     def retract(self, handle: int) -> None:
         self._background.call(lambda rt: self.handle.retract(handle))
 
     def message(self, value: Any) -> None:
+        self._hold_back()
         self._background.call(lambda rt: self.handle.message(value))
+
+    def _hold_back(self) -> None:
+        # Backpressure (docs/limits.md): block while the outgoing buffer is congested.
+        if self.handle.connection.relay.congested:
+            self._background.call_async(lambda rt: self.handle.wait_writable())
 
     def sync(self) -> None:
         """Return once the server has processed everything sent before."""
@@ -353,6 +615,15 @@ class SyncDataspaceClient:
 
     def reconnect(self) -> None:
         self._background.call_async(lambda rt: self.handle.reconnect())
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until connected (see
+        :meth:`RemoteDataspaceHandle.wait_connected`); False if not connected by then."""
+        async def wait(_rt: Runtime) -> bool:
+            with trio.move_on_after(timeout):
+                return await self.handle.wait_connected()
+            return False
+        return self._background.call_async(wait)
 
     def close(self) -> None:
         """Close the connection and stop the runtime thread. Idempotent."""

@@ -16,8 +16,16 @@ record) or ``#f`` (nop). Refs travel as embedded ``[0 oid]`` (the sender's objec
 ``[1 oid caveat ...]`` (the receiver's); they decode to :class:`WireRef`.
 
 :class:`PacketReader` is the streaming side: feed it bytes as they arrive, take complete
-packets out; anything malformed or longer than the packet limit raises
-:class:`ProtocolError` naming the problem.
+packets out; anything malformed, longer than the packet limit (a length prefix that
+claims more is refused at once, before its bytes arrive) or nested deeper than
+``max_depth`` raises :class:`ProtocolError` naming the problem.
+
+Why a nesting limit: every part of the system that walks a value (the dataspace's keys,
+pattern matching, the relay, the classic mapping) recurses, and a value nested as deeply
+as Python's stack allows would crash the first of them that runs on a deeper stack than
+the decoder, taking the server's dataspace with it. :data:`DEFAULT_MAX_DEPTH` leaves them
+all room; it is above the classic JSON limit (``classic.values.MAX_DEPTH``) plus the
+envelopes a classic message travels in.
 """
 
 from __future__ import annotations
@@ -30,12 +38,17 @@ from preserves import Annotated, Embedded, ImmutableDict, Record, Symbol
 from preserves.values import preserve
 
 __all__ = [
-    "DEFAULT_MAX_PACKET", "Assert", "ErrorPacket", "Message", "ProtocolError", "PacketReader",
+    "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket", "Message", "ProtocolError", "PacketReader",
     "Retract", "Sync", "WireRef", "decode", "encode", "encode_error", "encode_turn",
     "parse_packet",
 ]
 
 DEFAULT_MAX_PACKET = 16 * 1024 * 1024  # bytes; configurable per server/connection
+DEFAULT_MAX_DEPTH = 200  # nested compounds, embeddeds and annotations in one value
+# What a server accepts: a value it forwards may sit a level or two deeper in the packet
+# that carries it on (a capture inside the captures sequence), and must still be readable
+# by a client with the default limit.
+SERVER_MAX_DEPTH = DEFAULT_MAX_DEPTH - 8
 
 
 class ProtocolError(ValueError):
@@ -43,7 +56,18 @@ class ProtocolError(ValueError):
 
 
 class _Short(Exception):
-    """Not enough bytes yet for a complete value."""
+    """Not enough bytes yet for a complete value; ``args[0]``, if given, is the index in
+    the buffer the value will reach at least (what a length prefix promised)."""
+
+
+def show(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about values a peer
+    sent: never fails (a huge int has no repr, a deep value overflows the stack)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError, MemoryError):
+        text = f"<{type(value).__name__} too large or deep to show>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +221,7 @@ def _wire_ref(value: Any) -> WireRef:
             return WireRef(True, value[1])
         if value[0] == 1 and type(value[0]) is int:
             return WireRef(False, value[1], tuple(value[2:]))
-    raise ProtocolError(f"malformed wire ref {value!r} (want [0 oid] or [1 oid caveat ...])")
+    raise ProtocolError(f"malformed wire ref {show(value)} (want [0 oid] or [1 oid caveat ...])")
 
 
 _SYMBOLS: dict[bytes, Symbol] = {}  # encoded name -> Symbol (Symbols are not mutated)
@@ -222,22 +246,27 @@ class _Decoding:
     """What one decode needs besides the bytes: how to make embedded objects, and
     whether any were seen."""
 
-    __slots__ = ("embed", "saw_embedded")
+    __slots__ = ("embed", "saw_embedded", "max_depth")
 
-    def __init__(self, embed: Callable[[Any], Any]) -> None:
+    def __init__(self, embed: Callable[[Any], Any], max_depth: int) -> None:
         self.embed = embed
         self.saw_embedded = False
+        self.max_depth = max_depth
 
 
-def _decode_at(buf: bytes, i: int, d: _Decoding) -> tuple[Any, int]:
-    """The value starting at ``buf[i]`` and the index after it. Raises IndexError or
-    :class:`_Short` if ``buf`` ends first."""
+def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
+    """The value starting at ``buf[i]`` and the index after it; ``room``: how many more
+    levels of nesting are allowed. Raises IndexError or :class:`_Short` if ``buf`` ends
+    first."""
     tag = buf[i]
     i += 1
     if tag == 0xB5 or tag == 0xB4:  # sequence, record
+        if not room:
+            raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
+        room -= 1
         items = []
         while buf[i] != 0x84:
-            item, i = _decode_at(buf, i, d)
+            item, i = _decode_at(buf, i, d, room)
             items.append(item)
         if tag == 0xB5:
             return tuple(items), i + 1
@@ -251,7 +280,7 @@ def _decode_at(buf: bytes, i: int, d: _Decoding) -> tuple[Any, int]:
             n, i = _long_length(buf, i - 1)
         end = i + n
         if end > len(buf):
-            raise _Short()
+            raise _Short(end)
         if tag == 0xB0:
             if n == 1:
                 v = buf[i]
@@ -279,9 +308,12 @@ def _decode_at(buf: bytes, i: int, d: _Decoding) -> tuple[Any, int]:
     if tag == 0x81:
         return True, i
     if tag == 0xB7 or tag == 0xB6:  # dictionary, set
+        if not room:
+            raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
+        room -= 1
         items = []
         while buf[i] != 0x84:
-            item, i = _decode_at(buf, i, d)
+            item, i = _decode_at(buf, i, d, room)
             items.append(item)
         if tag == 0xB6:
             result = frozenset(items)
@@ -295,35 +327,40 @@ def _decode_at(buf: bytes, i: int, d: _Decoding) -> tuple[Any, int]:
             raise ProtocolError("dictionary with a duplicate key")
         return result, i + 1
     if tag == 0x86:
+        if not room:
+            raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
         d.saw_embedded = True
-        inner, i = _decode_at(buf, i, d)
+        inner, i = _decode_at(buf, i, d, room - 1)
         return Embedded(d.embed(inner)), i
     if tag == 0x87:
         n = buf[i]
         i += 1
         if n >= 128:
             n, i = _long_length(buf, i - 1)
-        end = i + n
-        if end > len(buf):
-            raise _Short()
         if n != 8:
             raise ProtocolError(f"float of {n} bytes (only 8-byte doubles)")
+        end = i + n
+        if end > len(buf):
+            raise _Short(end)
         return struct.unpack(">d", buf[i:end])[0], end
     if tag == 0x85:  # annotation: read and drop it
-        _, i = _decode_at(buf, i, d)
-        return _decode_at(buf, i, d)
+        if not room:
+            raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
+        _, i = _decode_at(buf, i, d, room - 1)
+        return _decode_at(buf, i, d, room - 1)
     if tag == 0x84:
         raise ProtocolError("unexpected end marker (0x84)")
     raise ProtocolError(f"invalid tag 0x{tag:02x}")
 
 
-def decode(data: bytes, embed: Callable[[Any], Any] = _wire_ref) -> Any:
+def decode(data: bytes, embed: Callable[[Any], Any] = _wire_ref, *,
+           max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """Decode exactly one complete value from ``data`` (embeddeds become wire refs by
-    default); raises :class:`ProtocolError` if it is malformed, incomplete or followed by
-    more bytes."""
+    default); raises :class:`ProtocolError` if it is malformed, incomplete, nested more
+    than ``max_depth`` levels deep or followed by more bytes."""
     data = bytes(data)
     try:
-        value, end = _decode_at(data, 0, _Decoding(embed))
+        value, end = _decode_at(data, 0, _Decoding(embed, max_depth), max_depth)
     except (_Short, IndexError):
         raise ProtocolError("incomplete value") from None
     except RecursionError:
@@ -336,12 +373,15 @@ def decode(data: bytes, embed: Callable[[Any], Any] = _wire_ref) -> Any:
 class PacketReader:
     """Streaming decoder for one connection: ``feed(bytes)`` then iterate complete values.
 
-    A value longer than ``max_packet`` bytes (or a partial one already longer) raises
-    :class:`ProtocolError`; so does malformed input. After an error the reader is
-    useless: the connection must be closed."""
+    A value longer than ``max_packet`` bytes (or a partial one already longer, or one
+    whose length prefix promises more) raises :class:`ProtocolError`; so does malformed
+    input, or a value nested more than ``max_depth`` levels deep. After an error the
+    reader is useless: the connection must be closed."""
 
-    def __init__(self, max_packet: int = DEFAULT_MAX_PACKET) -> None:
+    def __init__(self, max_packet: int = DEFAULT_MAX_PACKET,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.max_packet = max_packet
+        self.max_depth = max_depth
         self._buf = b""
         self._start = 0  # where the next value begins in _buf
         self.saw_embedded = False  # of the last value returned
@@ -361,10 +401,17 @@ class PacketReader:
         start = self._start
         if start >= len(buf):
             raise StopIteration
-        d = _Decoding(_wire_ref)
+        d = _Decoding(_wire_ref, self.max_depth)
         try:
-            value, end = _decode_at(buf, start, d)
-        except (_Short, IndexError):
+            value, end = _decode_at(buf, start, d, self.max_depth)
+        except (_Short, IndexError) as short:
+            # A length prefix says how far the value reaches at least: refuse a packet
+            # that would be too long now, rather than buffer up to the limit first.
+            promised = short.args[0] if type(short) is _Short and short.args else 0
+            if promised - start > self.max_packet:
+                raise ProtocolError(f"packet exceeds the limit of {self.max_packet} bytes "
+                                    f"(a length prefix promises at least "
+                                    f"{promised - start} bytes)") from None
             if len(buf) - start > self.max_packet:
                 raise ProtocolError(f"packet exceeds the limit of {self.max_packet} bytes "
                                     f"({len(buf) - start} bytes buffered and still "
@@ -415,7 +462,7 @@ class ErrorPacket:
 
 def _event(value: Any) -> Assert | Retract | Message | Sync:
     if type(value) is not Record:
-        raise ProtocolError(f"event is not a record: {value!r:.200}")
+        raise ProtocolError(f"event is not a record: {show(value)}")
     label, fields = value.key, value.fields
     if label == _M and len(fields) == 1:
         return Message(fields[0])
@@ -425,7 +472,7 @@ def _event(value: Any) -> Assert | Retract | Message | Sync:
         return Retract(fields[0])
     if label == _S and len(fields) == 1 and type(fields[0]) is Embedded:
         return Sync(fields[0].embeddedValue)
-    raise ProtocolError(f"malformed event {value!r:.200}")
+    raise ProtocolError(f"malformed event {show(value)}")
 
 
 def parse_packet(value: Any) -> list[tuple[int, Any]] | ErrorPacket | None:
@@ -435,7 +482,7 @@ def parse_packet(value: Any) -> list[tuple[int, Any]] | ErrorPacket | None:
         events = []
         for item in value:
             if type(item) is not tuple or len(item) != 2 or type(item[0]) is not int:
-                raise ProtocolError(f"malformed turn event {item!r:.200} (want [oid event])")
+                raise ProtocolError(f"malformed turn event {show(item)} (want [oid event])")
             events.append((item[0], _event(item[1])))
         return events
     if type(value) is Record:
@@ -444,7 +491,7 @@ def parse_packet(value: Any) -> list[tuple[int, Any]] | ErrorPacket | None:
         return None  # an extension
     if value is False:
         return None  # nop
-    raise ProtocolError(f"not a packet: {value!r:.200}")
+    raise ProtocolError(f"not a packet: {show(value)}")
 
 
 def encode_turn(events: list[tuple[int, Any]]) -> bytes:

@@ -18,6 +18,13 @@ client). It is an actor of its own on the runtime:
   as that packet is complete (on a socket, written from inside the runtime's queue:
   see ``transport.py``, which carries the packets over a stream).
 
+* **Flow control** (:class:`FlowControl`, docs/limits.md): the bytes waiting to be
+  written are counted. Over the high-water mark a connection is *congested*: a server
+  stops reading from its other connections until it drains below the low-water mark
+  (see ``transport.py``), which pushes back through TCP to whoever produces; one that
+  stays congested for ``stall_timeout`` seconds is cut off with an ``Error`` packet
+  naming the reason. A client awaits :meth:`Relay.wait_for_room` to be held back.
+
 Bad input (malformed packet, unknown oid, retract of an unknown handle, oversized packet)
 raises :class:`~.codec.ProtocolError`; :func:`~.transport.run_stream` answers it with an
 ``Error`` packet and closes that connection only.
@@ -30,6 +37,7 @@ that would introduce a ref it does not hold (such a message is dropped with a wa
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any, Callable
 
@@ -41,7 +49,7 @@ from syndicate.actor import Entity, Ref
 
 from ..runtime import Runtime
 from .codec import (Assert, ErrorPacket, Message, ProtocolError, Retract, Sync, WireRef,
-                    encode_error, encode_turn, parse_packet)
+                    encode_error, encode_turn, parse_packet, show)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,64 @@ _ATOMS = frozenset({str, int, bool, float, bytes, Symbol})
 
 class PeerError(ConnectionError):
     """The peer sent us an ``Error`` packet."""
+
+
+DEFAULT_HIGH_WATER = 8 * 1024 * 1024  # bytes waiting to be written, per connection
+DEFAULT_STALL_TIMEOUT = 30.0  # seconds a server connection may stay congested
+_IOV_MAX = 1024  # buffers per writev (the POSIX minimum of IOV_MAX)
+_ERROR_GRACE = 2.0  # seconds a cut-off peer gets to take its Error packet
+
+
+class FlowControl:
+    """Output limits shared by a set of connections: a server's, or one client's.
+
+    ``high_water``: bytes waiting to be written to one peer above which its connection
+    is congested; ``low_water``: it is clear again once below this (default a quarter
+    of ``high_water``); ``stall_timeout``: seconds a connection may stay congested
+    before it is cut off (None: never, the client's default). While any connection
+    is congested, the others do not read (:meth:`must_wait`): nothing new is taken in
+    that could add to its backlog, and producers are pushed back through TCP."""
+
+    def __init__(self, high_water: int = DEFAULT_HIGH_WATER, low_water: int | None = None,
+                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT) -> None:
+        if high_water < 1:
+            raise ValueError(f"high_water must be at least 1 byte, got {high_water}")
+        low_water = high_water // 4 if low_water is None else low_water
+        if not 0 <= low_water <= high_water:
+            raise ValueError(f"low_water must be between 0 and high_water ({high_water}),"
+                             f" got {low_water}")
+        if stall_timeout is not None and not stall_timeout > 0:
+            raise ValueError(f"stall_timeout must be > 0 seconds or None, got {stall_timeout}")
+        self.high_water = high_water
+        self.low_water = low_water
+        self.stall_timeout = stall_timeout
+        self.congested: set["Relay"] = set()
+        self._clear: trio.Event | None = None  # set when the last congestion ends
+        # Statistics: how often reading was paused, connections cut off.
+        self.pauses = 0
+        self.queue_pauses = 0  # reads put off while the runtime caught up (transport.py)
+        self.cut_off = 0
+
+    def must_wait(self, relay: "Relay") -> bool:
+        """Whether ``relay``'s connection should not read now."""
+        return bool(self.congested) and relay not in self.congested
+
+    async def wait_clear(self, relay: "Relay") -> None:
+        """Wait until ``relay`` may read again."""
+        self.pauses += 1
+        while self.must_wait(relay):
+            if self._clear is None:
+                self._clear = trio.Event()
+            await self._clear.wait()
+
+    def _over(self, relay: "Relay") -> None:
+        self.congested.add(relay)
+
+    def _under(self, relay: "Relay") -> None:
+        self.congested.discard(relay)
+        if not self.congested and self._clear is not None:
+            self._clear.set()
+            self._clear = None
 
 
 class _Entry:
@@ -175,17 +241,21 @@ class Relay:
 
     ``export0``: a ref the peer reaches as oid 0 (the server's gatekeeper), pinned for
     the life of the connection. ``import0``: make :attr:`peer0` a ref to the peer's
-    oid 0 (the client's view of the gatekeeper)."""
+    oid 0 (the client's view of the gatekeeper). ``flow``: the :class:`FlowControl`
+    shared with other connections (a server's); by default one of its own that never
+    cuts the connection off (a client's)."""
 
     def __init__(self, runtime: Runtime, name: str, *,
                  export0: Callable[["Relay"], Entity] | None = None,
-                 import0: bool = False) -> None:
+                 import0: bool = False, flow: FlowControl | None = None) -> None:
         self.runtime = runtime
         self.name = name
         self.facet = runtime.spawn_host(name=name)
         self.closed = False
         self.close_reason = ""
         self.done = trio.Event()  # set once the connection has closed
+        self.closing = trio.Event()  # set as soon as the relay closes (before the grace
+        # period in which what is queued, say an Error packet, may still be written)
         self._exports: dict[int, _Entry] = {}
         self._export_by_key: dict[tuple[int, int], _Entry] = {}
         self._imports: dict[int, _Entry] = {}
@@ -198,6 +268,16 @@ class Relay:
         self._finished = False
         self._fd: int | None = None  # the socket, once attached (see transport.py)
         self._write_error: OSError | None = None
+        # Flow control (see FlowControl). The first entry of _out may be the rest of a
+        # packet partly written (_head_partial); the others are whole packets, so that a
+        # connection cut off can still end with a well-formed Error packet.
+        self.flow = flow if flow is not None else FlowControl(stall_timeout=None)
+        self.out_bytes = 0  # bytes waiting to be written
+        self.peak_out_bytes = 0
+        self._head_partial = False
+        self._congested_since: float | None = None
+        self._room: trio.Event | None = None  # set when a congestion ends
+        self._write_scope: trio.CancelScope | None = None  # the writer's wait, if any
         self.peer0: Ref | None = None
         if export0 is not None:
             entry = self._export(Ref(self.facet, export0(self)), [])
@@ -250,7 +330,8 @@ class Relay:
         if packet is None:
             return
         if isinstance(packet, ErrorPacket):
-            raise PeerError(f"peer reported an error: {packet.message} ({packet.detail!r:.200})")
+            raise PeerError(f"peer reported an error: {packet.message:.200} "
+                            f"({show(packet.detail)})")
         errors: list[ProtocolError] = []
 
         def run() -> None:
@@ -266,7 +347,7 @@ class Relay:
     def _target(self, oid: int) -> _Entry | None:
         entry = self._exports.get(oid)
         if entry is None and not 0 <= oid < self._next_oid:
-            raise ProtocolError(f"event for unknown OID {oid}")
+            raise ProtocolError(f"event for unknown OID {show(oid)}")
         return entry  # None: an oid we retired; the event is ignored
 
     def _in_turn(self, events: list, saw_embedded: bool) -> None:
@@ -283,7 +364,7 @@ class Relay:
             elif kind is Assert:
                 handle = event.handle
                 if handle in self._inbound:
-                    raise ProtocolError(f"assert of handle {handle}, which is already asserted")
+                    raise ProtocolError(f"assert of handle {show(handle)}, which is already asserted")
                 pins = []
                 if target is None:
                     self._inbound[handle] = (None, pins)
@@ -294,7 +375,7 @@ class Relay:
             elif kind is Retract:
                 found = self._inbound.pop(event.handle, None)
                 if found is None:
-                    raise ProtocolError(f"retract of unknown handle {event.handle}")
+                    raise ProtocolError(f"retract of unknown handle {show(event.handle)}")
                 local, pins = found
                 if local is not None:
                     turn.retract(local)
@@ -317,7 +398,7 @@ class Relay:
 
     def _ref_in(self, wire: Any, pins: list) -> Ref:
         if not isinstance(wire, WireRef):
-            raise ProtocolError(f"embedded value is not a wire ref: {wire!r:.100}")
+            raise ProtocolError(f"embedded value is not a wire ref: {show(wire, 100)}")
         if wire.mine:
             return self._import(wire.oid, pins).ref
         if wire.attenuation:
@@ -412,6 +493,14 @@ class Relay:
         # of stream) waits for the writer task, which keeps the order.
         out = self._out
         out.append(data)
+        self.out_bytes += len(data)
+        if self.out_bytes > self.peak_out_bytes:
+            self.peak_out_bytes = self.out_bytes
+        if self._congested_since is None and self.out_bytes > self.flow.high_water:
+            self._congested_since = trio.current_time()
+            self.flow._over(self)
+            if self._write_scope is not None:  # the writer is waiting: give it a deadline
+                self._write_scope.deadline = self._stall_deadline()
         if len(out) == 1 and self._fd is not None:
             self._send_now(self._fd)
             if not out and self._write_error is None:
@@ -423,19 +512,71 @@ class Relay:
         kernel takes now; keep the rest. A failure is kept for the writer task to
         report (this runs inside the runtime's queue, which must not see it)."""
         out = self._out
-        data = out[0] if len(out) == 1 else b"".join(out)
         try:
-            sent = os.write(fd, data)
+            # writev: several packets in one system call, and no copy to join them.
+            sent = os.write(fd, out[0]) if len(out) == 1 else os.writev(fd, out[:_IOV_MAX])
         except BlockingIOError:
             sent = 0
         except OSError as exc:
             self._write_error = exc
             self._fd = None
             return
-        if sent == len(data):
+        sent_total = sent
+        if sent == self.out_bytes:
             out.clear()
-        else:
-            out[:] = [memoryview(data)[sent:]]  # no copy of a big packet's rest
+            self._head_partial = False
+        elif sent:
+            done = 0
+            while sent >= len(out[done]):
+                sent -= len(out[done])
+                done += 1
+            if done:
+                del out[:done]
+                self._head_partial = False
+            if sent:
+                out[0] = memoryview(out[0])[sent:]  # no copy of a big packet's rest
+                self._head_partial = True
+        self._sent(sent_total)
+
+    def _sent(self, count: int) -> None:
+        self.out_bytes -= count
+        if self._congested_since is not None and self.out_bytes <= self.flow.low_water:
+            self._congested_since = None
+            self.flow._under(self)
+            room, self._room = self._room, None
+            if room is not None:
+                room.set()
+
+    @property
+    def congested(self) -> bool:
+        """Over the high-water mark, and not yet drained below the low-water mark."""
+        return self._congested_since is not None
+
+    async def wait_for_room(self) -> None:
+        """Return once the outgoing buffer is not congested (at once if it is not):
+        a producer awaiting this before each send (or every few sends) cannot grow the
+        buffer much beyond the high-water mark. Also returns once the connection has
+        closed (what is sent then goes nowhere, as without flow control)."""
+        while self._congested_since is not None and not self.closed:
+            if self._room is None:
+                self._room = trio.Event()
+            await self._room.wait()
+
+    def _cut_off(self) -> None:
+        """The peer has not taken its backlog for ``stall_timeout`` seconds: drop the
+        backlog (keeping the rest of a packet partly written, so the stream stays
+        well-formed), queue an Error packet naming the reason, and close."""
+        flow = self.flow
+        reason = (f"outgoing buffer over {flow.high_water} bytes for {flow.stall_timeout:g} s:"
+                  " the peer is not reading (slow consumer cut off)")
+        log.warning("%s: %s", self.name, reason)
+        flow.cut_off += 1
+        self._pending = []
+        kept = self._out[:1] if self._head_partial else []
+        self._sent(self.out_bytes - sum(len(part) for part in kept))
+        self._out[:] = kept
+        self._write(encode_error(reason, False))
+        self.close(reason)
 
     def _wake_writer(self) -> None:
         wakeup = self._wakeup
@@ -471,7 +612,21 @@ class Relay:
 
     def _finish_output(self) -> None:
         self._finished = True
+        self.closing.set()
+        # A closed connection holds nobody back (what is left is written, or not, within
+        # the transport's grace period), and producers waiting for room learn it closed.
+        self._congested_since = None
+        self.flow._under(self)
+        room, self._room = self._room, None
+        if room is not None:
+            room.set()
         self._wake_writer()
+
+    def _stall_deadline(self) -> float:
+        since, timeout = self._congested_since, self.flow.stall_timeout
+        if since is None or timeout is None or self.closed:
+            return math.inf
+        return since + timeout
 
     async def _writer(self, stream: trio.abc.SendStream) -> None:
         """Write what :meth:`_write` could not, until the relay has closed and all is
@@ -481,13 +636,25 @@ class Relay:
                 raise self._write_error
             if self._out:
                 fd = self._fd
-                if fd is not None:
-                    await trio.lowlevel.wait_writable(fd)
-                    self._send_now(fd)
-                else:
-                    data = b"".join(self._out)
-                    self._out.clear()
-                    await stream.send_all(data)
+                with trio.move_on_at(self._stall_deadline()) as waiting:
+                    self._write_scope = waiting
+                    if fd is not None:
+                        await trio.lowlevel.wait_writable(fd)
+                        self._send_now(fd)
+                    else:
+                        parts = list(self._out)
+                        await stream.send_all(b"".join(parts))
+                        del self._out[:len(parts)]
+                        self._sent(sum(len(part) for part in parts))
+                self._write_scope = None
+                if waiting.cancelled_caught:
+                    self._cut_off()
+                    if fd is not None:  # give the peer a moment to read its Error packet
+                        with trio.move_on_after(_ERROR_GRACE):
+                            while self._out and self._fd is not None:
+                                await trio.lowlevel.wait_writable(fd)
+                                self._send_now(fd)
+                    return  # (a stream cut mid-write cannot take an Error packet)
                 continue
             if self._finished:
                 return

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import socket
@@ -37,9 +38,11 @@ from syndicate.actor import Entity, Ref
 from ..dataspace.entity import Dataspace
 from ..native import spawn_dataspace
 from ..runtime import Runtime, open_runtime
-from .codec import DEFAULT_MAX_PACKET
-from .relay import Relay
+from ..runtime.registry import OPEN_SERVERS
+from .codec import DEFAULT_MAX_PACKET, SERVER_MAX_DEPTH, show
+from .relay import DEFAULT_HIGH_WATER, DEFAULT_STALL_TIMEOUT, FlowControl, Relay
 from .transport import run_stream
+from .caveats import AttenuationStats, Attenuator
 from .sturdy import KeyRing, Rejected
 
 log = logging.getLogger("dataspace_agency.protocol.server")
@@ -52,36 +55,58 @@ _REJECTED = Symbol("rejected")
 class Gatekeeper(Entity):
     """Answers ``<resolve sturdyref #:observer>`` with ``<accepted #:ds>`` or
     ``<rejected why>``, for as long as the resolve stands. One per connection, so that
-    what it logs names the peer."""
+    what it logs names the peer.
 
-    def __init__(self, keys: KeyRing, ds: Ref, peer: str) -> None:
+    A ref with caveats is answered with an :class:`~.caveats.Attenuator` in front of the
+    dataspace instead of the dataspace itself: everything the holder asserts or sends
+    is rewritten or dropped by the caveats (counted in ``stats``). The attenuator is made
+    in this turn, so it lives in the connection's relay actor and goes with it."""
+
+    def __init__(self, keys: KeyRing, ds: Ref, peer: str,
+                 stats: AttenuationStats | None = None) -> None:
         self.keys = keys
         self.ds = ds
         self.peer = peer
+        self.stats = stats if stats is not None else AttenuationStats()
         self._answers: dict[int, int] = {}
 
     def on_publish(self, value: Any, handle: int) -> None:
         if not (isinstance(value, Record) and value.key == _RESOLVE and len(value.fields) == 2
                 and isinstance(value.fields[1], Embedded)
                 and isinstance(value.fields[1].embeddedValue, Ref)):
-            log.warning("%s: gatekeeper ignores %r (want <resolve step #:observer>)",
-                        self.peer, value)
+            log.warning("%s: gatekeeper ignores %s (want <resolve step #:observer>)",
+                        self.peer, show(value))
             return
         step, observer = value.fields[0], value.fields[1].embeddedValue
         try:
-            oid = self.keys.validate(step)
+            oid, attenuation = self.keys.resolve(step)
         except Rejected as exc:
             log.warning("%s: rejected a sturdyref: %s", self.peer, exc)
             answer = Record(_REJECTED, [str(exc)])
         else:
-            log.info("%s: resolved a sturdyref to %r", self.peer, oid)
-            answer = Record(_ACCEPTED, [Embedded(self.ds)])
+            target = self.ds
+            if attenuation:
+                target = turn.ref(Attenuator(self.ds, attenuation, self.peer, self.stats))
+                log.info("%s: resolved a sturdyref to %r with %d caveat(s)", self.peer, oid,
+                         len(attenuation.caveats))
+            else:
+                log.info("%s: resolved a sturdyref to %r", self.peer, oid)
+            answer = Record(_ACCEPTED, [Embedded(target)])
         self._answers[handle] = turn.publish(observer, answer)
 
     def on_retract(self, handle: int) -> None:
         answer = self._answers.pop(handle, None)
         if answer is not None:
             turn.retract(answer)
+
+
+def _warn_unless_loopback(addresses: list[str]) -> None:
+    """Loopback is the default; anything else was asked for, but say so loudly: anyone
+    who can reach the address may try capabilities, and traffic is not encrypted."""
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%")[0]).is_loopback:
+            log.warning("listening on %s, which is not a loopback address: reachable from"
+                        " other machines, unencrypted; see docs/security.md", address)
 
 
 @dataclass
@@ -97,6 +122,10 @@ class Server:
     unix_path: str | None = None
     connections: dict[int, str] = field(default_factory=dict)  # id -> peer
     connection_count: int = 0  # ever accepted
+    attenuation: AttenuationStats = field(default_factory=AttenuationStats)  # caveats' work
+    # Output limits shared by every connection (docs/limits.md), and the live relays.
+    flow: FlowControl = field(default_factory=FlowControl)
+    relays: dict[int, Relay] = field(default_factory=dict)  # id -> relay
 
     @property
     def capability(self) -> Record:
@@ -124,8 +153,12 @@ class Server:
         log.info("connection %d from %s", number, peer)
         try:
             relay = Relay(self.runtime, f"connection {number}",
-                          export0=lambda relay: Gatekeeper(self.keys, self.ds, peer))
-            reason = await run_stream(relay, stream, max_packet=self.max_packet, peer=peer)
+                          export0=lambda relay: Gatekeeper(self.keys, self.ds, peer,
+                                                           self.attenuation),
+                          flow=self.flow)
+            self.relays[number] = relay
+            reason = await run_stream(relay, stream, max_packet=self.max_packet, peer=peer,
+                                      max_depth=SERVER_MAX_DEPTH)
             log.info("connection %d from %s closed: %s", number, peer, reason)
         except Exception:  # a bug must not take the server down with it
             log.exception("connection %d from %s failed", number, peer)
@@ -133,6 +166,7 @@ class Server:
                 await stream.aclose()
         finally:
             del self.connections[number]
+            self.relays.pop(number, None)
 
 
 def _peer_of(stream: trio.SocketStream) -> str:
@@ -187,18 +221,28 @@ async def _accept_loop(server: Server, listener: trio.SocketListener,
 async def open_server(runtime: Runtime | None = None, *,
                       tcp: tuple[str, int] | None = ("127.0.0.1", 0),
                       unix: str | None = None, keys: KeyRing | None = None,
-                      max_packet: int = DEFAULT_MAX_PACKET) -> AsyncIterator[Server]:
+                      max_packet: int = DEFAULT_MAX_PACKET,
+                      high_water: int = DEFAULT_HIGH_WATER, low_water: int | None = None,
+                      stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+                      ) -> AsyncIterator[Server]:
     """Serve a fresh dataspace for the block. ``tcp=(host, port)`` (port 0: any free
-    port; loopback by default) and/or ``unix=path``; ``keys`` default to a random key."""
+    port; loopback by default) and/or ``unix=path``; ``keys`` default to a random key.
+
+    Backpressure (docs/limits.md): a connection with more than ``high_water`` bytes
+    waiting to be written is congested; the server then reads from no other connection
+    until it drains below ``low_water`` (default ``high_water // 4``), and cuts it off
+    with an ``Error`` packet if it stays congested ``stall_timeout`` seconds (None:
+    never)."""
     if tcp is None and unix is None:
         raise ValueError("give a TCP address, a unix socket path, or both")
     if max_packet < 64:
         raise ValueError(f"max_packet must be at least 64 bytes, got {max_packet}")
+    flow = FlowControl(high_water, low_water, stall_timeout)  # checks the values
     async with contextlib.AsyncExitStack() as stack:
         if runtime is None:
             runtime = await stack.enter_async_context(open_runtime())
         ds, entity = spawn_dataspace(runtime, name="server-dataspace")
-        server = Server(runtime, ds, entity, keys or KeyRing.random(), max_packet)
+        server = Server(runtime, ds, entity, keys or KeyRing.random(), max_packet, flow=flow)
         # Listen before the nursery opens, so that a bad address is a plain OSError.
         listeners: list[trio.SocketListener] = []
         try:
@@ -206,6 +250,7 @@ async def open_server(runtime: Runtime | None = None, *,
                 host, port = tcp
                 listeners.extend(await trio.open_tcp_listeners(port, host=host))
                 server.tcp_address = (host, listeners[0].socket.getsockname()[1])
+                _warn_unless_loopback([l.socket.getsockname()[0] for l in listeners])
             if unix is not None:
                 listeners.append(await _unix_listener(unix))
                 server.unix_path = unix
@@ -214,6 +259,7 @@ async def open_server(runtime: Runtime | None = None, *,
                 await listener.aclose()
             runtime.stop_actor(ds.facet.actor)
             raise
+        OPEN_SERVERS.add(server)  # until the block ends: what a leak check looks at
         try:
             async with trio.open_nursery() as nursery:
                 for listener in listeners:
@@ -223,6 +269,7 @@ async def open_server(runtime: Runtime | None = None, *,
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
+            OPEN_SERVERS.discard(server)
             if server.unix_path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(server.unix_path)
@@ -232,8 +279,10 @@ async def open_server(runtime: Runtime | None = None, *,
 
 async def serve(*, tcp: tuple[str, int] | None = ("127.0.0.1", 0), unix: str | None = None,
                 keys: KeyRing | None = None, max_packet: int = DEFAULT_MAX_PACKET,
-                task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Run a server until cancelled; ``task_status.started(server)`` once listening."""
-    async with open_server(tcp=tcp, unix=unix, keys=keys, max_packet=max_packet) as server:
+                task_status: Any = trio.TASK_STATUS_IGNORED, **limits: Any) -> None:
+    """Run a server until cancelled; ``task_status.started(server)`` once listening.
+    ``limits``: ``high_water``, ``low_water``, ``stall_timeout`` (see open_server)."""
+    async with open_server(tcp=tcp, unix=unix, keys=keys, max_packet=max_packet,
+                           **limits) as server:
         task_status.started(server)
         await trio.sleep_forever()

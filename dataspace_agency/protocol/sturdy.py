@@ -5,9 +5,11 @@ A sturdyref is ``<ref {oid: any, sig: bytes, caveats?: [caveat ...]}>``. With
 ``sig = f(... f(f(key, e(oid)), e(caveat1)) ..., e(caveatN))``: each caveat is chained on,
 so a holder can attenuate a ref without the key but cannot remove a caveat.
 
-This server does not implement caveats (attenuation of what a ref may assert). A ref
-that carries caveats is therefore *rejected*, with a detail saying so, rather than
-accepted with its restrictions silently ignored.
+Caveats restrict what the holder may assert and send (see ``caveats.py`` for the subset
+understood: ``<rewrite p t>``, ``<reject p>``, ``<or [...]>``). :func:`attenuate` adds
+caveats to a ref without the key; :meth:`KeyRing.resolve` checks a ref and compiles its
+caveats. A ref whose caveats the server cannot enforce is *rejected*, naming the caveat,
+never accepted with its restrictions ignored.
 
 Keys: a :class:`KeyRing` maps each accepted oid to its secret key. The well-known
 development cap (empty key, oid ``"syndicate"``) is ``KeyRing.dev()``.
@@ -24,7 +26,10 @@ from typing import Any
 import preserves
 from preserves import ImmutableDict, Record, Symbol
 
-__all__ = ["KeyRing", "Rejected", "mint", "parse_cap", "sign", "validate"]
+from .caveats import Attenuation, InvalidCaveat
+
+__all__ = ["KeyRing", "Rejected", "attenuate", "mint", "parse_cap", "resolve", "sign",
+           "validate"]
 
 _REF = Symbol("ref")
 _OID, _SIG, _CAVEATS = Symbol("oid"), Symbol("sig"), Symbol("caveats")
@@ -54,6 +59,24 @@ def sign(key: bytes, oid: Any, caveats: tuple = ()) -> bytes:
 def mint(key: bytes, oid: Any = "syndicate") -> Record:
     """A sturdyref to ``oid`` signed with ``key``: ``<ref {oid: ..., sig: ...}>``."""
     return Record(_REF, [ImmutableDict({_OID: oid, _SIG: sign(key, oid)})])
+
+
+def attenuate(cap: Any, *caveats: Any) -> Record:
+    """``cap`` restricted further by ``caveats`` (Preserves values or text). Needs no key:
+    the new signature is chained on the old one, so a holder can narrow a ref it was given
+    but never widen it (removing a caveat would need the MAC of the shorter chain)."""
+    cap = parse_cap(cap)
+    params = cap.fields[0]
+    added = tuple(preserves.parse(c) if isinstance(c, str) else preserves.preserve(c)
+                  for c in caveats)
+    sig = params[_SIG]
+    for caveat in added:
+        sig = _mac(sig, _canonical(caveat))
+    old = tuple(params.get(_CAVEATS, ()))
+    new = {_OID: params[_OID], _SIG: sig}
+    if old or added:
+        new[_CAVEATS] = old + added
+    return Record(_REF, [ImmutableDict(new)])
 
 
 def parse_cap(cap: Any) -> Record:
@@ -115,13 +138,23 @@ class KeyRing:
         return [mint(key, oid) for oid, key in self.keys.items()]
 
     def validate(self, cap: Any) -> Any:
-        """The oid of ``cap`` if its signature is good and it has no caveats; else
-        :class:`Rejected` naming the problem."""
-        return validate(self, cap)
+        """The oid of ``cap`` if its signature is good and its caveats are ones this
+        server enforces; else :class:`Rejected` naming the problem."""
+        return resolve(self, cap)[0]
+
+    def resolve(self, cap: Any) -> tuple[Any, Attenuation]:
+        """``(oid, attenuation)`` of a good ``cap`` (an empty :class:`Attenuation` for
+        an unattenuated ref); else :class:`Rejected` naming the problem."""
+        return resolve(self, cap)
 
 
 def validate(ring: KeyRing, cap: Any) -> Any:
     """See :meth:`KeyRing.validate`."""
+    return resolve(ring, cap)[0]
+
+
+def resolve(ring: KeyRing, cap: Any) -> tuple[Any, Attenuation]:
+    """See :meth:`KeyRing.resolve`."""
     if not (isinstance(cap, Record) and cap.key == _REF and len(cap.fields) == 1
             and isinstance(cap.fields[0], dict)):
         raise Rejected(f"not a sturdyref: {cap!r:.200}")
@@ -140,6 +173,10 @@ def validate(ring: KeyRing, cap: Any) -> Any:
         raise Rejected(f"unknown oid {oid!r:.100}")
     if not hmac.compare_digest(sign(key, oid, tuple(caveats)), sig):
         raise Rejected("bad signature")
-    if caveats:
-        raise Rejected("caveats (attenuation) are not supported by this server")
-    return oid
+    try:
+        attenuation = Attenuation(caveats)
+    except InvalidCaveat as exc:
+        raise Rejected(f"caveat not enforceable by this server: {exc}") from None
+    except RecursionError:  # any holder may add a caveat, however deeply nested
+        raise Rejected("caveat nested too deeply") from None
+    return oid, attenuation

@@ -137,7 +137,7 @@ class Runtime:
             return
         with trio.CancelScope(shield=True):
             self._stop_all_actors()
-            self.system.closed = True
+            self.system.mark_closed()
             self.system.nursery.cancel_scope.cancel()
 
 

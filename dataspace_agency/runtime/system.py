@@ -36,6 +36,7 @@ from typing import Any, Callable
 import trio
 from syndicate.actor import Actor, Facet, System, Turn
 
+from .registry import OPEN_RUNTIMES
 from .tasks import LoopShim
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,22 @@ class TrioSystem(System):
         self._idle_waiters: list[trio.Event] = []
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.get_ident()
+        OPEN_RUNTIMES.add(self)  # until mark_closed(): what a leak check looks at
+
+    def mark_closed(self) -> None:
+        """Nothing more runs here (the runtime's shutdown calls this)."""
+        self.closed = True
+        OPEN_RUNTIMES.discard(self)
+
+    def task_names(self) -> list[str]:
+        """Names of the trio tasks running in this runtime's nursery (for diagnostics;
+        safe to call from another thread, the answer may be slightly stale)."""
+        for _ in range(3):  # the set may change size under us when read from elsewhere
+            try:
+                return sorted(task.name for task in list(self.nursery.child_tasks))
+            except RuntimeError:
+                continue
+        return ["(tasks changing too fast to list)"]
 
     # --- the hooks syndicate-py calls ----------------------------------------------------
 

@@ -24,6 +24,7 @@ from ..classic.agent import Agent
 from ..classic.core import Ticket
 from ..classic.message import validate_agent_id
 from ..runtime import BackgroundRuntime, Runtime
+from ..runtime.registry import OPEN_SPACES
 
 if TYPE_CHECKING:
     from .handle import ClientHandle
@@ -41,6 +42,7 @@ class Space:
         # trio's default limiter (40 threads, shared: the starvation agency suffers).
         self._thread_limiter = self._background.call(
             lambda rt: trio.CapacityLimiter(math.inf))
+        OPEN_SPACES.add(self)  # until destroy(): what a leak check looks at
 
     # --- hooks for subclasses (runtime thread) ---------------------------------------------
 
@@ -131,6 +133,7 @@ class Space:
             except ValueError:
                 pass  # it left meanwhile
         self._destroyed = True
+        OPEN_SPACES.discard(self)
         self._background.close()
 
     def __enter__(self) -> "Space":
@@ -138,6 +141,24 @@ class Space:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.destroy()
+
+    def leak_report(self) -> str | None:
+        """What this undestroyed space still holds, in a few words, or None if it holds
+        nothing (no agents, no facts, its runtime stopped: say, a constructor that failed
+        after starting the runtime). For leak checks: reads without locking or waiting,
+        so it is safe on a space whose runtime is stuck."""
+        agents = sorted(a.id for a in self._local_agents())
+        entity = getattr(self, "_entity", None)  # the in-process dataspace, if any
+        facts = entity.assertion_count if entity is not None else 0
+        running = self._background.thread.is_alive()
+        if not (agents or facts or running):
+            return None
+        parts = [f"{len(agents)} agent(s) {agents}"]
+        if entity is not None:
+            parts.append(f"{facts} fact(s)")
+        parts.append(f"runtime thread {self._background.thread.name!r}"
+                     f" {'alive' if running else 'stopped'}")
+        return ", ".join(parts)
 
     def _check_open(self) -> None:
         if self._destroyed:

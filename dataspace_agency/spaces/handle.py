@@ -301,16 +301,43 @@ class ClientHandle:
                                        f" {timeout} s") from None
 
     async def areceive(self, timeout: float | None = None) -> dict:
-        """:meth:`receive` for ``await``."""
+        """:meth:`receive` for ``await``; cancelling it takes nothing from the inbox."""
         future: concurrent.futures.Future = concurrent.futures.Future()
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def fail(error: Exception) -> None:
+            try:
+                future.set_exception(error)
+            except concurrent.futures.InvalidStateError:
+                pass  # the waiter has gone
 
         def take() -> None:
-            try:
-                future.set_result(self.receive(timeout))
-            except BaseException as exc:
-                future.set_exception(exc)
+            # In slices, so that this thread ends once the waiter has gone (the future is
+            # cancelled) or the handle or its space has closed, instead of outliving them.
+            while not future.cancelled():
+                remaining = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+                try:
+                    message = self._inbox.get(timeout=max(remaining, 0))
+                except queue.Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return fail(TimeoutError(
+                            f'nothing arrived for "{self.id}" within {timeout} s'))
+                    if self._closed or self._space._destroyed:
+                        return fail(RuntimeError(f'"{self.id}" was closed while waiting in'
+                                                 f" areceive()"))
+                    continue
+                try:
+                    future.set_result(message)
+                except concurrent.futures.InvalidStateError:  # cancelled meanwhile: put it back
+                    with self._inbox.mutex:
+                        self._inbox.queue.appendleft(message)
+                        self._inbox.not_empty.notify()
+                return
         threading.Thread(target=take, daemon=True, name=f"{self.id}-areceive").start()
-        return await _await(future, None)
+        try:
+            return await _await(future, None)
+        finally:
+            future.cancel()  # if still waiting: the thread stops within a slice
 
     # --- lifetime -----------------------------------------------------------------------
 

@@ -143,6 +143,35 @@ def _preload_for(agent_type: type) -> list[str]:
     return ["__main__", *sorted(names)]
 
 
+def agent_process(context: Any, target: Any, args: tuple,
+                  agent_id: str) -> multiprocessing.process.BaseProcess:
+    """A daemonic, not yet started child process for agent ``agent_id``."""
+    return context.Process(target=target, args=args, name=f"agent:{agent_id}", daemon=True)
+
+
+def start_agent_process(context: Any, process: multiprocessing.process.BaseProcess,
+                        agent_type: type, agent_id: str,
+                        extra_preload: tuple[str, ...] = ()) -> None:
+    """Start an agent's child ``process`` (made by :func:`agent_process`); both process
+    spaces start their children here. Before the first child, the fork server's preload
+    list is set (once per process: :func:`_preload_for` ``agent_type``, and
+    ``extra_preload``). A class or arguments that cannot be pickled raise a
+    ``TypeError`` that says what to do instead."""
+    global _preload_set
+    if context.get_start_method() == "forkserver" and not _preload_set:
+        context.set_forkserver_preload([*_preload_for(agent_type), *extra_preload])
+        _preload_set = True
+    try:
+        process.start()
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
+        # Pickling the class or the arguments failed (before any process exists).
+        raise TypeError(
+            f'cannot start agent "{agent_id}" in a child process: its class must be'
+            f" importable (defined at module level) and its constructor arguments"
+            f" picklable (use multiprocessing.Manager() proxies to share queues or"
+            f" events, or add_foreground()): {exc}") from exc
+
+
 def _rebuild_error(type_name: str, text: str, where: str, details: str) -> BaseException:
     """An exception reported by a child: the same builtin type if it is one, else a
     RuntimeError naming the type; the child's traceback is attached as a note."""
@@ -259,17 +288,12 @@ class MultiprocessQueueSpace(Space):
 
     def _start_child(self, agent_type: type[Agent], agent_id: str, args: tuple,
                      kwargs: dict) -> None:
-        global _preload_set
         if not (isinstance(agent_type, type) and issubclass(agent_type, Agent)):
             raise TypeError(f"add() needs an Agent subclass, got {agent_type!r}")
         ours, theirs = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=_child_main, args=(theirs, agent_type, agent_id, args, kwargs),
-            name=f"agent:{agent_id}", daemon=True)
+        process = agent_process(self._context, _child_main,
+                                (theirs, agent_type, agent_id, args, kwargs), agent_id)
         child = _Child(agent_id, ours, process)
-        if self._context.get_start_method() == "forkserver" and not _preload_set:
-            self._context.set_forkserver_preload(_preload_for(agent_type))
-            _preload_set = True
         # Routable from now on: messages sent while it starts wait in its pipe (as they
         # wait in the core's queue on the other spaces).
         with self._table_lock:
@@ -277,14 +301,7 @@ class MultiprocessQueueSpace(Space):
             self._dead.pop(agent_id, None)
         try:
             try:
-                process.start()
-            except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
-                # Pickling the class or the arguments failed (before any process exists).
-                raise TypeError(
-                    f'cannot start agent "{agent_id}" in a child process: its class must be'
-                    f" importable (defined at module level) and its constructor arguments"
-                    f" picklable (use multiprocessing.Manager() proxies to share queues or"
-                    f" events, or add_foreground()): {exc}") from exc
+                start_agent_process(self._context, process, agent_type, agent_id)
             finally:
                 theirs.close()  # the child holds its end now; EOF then means it has gone
             child.pid, child.sentinel = process.pid, process.sentinel

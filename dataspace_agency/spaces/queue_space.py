@@ -18,7 +18,7 @@ import logging
 
 from ..classic import values
 from ..classic.agent import Agent
-from ..classic.core import AgentCore
+from ..classic.core import AgentCore, Inboxes
 from ..classic.message import BROADCAST, validate_message, new_message_id
 from ..runtime import Runtime
 from .base import RouterTransport, Space
@@ -31,13 +31,16 @@ class QueueSpace(Space):
 
     def __init__(self) -> None:
         super().__init__(runtime_name="queue-space")
-        self._cores: dict[str, AgentCore] = {}  # runtime thread only
+        # The router's table is the inbox registry: receivers' inboxes are bounded and
+        # local senders wait for room (see classic/core.py, Inboxes).
+        self._inboxes = Inboxes()
+        self._cores: dict[str, AgentCore] = self._inboxes.cores  # runtime thread only
 
     def _start_agent(self, runtime: Runtime, agent: Agent) -> None:
         core = AgentCore(agent, RouterTransport(self), runtime.system.nursery.start_soon,
                          self._thread_limiter)
         agent._core = core
-        self._cores[agent.id] = core
+        self._inboxes.register(core)
 
     def _stop_agent(self, runtime: Runtime, agent: Agent) -> None:
         if self._cores.get(agent.id) is agent._core:

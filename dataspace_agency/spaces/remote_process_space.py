@@ -19,20 +19,27 @@ nothing routes through this process.
 Failures: when a child dies (crash, ``SIGKILL``), the kernel closes its connection, the
 server retracts everything it asserted, and in assertion mode every request pending to
 its agent fails at once (``ActionError``: the agent left), the same path as an agent
-removed on purpose. In message mode such a request times out, as on a queue.
+removed on purpose. In message mode such a request times out, as on a queue. A watcher
+thread waiting on the children's process sentinels notices the death at once too: it
+is logged, and the agent is dropped from ``agents()``/``pid_of`` (its id can be used
+again).
+
+``reconnect`` (see :class:`RemoteDataspaceSpace`) applies to this process's connection
+and to every child's.
 
 The agent class and its constructor arguments are pickled to start the child (our own
 child process: no wider trust than importing the agent's module); use
-``multiprocessing.Manager()`` proxies to share queues or events with such agents.
+``multiprocessing.Manager()`` proxies to share queues or events with such agents. The
+control messages between parent and child afterwards are JSON, never pickles.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import signal
 import threading
 import time
@@ -43,6 +50,8 @@ from preserves import stringify
 
 from ..classic.agent import Agent
 from ..classic.message import validate_agent_id
+from ..protocol.client import Reconnect, address_text
+from ..protocol.sturdy import parse_cap
 from . import multiprocess_space as _mp
 from .remote_space import RemoteDataspaceSpace
 
@@ -56,6 +65,21 @@ class _Child:
         self.id = agent_id
         self.process = process
         self.conn = conn
+        self.sentinel = process.sentinel
+        self.leaving = False  # being stopped on purpose: its end is not a death
+        self.forgotten = threading.Event()  # set once dropped from the space
+
+    def exited(self) -> bool:
+        """Its process has ended (without reading the exit code: see _watch_children)."""
+        return bool(multiprocessing.connection.wait([self.sentinel], 0))
+
+
+def _send(conn: multiprocessing.connection.Connection, *message: Any) -> None:
+    conn.send_bytes(json.dumps(message).encode())
+
+
+def _recv(conn: multiprocessing.connection.Connection) -> tuple:
+    return tuple(json.loads(conn.recv_bytes()))
 
 
 class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
@@ -65,7 +89,7 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
 
     def __init__(self, address: Any = None, cap: Any = None, mode: str = "assertion", *,
                  start_method: str | None = None, stop_timeout: float = 10.0,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, reconnect: bool | Reconnect = False) -> None:
         if start_method is None:
             start_method = ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                             else "spawn")
@@ -77,7 +101,14 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         self._connect_timeout = timeout
         self._children: dict[str, _Child] = {}
         self._children_lock = threading.Lock()
-        super().__init__(address, cap, mode, timeout=timeout)
+        super().__init__(address, cap, mode, timeout=timeout, reconnect=reconnect)
+        # Handed to the children as text: any address form, canonical.
+        self._address_text = address_text(self.address)
+        self._cap_text = stringify(parse_cap(self.cap))
+        self._wake_r, self._wake_w = os.pipe()
+        self._watcher = threading.Thread(target=self._watch_children, daemon=True,
+                                         name="multiprocess-dataspace-watch")
+        self._watcher.start()
 
     # --- agents in child processes ---------------------------------------------------------
 
@@ -87,9 +118,12 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         kept, others as ``RuntimeError``). A duplicate id raises ``ValueError``."""
         self._check_open()
         validate_agent_id(id)
-        self._reap_dead()
         if not (isinstance(agent_type, type) and issubclass(agent_type, Agent)):
             raise TypeError(f"add() needs an Agent subclass, got {agent_type!r}")
+        with self._children_lock:
+            old = self._children.get(id)
+        if old is not None and (old.leaving or old.exited()):  # it is being forgotten
+            old.forgotten.wait(self._stop_timeout)
         with self._lock:
             if id in self._agents:
                 raise ValueError(f'an agent with id "{id}" is already in this space')
@@ -102,27 +136,21 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
             raise
         with self._children_lock:
             self._children[id] = child
+        self._wake_watcher()
 
     def _start_child(self, agent_type: type[Agent], agent_id: str, args: tuple,
                      kwargs: dict) -> _Child:
-        if self._context.get_start_method() == "forkserver" and not _mp._preload_set:
-            self._context.set_forkserver_preload([*_mp._preload_for(agent_type), __name__])
-            _mp._preload_set = True
         ours, theirs = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=_child_main,
-            args=(theirs, stringify(self.address), stringify(self.cap), self.mode,
-                  self._connect_timeout, agent_type, agent_id, args, kwargs),
-            name=f"agent:{agent_id}", daemon=True)
+        process = _mp.agent_process(
+            self._context, _child_main,
+            (theirs, self._address_text, self._cap_text, self.mode, self._connect_timeout,
+             self.reconnect, agent_type, agent_id, args, kwargs), agent_id)
         try:
-            try:
-                process.start()
-            except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
-                raise TypeError(
-                    f'cannot start agent "{agent_id}" in a child process: its class must be'
-                    f" importable (defined at module level) and its constructor arguments"
-                    f" picklable (use multiprocessing.Manager() proxies, or"
-                    f" add_foreground()): {exc}") from exc
+            _mp.start_agent_process(self._context, process, agent_type, agent_id,
+                                    extra_preload=(__name__,))
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         child = _Child(agent_id, process, ours)
@@ -145,15 +173,15 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         if not ready:
             raise TimeoutError(f'agent "{child.id}" did not answer within {timeout} s')
         try:
-            return child.conn.recv()
-        except (EOFError, OSError):
+            return _recv(child.conn)
+        except (EOFError, OSError, ValueError):
             return None
 
     def pid_of(self, id: str) -> int:
         """The process agent ``id`` runs in (ours for foreground agents)."""
         with self._children_lock:
             child = self._children.get(id)
-        if child is not None:
+        if child is not None and not child.leaving:
             return child.process.pid
         with self._lock:
             if self._agents.get(id) is not None:
@@ -163,9 +191,14 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
     def remove(self, id: str) -> None:
         """Remove an agent; returns after its ``before_remove`` ran (in its process) and it
         has left; a child process has then exited."""
-        self._reap_dead()
         with self._children_lock:
             child = self._children.get(id)
+            busy = child is not None and child.leaving
+            if child is not None:
+                child.leaving = True  # the watcher leaves it to us now
+        if busy:  # it died (the watcher is forgetting it) or is being removed already
+            child.forgotten.wait(self._stop_timeout)
+            raise ValueError(f'no agent "{id}" in this space')
         if child is None:
             super().remove(id)
             return
@@ -175,7 +208,7 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         deadline = time.monotonic() + self._stop_timeout
         error: BaseException | None = None
         try:
-            child.conn.send(("stop", force))
+            _send(child.conn, "stop", force)
             reply = self._receive(child, self._stop_timeout)
             if reply is not None and reply[0] == "failed" and not force:
                 error = _mp._rebuild_error(reply[1], reply[2],
@@ -186,6 +219,8 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
             log.warning('agent "%s" did not stop within %s s: ending its process', child.id,
                         self._stop_timeout)
         if error is not None:
+            child.leaving = False
+            self._wake_watcher()
             raise error  # before_remove failed: the agent stays, as on every space
         self._end_process(child, deadline)
         self._forget(child)
@@ -208,16 +243,54 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         with self._lock:
             if child.id in self._agents and self._agents[child.id] is None:
                 del self._agents[child.id]
+        child.forgotten.set()
 
-    def _reap_dead(self) -> None:
-        """Forget children that died (their agents' presence is already gone)."""
-        with self._children_lock:
-            dead = [c for c in self._children.values() if c.process.exitcode is not None]
-        for child in dead:
-            log.warning('agent "%s" process exited (code %s)', child.id,
-                        child.process.exitcode)
-            self._end_process(child, time.monotonic())
-            self._forget(child)
+    # --- noticing a child's death (the watcher thread) ---------------------------------------
+
+    def _wake_watcher(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass
+
+    def _watch_children(self) -> None:
+        """Wait on every child's process sentinel (no polling); a child that exits
+        without being asked to has died: log it and forget it at once. Children being
+        stopped (``leaving``) are left to whoever stops them: only one thread ever
+        waits for a given child's exit code."""
+        while True:
+            with self._children_lock:
+                watched = {c.sentinel: c for c in self._children.values() if not c.leaving}
+            try:
+                ready = multiprocessing.connection.wait([self._wake_r, *watched])
+            except OSError:
+                continue  # a sentinel was closed meanwhile: look again
+            if self._wake_r in ready:
+                try:
+                    data = os.read(self._wake_r, 4096)
+                except OSError:
+                    return
+                if b"x" in data:  # destroy()
+                    return
+            for sentinel in ready:
+                child = watched.get(sentinel)
+                if child is None:
+                    continue
+                with self._children_lock:
+                    claimed = self._children.get(child.id) is child and not child.leaving
+                    if claimed:  # it stays listed until forgotten (see add and remove)
+                        child.leaving = True
+                if not claimed:
+                    continue
+                try:
+                    child.process.join(1.0)
+                    log.warning('agent "%s": its process (pid %s) died (exit code %s); it'
+                                " has left the space", child.id, child.process.pid,
+                                child.process.exitcode)
+                    self._end_process(child, time.monotonic())
+                    self._forget(child)
+                except Exception:  # noqa: BLE001 - keep watching the others
+                    log.exception('forgetting agent "%s" failed', child.id)
 
     def destroy(self) -> None:
         """Stop every child (``before_remove`` runs in each), then as
@@ -225,10 +298,14 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         if self._destroyed:
             return
         with self._children_lock:
-            children = list(self._children.values())
+            # Children already leaving are being forgotten or removed by another thread.
+            dying = [c for c in self._children.values() if c.leaving]
+            children = [c for c in self._children.values() if not c.leaving]
+            for child in children:
+                child.leaving = True
         for child in children:
             try:
-                child.conn.send(("stop", True))
+                _send(child.conn, "stop", True)
             except (OSError, ValueError):
                 pass
         for child in children:
@@ -238,6 +315,18 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
                 pass
             self._end_process(child, time.monotonic() + self._stop_timeout)
             self._forget(child)
+        for child in dying:
+            child.forgotten.wait(self._stop_timeout)
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        self._watcher.join(self._stop_timeout)
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         super().destroy()
 
 
@@ -246,35 +335,35 @@ def _failure(exc: BaseException) -> tuple:
 
 
 def _child_main(conn: multiprocessing.connection.Connection, address: str, cap: str,
-                mode: str, timeout: float, agent_type: type[Agent], agent_id: str,
-                args: tuple, kwargs: dict) -> None:
+                mode: str, timeout: float, reconnect: bool | Reconnect,
+                agent_type: type[Agent], agent_id: str, args: tuple, kwargs: dict) -> None:
     """A child's main: its own connection to the server, one agent, until told to stop
     or the parent goes (the pipe reaches end of file)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
-        space = RemoteDataspaceSpace(address, cap, mode, timeout=timeout)
+        space = RemoteDataspaceSpace(address, cap, mode, timeout=timeout, reconnect=reconnect)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        conn.send(_failure(exc))
+        _send(conn, *_failure(exc))
         return
     try:
         try:
             space.add(agent_type, agent_id, *args, **kwargs)
         except BaseException as exc:  # noqa: BLE001
-            conn.send(_failure(exc))
+            _send(conn, *_failure(exc))
             return
-        conn.send(("ready",))
+        _send(conn, "ready")
         while True:
             try:
-                _op, force = conn.recv()
-            except (EOFError, OSError):
+                _op, force = _recv(conn)
+            except (EOFError, OSError, ValueError):
                 return  # the parent has gone: destroy below
             try:
                 space.remove(agent_id)
             except BaseException as exc:  # noqa: BLE001 - before_remove failed
                 if not force:
-                    conn.send(_failure(exc))
+                    _send(conn, *_failure(exc))
                     continue
-            conn.send(("stopped",))
+            _send(conn, "stopped")
             return
     finally:
         space.destroy()

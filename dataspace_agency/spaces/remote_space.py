@@ -19,6 +19,16 @@ and ``spawn_native`` actors run here, reaching the dataspace over the connection
 
 Agents in other processes sharing the same server see each other: see
 ``remote_process_space.py`` for a space that runs each added agent in a child process.
+
+``reconnect=True`` (or a :class:`~dataspace_agency.protocol.client.Reconnect` policy)
+keeps the space going across a lost connection or a restarted server (same address,
+same key): the client reconnects with backoff and asserts again every agent's presence,
+actions, subscriptions and held request/reply facts (``protocol/client.py`` explains
+how). While disconnected the agents see everyone else leave (the server's facts are
+retracted locally), so in assertion mode requests pending to other agents fail with
+``ActionError``; requests made during the outage wait for their responder to come back,
+and classic messages are queued (bounded). Without it, a lost connection is final:
+``connected`` turns False.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import trio
 from syndicate import patterns as P
 
 from ..classic.adapter import MODES
-from ..protocol.client import RemoteDataspaceHandle, open_connection
+from ..protocol.client import Reconnect, RemoteDataspaceHandle, open_connection
 from ..protocol.process import ServerProcess
 from ..runtime import Runtime
 from .base import Space
@@ -43,15 +53,20 @@ _EVERYTHING = P.CAPTURE  # <bind <_>>: every assertion, once per distinct value
 class RemoteDataspaceSpace(DataspaceSpace):
     """Agents on a remote dataspace (see the module docstring). ``address``/``cap``:
     where and with what capability; both None: start a private server (in a child
-    process on a unix socket in a temp directory). ``timeout``: for connecting."""
+    process on a unix socket in a temp directory). ``timeout``: for connecting.
+    ``reconnect``: reconnect, keeping every agent's facts (see the module docstring)."""
+
+    _senders_are_local = False  # other processes write to the server: check sizes
 
     def __init__(self, address: Any = None, cap: Any = None, mode: str = "assertion", *,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, reconnect: bool | Reconnect = False) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if (address is None) != (cap is None):
             raise ValueError("give both address and cap, or neither (a private server)")
         self.mode = mode
+        self.reconnect = reconnect
+        Reconnect.of(reconnect)  # a bad value is refused before anything starts
         self._server: ServerProcess | None = None
         if address is None:
             self._server = ServerProcess.start()
@@ -61,7 +76,8 @@ class RemoteDataspaceSpace(DataspaceSpace):
             Space.__init__(self, runtime_name=f"remote-dataspace-space-{mode}")
             try:
                 self._client: RemoteDataspaceHandle = self._background.call_async(
-                    lambda rt: open_connection(rt, address, cap, timeout=timeout))
+                    lambda rt: open_connection(rt, address, cap, timeout=timeout,
+                                               reconnect=reconnect))
             except BaseException:
                 self._background.close()
                 raise
@@ -88,8 +104,27 @@ class RemoteDataspaceSpace(DataspaceSpace):
 
     @property
     def connected(self) -> bool:
-        """False once the connection to the server has closed."""
+        """False while there is no connection to the server (for good, without
+        ``reconnect``)."""
         return self._client.connected
+
+    @property
+    def reconnections(self) -> int:
+        """How many times the space has connected again after losing its connection."""
+        return self._client.reconnections
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Wait up to ``timeout`` seconds until connected; True if so. With
+        ``reconnect``, True also means every agent's facts are on their way to the
+        server again (call :meth:`fact_count` or make a request to be sure they are
+        there)."""
+        self._check_open()
+
+        async def wait(_runtime: Runtime) -> bool:
+            with trio.move_on_after(timeout):
+                return await self._client.wait_connected()
+            return False
+        return self._background.call_async(wait)
 
     def fact_count(self) -> int:
         """Distinct assertions in the server's dataspace (not counting the observation
