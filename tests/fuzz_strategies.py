@@ -310,6 +310,17 @@ def comparable(value: Any) -> Any:
     return value
 
 
+def same_ending(one: str, other: str) -> bool:
+    """Two endings of :func:`read_in_pieces` agree: both "ok", or errors of the same kind.
+    A size error matches any error: a packet that is both over the limit and malformed
+    is refused for its size when that shows first (bytes arriving in pieces) and for its
+    fault when that does (all at once); either way the connection ends."""
+    if "ok" in (one, other):
+        return one == other
+    kinds = {error_kind(one.removeprefix("error: ")), error_kind(other.removeprefix("error: "))}
+    return len(kinds) == 1 or "exceeds the limit" in kinds
+
+
 def read_in_pieces(data: bytes, cuts: list[int], max_packet: int) -> tuple[list, str]:
     """Values a reader yields for ``data`` fed in pieces cut at ``cuts``, made
     :func:`comparable`, and how it ended ("ok", or
