@@ -21,6 +21,7 @@ import trio
 
 from dataspace_agency import (Agent, DataspaceSpace, MultiprocessQueueSpace, QueueSpace,
                               action)
+from dataspace_agency.compare.agents import time_arequests
 
 
 class Echo(Agent):
@@ -52,14 +53,7 @@ class Pinger(Agent):
     @action
     async def round_trips(self, count: int) -> list:
         message = {"to": "echo", "action": {"name": "echo", "args": {"text": "hi"}}}
-        for _ in range(200):  # warm up
-            await self.arequest(message)
-        samples = []
-        for _ in range(count):
-            start = time.perf_counter()
-            await self.arequest(message)
-            samples.append(time.perf_counter() - start)
-        samples.sort()
+        samples = sorted(await time_arequests(self, message, count, warm_up=200))
         return [statistics.median(samples) * 1e6, samples[int(len(samples) * 0.99)] * 1e6]
 
     @action

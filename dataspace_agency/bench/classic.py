@@ -50,6 +50,7 @@ from rich.table import Table
 
 from . import common
 from ..classic import ActionError, Agent, action
+from ..compare.agents import time_arequests
 from ..spaces import DataspaceSpace
 from .routing import machine as _python_machine
 
@@ -121,15 +122,7 @@ class Caller(Agent):
     @action
     async def time_requests(self, to: str, name: str, count: int, warm_up: int) -> list:
         message = {"to": to, "action": {"name": name, "args": {"text": "hi"}}}
-        for _ in range(warm_up):
-            await self.arequest(message, timeout=30)
-        samples = []
-        clock = time.perf_counter
-        for _ in range(count):
-            start = clock()
-            await self.arequest(message, timeout=30)
-            samples.append(clock() - start)
-        return _median_p99_us(samples)
+        return _median_p99_us(await time_arequests(self, message, count, warm_up))
 
 
 class Counter(Agent):

@@ -47,21 +47,28 @@ class Echo(Agent):
         return text
 
 
+async def time_arequests(agent: Agent, message: dict, count: int, warm_up: int) -> list[float]:
+    """Inside an ``async def`` action of ``agent``: the durations, in seconds, of
+    ``count`` sequential ``arequest(message)`` round trips after ``warm_up`` untimed ones.
+    Also used by ``dataspace-agency bench`` (bench/classic.py)."""
+    for _ in range(warm_up):
+        await agent.arequest(message, timeout=30)
+    samples = []
+    clock = time.perf_counter
+    for _ in range(count):
+        start = clock()
+        await agent.arequest(message, timeout=30)
+        samples.append(clock() - start)
+    return samples
+
+
 class Pinger(Agent):
     """Agent-to-agent round trips with no thread hop: ``async def`` to ``async def``."""
 
     @action
     async def round_trips(self, to: str, count: int, warm_up: int) -> list:
         message = {"to": to, "action": {"name": "aecho", "args": {"text": "hi"}}}
-        for _ in range(warm_up):
-            await self.arequest(message, timeout=30)
-        samples = []
-        clock = time.perf_counter
-        for _ in range(count):
-            start = clock()
-            await self.arequest(message, timeout=30)
-            samples.append(clock() - start)
-        return samples
+        return await time_arequests(self, message, count, warm_up)
 
 
 class Counter(Agent):

@@ -20,9 +20,12 @@ import importlib
 import os
 import signal
 import statistics
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from ...classic import ActionError
 from ..backends import Backend, Options
 from ..memory import tree_cpu_seconds, tree_memory
 
@@ -79,6 +82,28 @@ class Context:
     @staticmethod
     def cpu_seconds() -> float:
         return tree_cpu_seconds()
+
+
+def request_in_background(me: Any, message: dict, timeout: float,
+                          name: str) -> tuple[threading.Thread, dict]:
+    """Start ``me.request(message)`` on a thread of its own (so that the workload can act
+    while it waits); returns the started thread and the dict it fills: ``value`` and
+    ``error`` None, or ``error`` (the exception's class name) and ``message``; and ``at``,
+    the ``time.perf_counter()`` when the request returned."""
+    result: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            result["value"] = me.request(message, timeout=timeout)
+            result["error"] = None
+        except (ActionError, TimeoutError) as exc:
+            result["error"] = type(exc).__name__
+            result["message"] = str(exc)
+        result["at"] = time.perf_counter()
+
+    thread = threading.Thread(target=ask, name=name)
+    thread.start()
+    return thread, result
 
 
 def percentile(samples: list[float], q: float) -> float:

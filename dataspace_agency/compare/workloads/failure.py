@@ -10,13 +10,11 @@ error (``detect_ms``; ``waited_ms`` is from the request), and which error
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
-from ...classic import ActionError
 from ..agents import Driver, Stuck, arm_blocked, release_blocked
-from . import Context
+from . import Context, request_in_background
 
 NAME = "failure"
 DESCRIPTION = "the responder dies mid-request: time until the requester gets an error"
@@ -42,7 +40,6 @@ def supports(backend: Any) -> str | None:
 
 def run(ctx: Context, params: dict) -> dict:
     timeout = float(params["timeout_s"])
-    result: dict[str, Any] = {}
     clock = time.perf_counter
     arm_blocked()
     try:
@@ -50,19 +47,10 @@ def run(ctx: Context, params: dict) -> dict:
             space.add(Stuck, "stuck")
             me = space.add_foreground(Driver, "driver")
 
-            def ask() -> None:
-                try:
-                    result["value"] = me.request({"to": "stuck", "action": {
-                        "name": "work", "args": {"driver": "driver"}}}, timeout=timeout)
-                    result["error"] = None
-                except (ActionError, TimeoutError) as exc:
-                    result["error"] = type(exc).__name__
-                    result["message"] = str(exc)
-                result["at"] = clock()
-
             asked_at = clock()
-            asker = threading.Thread(target=ask, name="failure-requester")
-            asker.start()
+            asker, result = request_in_background(
+                me, {"to": "stuck", "action": {"name": "work", "args": {"driver": "driver"}}},
+                timeout, "failure-requester")
             if not me.started_event.wait(START_TIMEOUT_S):
                 raise TimeoutError("the stuck action never started")
             killed_at = clock()

@@ -8,13 +8,11 @@ long after the join, or which error and when.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
-from ...classic import ActionError
 from ..agents import Driver, Late
-from . import Context
+from . import Context, request_in_background
 
 NAME = "late_join"
 DESCRIPTION = "a request sent before the responder exists: answered or not, and when"
@@ -32,24 +30,14 @@ def supports(backend: Any) -> str | None:
 
 def run(ctx: Context, params: dict) -> dict:
     timeout = float(params["timeout_s"])
-    result: dict[str, Any] = {}
     clock = time.perf_counter
     with ctx.space() as space:
         me = space.add_foreground(Driver, "driver")
 
-        def ask() -> None:
-            try:
-                result["value"] = me.request({"to": "late", "action": {
-                    "name": "add", "args": {"a": 1, "b": 2}}}, timeout=timeout)
-                result["error"] = None
-            except (ActionError, TimeoutError) as exc:
-                result["error"] = type(exc).__name__
-                result["message"] = str(exc)
-            result["at"] = clock()
-
         asked_at = clock()
-        asker = threading.Thread(target=ask, name="late-requester")
-        asker.start()
+        asker, result = request_in_background(
+            me, {"to": "late", "action": {"name": "add", "args": {"a": 1, "b": 2}}},
+            timeout, "late-requester")
         time.sleep(params["join_after_s"])  # the scenario: the responder comes later
         joined_at = clock()
         space.add(Late, "late")
