@@ -11,7 +11,7 @@ class Agent:
     def say(self, content: str, times: int = 1) -> str:
         """Say something to someone.
 
-        Longer text that is not part of the description.
+        Longer text, part of the description as in agency.
 
         Args:
             content (str): What to say.
@@ -56,7 +56,8 @@ class Agent:
 
 def test_full_google_docstring():
     assert generate_help(Agent().say) == {
-        "description": "Say something to someone.",
+        "description": "Say something to someone. Longer text, part of the description as"
+                       " in agency.",
         "args": {
             "content": {"type": "string", "description": "What to say."},
             "times": {"type": "number", "description": "How often."},
@@ -80,7 +81,8 @@ def test_docstring_types_without_annotations_and_varargs_skipped():
 
 
 def test_no_docstring():
-    assert generate_help(Agent.bare) == {"description": "", "args": {"a": {}, "b": {}}}
+    # As agency: no docstring, no description key.
+    assert generate_help(Agent.bare) == {"args": {"a": {}, "b": {}}}
 
 
 def test_annotation_wins_unless_it_has_no_json_type():
@@ -214,7 +216,7 @@ def test_multi_line_first_paragraph_and_docstring_starting_with_section():
         """
 
     assert generate_help(f)["description"] == "First line continues here."
-    assert generate_help(g) == {"description": "", "args": {"x": {"type": "string", "description": "X."}}}
+    assert generate_help(g) == {"args": {"x": {"type": "string", "description": "X."}}}
 
 
 def test_other_sections_do_not_leak_into_args():

@@ -101,6 +101,10 @@ class DataspaceTransport:
     transport."""
 
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    # Set by the space, for whereabouts(): is this fact asserted now (a dataspace in
+    # this process), and a note when the connection to the dataspace is lost.
+    presence: Callable[[Any], bool] | None = None
+    connection_note: Callable[[], str | None] | None = None
 
     def __init__(self, mode: str, runtime: Runtime, ds: Ref, facet: Facet,
                  agent_id: str) -> None:
@@ -193,7 +197,7 @@ class DataspaceTransport:
         reply = parse_message(body, f'in a reply to "{self.agent_id}"')
         if (reply is not None and reply["meta"].get("parent_id") == parent_id
                 and self._too_big(reply) is None):
-            self._later(lambda: self.core.reply_received(reply, sender))
+            self._later(lambda: self.core.reply_arrived(reply, sender, held=True))
 
     # --- outbound (runtime thread, outside turns) ------------------------------------------------
 
@@ -303,6 +307,29 @@ class DataspaceTransport:
     def _drop_watch(self, agent_id: str) -> None:
         watch = self._watches.pop(agent_id)
         turn.stop(watch.facet)
+
+    # --- what is known of an agent (runtime thread) ---------------------------------------------
+
+    def whereabouts(self, agent_id: str) -> str | None:
+        """What the dataspace tells of ``agent_id``, for a request's ``TimeoutError``:
+        present but silent, or absent. ``presence``/``connection_note``: set by the
+        space (a dataspace in this process can be asked directly; a remote one knows
+        when its connection is lost)."""
+        lost = self.connection_note() if self.connection_note is not None else None
+        if lost:
+            return lost
+        watch = self._watches.get(agent_id)
+        if watch is not None:  # assertion mode: we watch whom our requests wait for
+            present: bool | None = watch.present
+        elif self.presence is not None:
+            present = self.presence(agent_fact(agent_id))
+        else:
+            present = None
+        if present is None:
+            return None  # this space cannot tell
+        if present:
+            return f'agent "{agent_id}" is present and has not answered'
+        return f'no agent "{agent_id}" is present in the space'
 
     # --- facts of the agent's own (any thread) -------------------------------------------------
 

@@ -25,26 +25,17 @@ for the rules every backend keeps, and ``../shared/reference/agency.md`` for the
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import functools
 import inspect
-import threading
-import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
-import trio
-
-from . import values
-from .core import (CURRENT, ActionError, AgentCore, InboxFull, Invocation, error_text,
-                   reply_outcome)
+from . import requests, values
+from .core import CURRENT, ActionError, AgentCore, InboxFull, Invocation, error_text
 from .help import generate_help
-from .message import BROADCAST, new_message_id, validate_agent_id, validate_message
+from .message import validate_agent_id
+from .spec import ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, POLICIES, ActionSpec
 
-ACCESS_PERMITTED = "permitted"
-ACCESS_DENIED = "denied"
-ACCESS_REQUESTED = "requested"
-_POLICIES = (ACCESS_PERMITTED, ACCESS_DENIED, ACCESS_REQUESTED)
+_POLICIES = POLICIES
 
 # Limits (docs/limits.md); each is a class attribute a subclass may override, and an
 # Agent() keyword argument.
@@ -68,17 +59,6 @@ class MessageLog(collections.deque):
 
 _HOOKS = ("request_permission", "before_action", "after_action", "after_add",
           "handle_action_value", "handle_action_error")
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """How an action is offered: its name, the method behind it, help and policy."""
-
-    name: str
-    method_name: str
-    help: dict
-    access_policy: str
-    is_async: bool
 
 
 def action(method: Callable | None = None, *, name: str | None = None,
@@ -203,14 +183,12 @@ class Agent:
         """Callbacks a subclass overrides; the base ones do nothing and are skipped."""
         return frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(Agent, h))
 
-    # --- sending ------------------------------------------------------------------------
+    # --- sending (one path for every caller: requests.py) ---------------------------------
 
-    def _stamp(self, message: dict) -> dict:
-        if not isinstance(message, dict):
-            raise TypeError(f"a message is a dict, got {type(message).__name__}")
-        meta = dict(message.get("meta") or {})
-        meta["id"] = new_message_id()
-        return validate_message({**message, "meta": meta, "from": self._id})
+    @property
+    def core(self) -> AgentCore | None:
+        """What runs this agent in its space (None until it is added)."""
+        return self._core
 
     def _running_core(self, what: str) -> AgentCore:
         core = self._core
@@ -221,8 +199,9 @@ class Agent:
         return core
 
     def send(self, message: dict, timeout: float | None = None) -> str:
-        """Send ``message`` (with ``to`` and ``action``); returns its ``meta.id``. Its
-        reply goes to :meth:`handle_action_value` / :meth:`handle_action_error`.
+        """Send ``message`` (with ``to`` and ``action``); returns its ``meta.id`` (a
+        supplied one is kept). Its reply goes to :meth:`handle_action_value` /
+        :meth:`handle_action_error`.
 
         If the receiver is an agent of this process whose inbox is full
         (``inbox_limit``), this waits for room, at most ``timeout`` seconds (default
@@ -231,169 +210,31 @@ class Agent:
         thread (``async def`` actions, reactions) it cannot wait and raises at once:
         use ``await self.asend(...)`` there."""
         core = self._running_core("send()")
-        stamped = self._stamp(message)
-        self._admit(core, stamped, self.send_timeout if timeout is None else timeout)
-        self._message_log.append(stamped)
-        core.run_soon(lambda: core.start_send(stamped))
-        return stamped["meta"]["id"]
+        wait = self.send_timeout if timeout is None else requests.check_timeout(timeout)
+        return requests.send(core, requests.stamp(core, message), wait)
 
     async def asend(self, message: dict, timeout: float | None = None) -> str:
         """:meth:`send` for ``async def`` actions: awaits room in a full inbox."""
         core = self._running_core("asend()")
-        if not core.on_runtime_thread():
-            return await trio.to_thread.run_sync(self.send, message, timeout)
-        stamped = self._stamp(message)
-        await self._aadmit(core, stamped, self.send_timeout if timeout is None else timeout)
-        self._message_log.append(stamped)
-        core.start_send(stamped)
-        return stamped["meta"]["id"]
-
-    # Admission to a local receiver's bounded inbox (see core.Inboxes): reserve a place
-    # before the message leaves, waiting for one if the inbox is full.
-
-    def _admit(self, core: AgentCore, stamped: dict, timeout: float) -> None:
-        receiver = core.inbox_for(stamped)
-        if receiver is None:
-            return
-        message_id = stamped["meta"]["id"]
-        if core.on_runtime_thread():  # must not block the runtime
-            if not receiver.try_reserve(core, message_id):
-                raise InboxFull(receiver.agent.id, receiver.inbox_limit, None)
-            return
-        room = threading.Event()
-        waiter = receiver.wait_for_room(core, message_id, room)
-        if waiter is None:
-            return
-        # Waiting for room, an action gives its slot back, so that its own inbox keeps
-        # draining: an agent sending to itself, or two agents sending to each other at
-        # their limits, cannot deadlock.
-        invocation = self._blocking_invocation(core)
-        if invocation is not None:
-            core.run_soon(invocation.slot.release)
-        try:
-            room.wait(timeout)
-        except BaseException:
-            if not receiver.cancel_wait(waiter):  # granted after all: give it back
-                core.run_soon(lambda: receiver._started(message_id))
-            raise
-        finally:
-            if invocation is not None:
-                trio.from_thread.run(invocation.slot.reacquire, trio_token=core.token)
-        if receiver.cancel_wait(waiter):
-            raise InboxFull(receiver.agent.id, receiver.inbox_limit, timeout)
-
-    async def _aadmit(self, core: AgentCore, stamped: dict, timeout: float) -> None:
-        receiver = core.inbox_for(stamped)
-        if receiver is None:
-            return
-        message_id = stamped["meta"]["id"]
-        room = trio.Event()
-        waiter = receiver.wait_for_room(core, message_id, room)
-        if waiter is None:
-            return
-        invocation = self._blocking_invocation(core)
-        if invocation is not None:
-            invocation.slot.release()
-        try:
-            with trio.move_on_after(timeout):
-                await room.wait()
-        except BaseException:
-            if not receiver.cancel_wait(waiter):
-                receiver._started(message_id)
-            raise
-        finally:
-            if invocation is not None:
-                await invocation.slot.reacquire()
-        if receiver.cancel_wait(waiter):
-            raise InboxFull(receiver.agent.id, receiver.inbox_limit, timeout)
+        wait = self.send_timeout if timeout is None else requests.check_timeout(timeout)
+        return await requests.asend(core, requests.stamp(core, message), wait)
 
     def request(self, message: dict, timeout: float = 3) -> Any:
         """Send ``message`` and wait for its answer: returns the value, raises
-        :class:`ActionError` for an error answer and ``TimeoutError`` if none comes."""
+        :class:`ActionError` for an error answer and ``TimeoutError`` if none comes
+        within ``timeout`` seconds (its text says what the space knows of the
+        responder). Ctrl-C withdraws the request."""
         core = self._running_core("request()")
-        if core.on_runtime_thread():
-            raise RuntimeError("request() would block the runtime; in async actions use"
-                               " 'await self.arequest(...)'")
-        stamped = self._prepare_request(message)
-        started = time.monotonic()
-        self._admit(core, stamped, timeout)
-        left = max(0.0, timeout - (time.monotonic() - started))  # for the answer
-        answer: concurrent.futures.Future = concurrent.futures.Future()
-
-        def deliver(outcome: Any) -> None:
-            if not answer.done():
-                answer.set_result(outcome)
-
-        core.run_soon(lambda: core.start_send(stamped, deliver))
-        invocation = self._blocking_invocation(core)
-        if invocation is not None:  # let this agent handle other messages meanwhile
-            core.run_soon(invocation.slot.release)
-        try:
-            outcome = answer.result(left)
-        except BaseException as exc:
-            core.run_soon(lambda: core.abandon(stamped["meta"]["id"]))
-            if isinstance(exc, concurrent.futures.TimeoutError):
-                raise self._timeout(stamped, timeout) from None
-            raise
-        finally:
-            if invocation is not None:
-                trio.from_thread.run(invocation.slot.reacquire, trio_token=core.token)
-        return self._outcome(outcome)
+        timeout = requests.check_timeout(timeout)
+        return requests.request(core, requests.stamp(core, message, request=True), timeout)
 
     async def arequest(self, message: dict, timeout: float = 3) -> Any:
-        """:meth:`request` for ``async def`` actions (on the agent's runtime)."""
+        """:meth:`request` for ``async def`` actions, and for asyncio or trio code of
+        the caller's own (e.g. Jupyter); cancelling the awaiting task withdraws it."""
         core = self._running_core("arequest()")
-        if not core.on_runtime_thread():
-            return await trio.to_thread.run_sync(self.request, message, timeout)
-        stamped = self._prepare_request(message)
-        started = trio.current_time()
-        await self._aadmit(core, stamped, timeout)
-        left = max(0.0, timeout - (trio.current_time() - started))  # for the answer
-        done = trio.Event()
-        box: list[Any] = []
-
-        def deliver(outcome: Any) -> None:
-            if not done.is_set():
-                box.append(outcome)
-                done.set()
-
-        core.start_send(stamped, deliver)
-        invocation = self._blocking_invocation(core)
-        if invocation is not None:
-            invocation.slot.release()
-        try:
-            with trio.move_on_after(left):
-                await done.wait()
-        finally:
-            if not done.is_set():
-                core.abandon(stamped["meta"]["id"])
-            if invocation is not None:
-                await invocation.slot.reacquire()
-        if not box:
-            raise self._timeout(stamped, timeout)
-        return self._outcome(box[0])
-
-    def _prepare_request(self, message: dict) -> dict:
-        stamped = self._stamp(message)
-        if stamped["to"] == BROADCAST:
-            raise ValueError("request() needs one recipient; use send() to broadcast")
-        self._message_log.append(stamped)
-        return stamped
-
-    def _blocking_invocation(self, core: AgentCore) -> Invocation | None:
-        invocation = CURRENT.get()
-        return invocation if invocation is not None and invocation.core is core else None
-
-    @staticmethod
-    def _timeout(message: dict, timeout: float) -> TimeoutError:
-        return TimeoutError(f'no answer from "{message["to"]}" to'
-                            f' "{message["action"]["name"]}" within {timeout} s')
-
-    @staticmethod
-    def _outcome(outcome: Any) -> Any:
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return reply_outcome(outcome)
+        timeout = requests.check_timeout(timeout)
+        return await requests.arequest(core, requests.stamp(core, message, request=True),
+                                       timeout)
 
     # --- answering ------------------------------------------------------------------------
 
@@ -405,14 +246,18 @@ class Agent:
 
     def respond_with(self, value: Any) -> None:
         """Answer the current action now with ``value``; its return value is then ignored."""
-        invocation = self._current_invocation("respond_with()")
-        invocation.core.run_soon(lambda: invocation.core.answer(invocation, value=value))
+        self._answer_now(self._current_invocation("respond_with()"), value=value)
 
     def raise_with(self, error: BaseException) -> None:
         """Answer the current action now with ``error``."""
-        invocation = self._current_invocation("raise_with()")
-        text = error_text(error)
-        invocation.core.run_soon(lambda: invocation.core.answer(invocation, error=text))
+        self._answer_now(self._current_invocation("raise_with()"), error=error_text(error))
+
+    @staticmethod
+    def _answer_now(invocation: Invocation, **answer: Any) -> None:
+        core = invocation.core
+        reply = core.reply_for(invocation, **answer)  # built here, in the caller's thread
+        if reply is not None:
+            core.run_soon(lambda: core._send_reply(invocation, reply))
 
     def current_message(self) -> dict | None:
         """The message being handled in this thread or task, if any."""

@@ -12,15 +12,29 @@ Rules it keeps (the classic contract, ../shared/reference/agency.md):
 * Every action invocation answers exactly once: ``[response]`` with the return value
   (None included) or ``[error]`` with ``"ExcClass: message"``; ``respond_with`` and
   ``raise_with`` answer early. Unknown actions in broadcasts are ignored silently.
-* Replies resolve the pending ``request()`` they answer, or go to
-  ``handle_action_value`` / ``handle_action_error``.
-* Bounded inboxes (in-process spaces, see :class:`Inboxes` and docs/limits.md): an
-  agent's pending messages (admitted, not yet started) never exceed its
-  ``inbox_limit`` on account of local senders: a sender waits for room, and gives up
-  with :class:`InboxFull` after its timeout.
+* A reply is matched to its request in one place, :meth:`AgentCore.reply_arrived`,
+  whichever way the transport carried it: only the agent the request went to may answer
+  it; the answer completes the waiting ``request()`` or goes to ``handle_action_value``
+  / ``handle_action_error``; a late answer to a request its sender stopped waiting for
+  is dropped.
+* Bounded inboxes (``inbox.py``, docs/limits.md).
 
-Threads: ``Transport`` methods and everything here marked "runtime thread" run on the
-runtime's trio thread; user threads reach it through the trio token.
+The contract with transports (every method of :class:`Transport` and every method here
+marked "runtime thread" runs on the runtime's trio thread): the core hands a transport
+finished message dicts (validated once, by their sender: ``requests.py``); a transport
+hands the core validated dicts through :meth:`AgentCore.inbound` (actions, broadcasts,
+replies that came as messages), :meth:`AgentCore.reply_arrived` (replies that came as
+facts answering a request this agent holds), :meth:`AgentCore.withdrawn` and
+:meth:`AgentCore.requests_failed`. Other threads reach the core only through
+:meth:`AgentCore.run_soon`.
+
+Thread crossings of a request from a plain thread to a plain-function action, and why
+each is needed: (1) caller -> runtime, to route the message (the dataspace and routers
+live there); (2) runtime -> worker thread, because a plain action may block; (3) worker
+-> runtime, to route the reply; (4) runtime -> caller, by releasing the lock the caller
+waits on, directly from the code that matched the reply. No trio task is started for a
+plain-function action: the worker is started from the runtime thread straight from
+trio's thread cache, and the reply is built on the worker, off the runtime thread.
 """
 
 from __future__ import annotations
@@ -35,67 +49,26 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import trio
 
 from . import values
+from .inbox import EMPTY_DEQUE, InboxAccounts, InboxFull, Inboxes
 from .message import BROADCAST, ERROR, RESPONSE, make_reply
+from .spec import ACCESS_DENIED, ACCESS_REQUESTED, ActionSpec
 
 if TYPE_CHECKING:
-    from .agent import ActionSpec, Agent
+    from .agent import Agent
+    from .requests import Completion
+
+__all__ = ["ActionError", "AgentCore", "CURRENT", "InboxFull", "Inboxes", "Invocation",
+           "Ticket", "Transport", "error_text", "reply_outcome"]
 
 log = logging.getLogger(__name__)
+
+# How many ids of requests their senders stopped waiting for (timeout, Ctrl-C) an agent
+# remembers, so that their late answers are dropped instead of reaching its handlers.
+_ABANDONED_KEPT = 10_000
 
 
 class ActionError(Exception):
     """An action answered with an error; ``str(error)`` is ``"ExcClass: message"``."""
-
-
-class InboxFull(TimeoutError):
-    """A receiver's inbox stayed at its limit for as long as the sender would wait.
-    A ``TimeoutError``, so code that handles request timeouts handles this too."""
-
-    def __init__(self, receiver: str, limit: int, waited: float | None) -> None:
-        self.receiver, self.limit, self.waited = receiver, limit, waited
-        how = "cannot wait here (runtime thread)" if waited is None else \
-            f"waited {waited:g} s"
-        super().__init__(f'the inbox of agent "{receiver}" is full ({limit} pending'
-                         f" messages, its inbox_limit); the sender {how}")
-
-
-class Inboxes:
-    """The inbox limits of one in-process space: its agents' cores by id, and the one
-    lock under which every admission is counted.
-
-    Why a sender-side wait with a reservation, and one lock: a sender may run on a
-    worker thread or on the runtime thread, and a message reaches its receiver's
-    queue only later (through the dataspace or the router, on the runtime thread).
-    Counting at arrival would let a fast sender put any number of messages in flight;
-    so the sender *reserves* a place in the receiver's inbox before its message leaves,
-    in its own thread, under this lock (a few hundred nanoseconds), and the place is
-    given back when the receiver starts handling the message (or either agent leaves).
-    Places freed are handed to waiting senders in arrival order."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.cores: dict[str, "AgentCore"] = {}  # written on the runtime thread only
-
-    def register(self, core: "AgentCore") -> None:
-        core.inboxes = self
-        self.cores[core.agent.id] = core
-
-    def unregister(self, core: "AgentCore") -> None:
-        if self.cores.get(core.agent.id) is core:
-            del self.cores[core.agent.id]
-
-
-class _RoomWaiter:
-    """A sender waiting for a place in a full inbox. Granted on the runtime thread."""
-
-    __slots__ = ("sender", "message_id", "event", "granted", "cancelled")
-
-    def __init__(self, sender: "AgentCore", message_id: str, event: Any) -> None:
-        self.sender = sender
-        self.message_id = message_id
-        self.event = event  # threading.Event (worker threads) or trio.Event (async actions)
-        self.granted = False
-        self.cancelled = False
 
 
 class Ticket:
@@ -124,6 +97,9 @@ class Transport(Protocol):
     def reply(self, ticket: Ticket, reply: dict) -> None:
         """Answer the request behind ``ticket``."""
 
+    # Optional: ``whereabouts(agent_id) -> str | None``, what the transport knows of
+    # an agent's presence, for the text of a request's TimeoutError.
+
 
 # The invocation being handled in this thread or task, for current_message(),
 # respond_with(), cancelled() and releasing the slot while blocked in request().
@@ -134,6 +110,8 @@ CURRENT: contextvars.ContextVar["Invocation | None"] = contextvars.ContextVar(
 class _Slot:
     """One of an agent's ``max_concurrency`` places, held by a running handler. An action
     blocked in ``request()`` releases it and reacquires it when the answer is in."""
+
+    __slots__ = ("_core", "held")
 
     def __init__(self, core: "AgentCore") -> None:
         self._core = core
@@ -150,9 +128,9 @@ class _Slot:
             self.held = True
 
 
-@dataclass
+@dataclass(eq=False)
 class Invocation:
-    """One action being handled."""
+    """One action (or reply handler) being handled."""
 
     core: "AgentCore"
     message: dict
@@ -172,13 +150,13 @@ class Invocation:
             return True
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
-    """A message we sent and await an answer to. ``waiter`` receives the reply for a
+    """A message we sent and await an answer to. ``completion`` receives the reply for a
     ``request()``; None means the answer goes to the agent's handlers."""
 
     message: dict
-    waiter: Callable[[dict | BaseException], None] | None
+    completion: "Completion | None"
 
 
 def _handled(ticket: Ticket | None) -> None:
@@ -198,18 +176,16 @@ def reply_outcome(reply: dict) -> Any:
     return args.get("value")
 
 
-_EMPTY_DEQUE: collections.deque = collections.deque(maxlen=0)  # shared, stays empty
-
-
-class AgentCore:
+class AgentCore(InboxAccounts):
     """Runs one agent: created by a space, fed by its transport, driven by :meth:`run`."""
 
     def __init__(self, agent: "Agent", transport: Transport,
                  start_task: Callable[..., None],
                  thread_limiter: trio.CapacityLimiter) -> None:
         """``start_task(async_fn, *args)`` starts a trio task (e.g. a nursery's
-        ``start_soon``); ``thread_limiter`` is passed to ``trio.to_thread.run_sync`` (the
-        agent bounds itself, so it should not be a small shared limiter)."""
+        ``start_soon``); ``thread_limiter`` bounds the worker threads of ``async def``
+        actions' callbacks (the agent bounds itself, so it should not be a small shared
+        limiter). The core attaches itself to ``agent``."""
         self.agent = agent
         self.transport = transport
         self.token = trio.lowlevel.current_trio_token()
@@ -218,25 +194,22 @@ class AgentCore:
         self.stopped = False
         self._start_task = start_task
         self._threads = thread_limiter
-        # Work waits here in arrival order; a task is started per item while slots are
-        # free. No task runs while the agent is idle, and the containers below are made
-        # on first use: an idle agent costs little (thousands of agents are the point).
-        self._queue: collections.deque[Callable] = _EMPTY_DEQUE
+        # Work waits here in arrival order; it is started while slots are free. Nothing
+        # runs while the agent is idle, and the containers below are made on first use:
+        # an idle agent costs little (thousands of agents are the point).
+        self._queue: collections.deque = EMPTY_DEQUE
         self._free_slots = agent.max_concurrency
-        self._slot_waiters: collections.deque[trio.Event] = _EMPTY_DEQUE
-        self._running: set[trio.CancelScope] = set()
+        self._slot_waiters: collections.deque[trio.Event] = EMPTY_DEQUE
+        self._running: set[trio.CancelScope] = set()  # async handlers
+        self._threaded: set[Invocation] = set()  # handlers on worker threads
         self._pending: dict[str, _Pending] = {}
-        # Inbox limit bookkeeping (see Inboxes), under inboxes.lock. As receiver: ids
-        # local senders reserved a place for (in flight or queued) -> the sender; queued
-        # work that came without a reservation; senders waiting for room. As sender: our
-        # reservations not yet started -> the receiver.
-        self.inboxes: Inboxes | None = None  # set by Inboxes.register
-        self.inbox_limit = agent.inbox_limit
-        self._reserved: dict[str, AgentCore] = {}
-        self._unreserved = 0
-        self._room_waiters: collections.deque[_RoomWaiter] = _EMPTY_DEQUE
-        self._outstanding: dict[str, AgentCore] = {}
-        self.inbox_peak = 0  # the most ever pending (statistics, tests)
+        self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Calls from other threads, run on the runtime thread in order, with one wake-up
+        # of the runtime per burst instead of one per call (see run_soon).
+        self._calls: collections.deque[Callable[[], Any]] = collections.deque()
+        self._calls_scheduled = False
+        self._init_inbox(agent.inbox_limit)
+        agent._core = self
 
     # --- lifecycle (runtime thread) -----------------------------------------------------
 
@@ -248,156 +221,100 @@ class AgentCore:
         """The agent has left: cancel its handlers, fail what its callers wait for."""
         self.stopped = True
         self.processing = False
-        self._queue = _EMPTY_DEQUE
+        self._queue = EMPTY_DEQUE
         self._release_inbox()
         for scope in list(self._running):
             scope.cancel()
+        for invocation in self._threaded:  # they finish unheard: nobody is answered
+            invocation.cancelled = True
         pending, self._pending = self._pending, {}
         for entry in pending.values():
-            if entry.waiter is not None:
-                entry.waiter(RuntimeError(f'agent "{self.agent.id}" was removed while'
-                                          " waiting for a reply"))
+            if entry.completion is not None:
+                entry.completion.complete(RuntimeError(
+                    f'agent "{self.agent.id}" was removed while waiting for a reply'))
 
     def on_runtime_thread(self) -> bool:
         return threading.get_ident() == self.thread
 
     def run_soon(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` on the runtime thread (from any thread), in order."""
-        if self.on_runtime_thread():
+        """Run ``fn`` on the runtime thread (from any thread), in order.
+
+        From other threads, calls are queued here and the runtime is woken once per
+        burst: a caller sending many messages costs one wake-up of the runtime (a
+        write to trio's wake-up socket, and a scheduling round) rather than one each.
+        ``_calls_scheduled`` is cleared *before* the queue is drained, so a call queued
+        while a drain runs is either taken by that drain or schedules the next."""
+        if threading.get_ident() == self.thread:
             fn()
-        else:
-            self.token.run_sync_soon(fn)
-
-    # --- inbox limits (see Inboxes) -------------------------------------------------------
-
-    @property
-    def inbox_pending(self) -> int:
-        """Messages admitted to this agent and not yet started: reserved by local
-        senders (in flight or queued) plus queued ones that came without a reservation
-        (broadcasts, replies, messages from outside the process)."""
-        return len(self._reserved) + self._unreserved
-
-    def inbox_for(self, message: dict) -> "AgentCore | None":
-        """The local receiver whose limit ``message`` must respect, or None: broadcasts
-        and replies are never held back (a reply is owed to a request already admitted,
-        and holding it back could deadlock two agents answering each other)."""
-        inboxes = self.inboxes
-        if (inboxes is None or message["to"] == BROADCAST
-                or message["action"]["name"] in (RESPONSE, ERROR)):
-            return None
-        return inboxes.cores.get(message["to"])
-
-    def try_reserve(self, sender: "AgentCore", message_id: str) -> bool:
-        """Any thread: reserve a place in this inbox for ``message_id``; False if full."""
-        with self.inboxes.lock:
-            return self._reserve_locked(sender, message_id)
-
-    def _reserve_locked(self, sender: "AgentCore", message_id: str) -> bool:
-        if self.stopped or sender.stopped:
-            return True  # nobody to count for: the message goes (or not) as it would
-        if self.inbox_pending >= self.inbox_limit:
-            return False
-        self._reserved[message_id] = sender
-        sender._outstanding[message_id] = self
-        self._note_peak()
-        return True
-
-    def _note_peak(self) -> None:
-        pending = len(self._reserved) + self._unreserved
-        if pending > self.inbox_peak:
-            self.inbox_peak = pending
-
-    def wait_for_room(self, sender: "AgentCore", message_id: str,
-                      event: Any) -> _RoomWaiter | None:
-        """Any thread: reserve now (None), or queue a waiter whose ``event`` is set once
-        a place has been reserved for it (or this agent has left)."""
-        with self.inboxes.lock:
-            if not self._room_waiters and self._reserve_locked(sender, message_id):
-                return None
-            waiter = _RoomWaiter(sender, message_id, event)
-            if self._room_waiters is _EMPTY_DEQUE:
-                self._room_waiters = collections.deque()
-            self._room_waiters.append(waiter)
-            return waiter
-
-    def cancel_wait(self, waiter: _RoomWaiter) -> bool:
-        """Any thread: give up waiting; True if no place was granted (the sender then
-        fails), False if one was granted meanwhile (the sender goes ahead)."""
-        with self.inboxes.lock:
-            if waiter.granted:
-                return False
-            waiter.cancelled = True
-            try:  # gone from the line, so that senders retrying cannot grow it
-                self._room_waiters.remove(waiter)
-            except ValueError:
-                pass
-            return True
-
-    def _make_room(self) -> None:
-        """Runtime thread, lock held: hand freed places to waiting senders, in order.
-        Once the inbox was full, waiters are let in only when an eighth of it has
-        drained: a sender then goes on for many messages instead of being woken for
-        each single place (which costs a task switch per message at the limit)."""
-        waiters = self._room_waiters
-        if not waiters or (not self.stopped and self.inbox_pending
-                           > self.inbox_limit - max(1, self.inbox_limit // 8)):
             return
-        while waiters and (self.stopped or self.inbox_pending < self.inbox_limit):
-            waiter = waiters.popleft()
-            if waiter.cancelled:
-                continue
-            self._reserve_locked(waiter.sender, waiter.message_id)
-            waiter.granted = True
-            waiter.event.set()
+        self._calls.append(fn)
+        if not self._calls_scheduled:
+            self._calls_scheduled = True
+            try:
+                self.token.run_sync_soon(self._run_calls)
+            except trio.RunFinishedError:
+                self._calls_scheduled = False
+                raise RuntimeError(f'agent "{self.agent.id}": its space has been'
+                                   " destroyed") from None
 
-    def _started(self, message_id: str | None) -> None:
-        """Runtime thread: a queued item leaves the queue (started, or dropped)."""
-        inboxes = self.inboxes
-        if inboxes is None:
-            return
-        with inboxes.lock:
-            if message_id is None:
-                self._unreserved -= 1
-            else:
-                sender = self._reserved.pop(message_id, None)
-                if sender is not None:
-                    sender._outstanding.pop(message_id, None)
-            self._make_room()
+    def _run_calls(self) -> None:
+        self._calls_scheduled = False
+        calls = self._calls
+        while calls:
+            try:
+                calls.popleft()()
+            except Exception:
+                log.exception('agent "%s": a call on the runtime thread failed',
+                              self.agent.id)
 
-    def _release_inbox(self) -> None:
-        """Runtime thread, at stop: places we hold elsewhere and others hold here are
-        given back; senders waiting for room here go ahead (to an agent that has left)."""
-        inboxes = self.inboxes
-        if inboxes is None:
-            return
-        with inboxes.lock:
-            for message_id, sender in self._reserved.items():
-                sender._outstanding.pop(message_id, None)
-            self._reserved = {}
-            self._unreserved = 0
-            self._make_room()  # stopped: every waiter is woken
-            outstanding, self._outstanding = self._outstanding, {}
-            for message_id, receiver in outstanding.items():
-                if receiver._reserved.pop(message_id, None) is not None:
-                    receiver._make_room()
-        inboxes.unregister(self)
+    def blocking_slot(self) -> _Slot | None:
+        """The slot of the handler of this agent running in this thread or task, if
+        any: a caller about to block gives it back meanwhile."""
+        invocation = CURRENT.get()
+        if invocation is not None and invocation.core is self:
+            return invocation.slot
+        return None
 
     # --- outbound (runtime thread) --------------------------------------------------------
 
-    def start_send(self, message: dict, waiter: Callable | None = None) -> None:
+    def start_send(self, message: dict, completion: "Completion | None" = None) -> None:
+        """Send ``message``; a point-to-point action is pending until answered, and its
+        answer goes to ``completion`` (a ``request()``) or to the agent's handlers."""
         if self.stopped:
-            if waiter is not None:
-                waiter(RuntimeError(f'agent "{self.agent.id}" has been removed'))
+            if completion is not None:
+                completion.complete(RuntimeError(f'agent "{self.agent.id}" has been'
+                                                 " removed"))
             return
         if message["to"] != BROADCAST and message["action"]["name"] not in (RESPONSE, ERROR):
-            self._pending[message["meta"]["id"]] = _Pending(message, waiter)
+            message_id = message["meta"]["id"]
+            if message_id in self._pending:  # a supplied id: checked early, again here
+                if completion is not None:
+                    completion.complete(ValueError(
+                        f'a message with id "{message_id}" from "{self.agent.id}" is'
+                        " already waiting for its answer"))
+                return
+            self._pending[message_id] = _Pending(message, completion)
         self.transport.deliver(message)
 
+    @property
+    def pending_count(self) -> int:
+        """How many sent messages await their answers."""
+        return len(self._pending)
+
+    def is_pending(self, message_id: str) -> bool:
+        """Any thread: whether a message with this id awaits its answer."""
+        return message_id in self._pending
+
     def abandon(self, message_id: str) -> None:
-        """Stop waiting for an answer (timeout, interrupt)."""
+        """Stop waiting for an answer (timeout, interrupt): the request is withdrawn and
+        a late answer to it is dropped."""
         entry = self._pending.pop(message_id, None)
         if entry is not None:
             self.transport.withdraw(entry.message)
+            abandoned = self._abandoned
+            abandoned[message_id] = None
+            if len(abandoned) > _ABANDONED_KEPT:
+                abandoned.popitem(last=False)
 
     def requests_failed(self, message_ids: set[str], agent_id: str) -> None:
         """Transport: ``agent_id`` left (removed, crashed) while these requests to it
@@ -407,33 +324,40 @@ class AgentCore:
             if entry is None:
                 continue  # answered or abandoned meanwhile
             self.transport.withdraw(entry.message)
-            error = ActionError(f'agent "{agent_id}" stopped before answering'
-                                f' "{entry.message["action"]["name"]}"')
-            self._resolve(entry, None, error)
+            self._resolve(entry, None, ActionError(
+                f'agent "{agent_id}" stopped before answering'
+                f' "{entry.message["action"]["name"]}"'))
 
-    def reply_received(self, reply: dict, sender: str) -> None:
-        """Transport: a reply fact. Only the agent the request went to may answer it."""
-        entry = self._pending.get(reply["meta"].get("parent_id"))
-        if entry is None:
-            return  # withdrawn meanwhile, or meant for a routed message
-        if sender != entry.message["to"] or reply["from"] != sender:
+    def reply_arrived(self, reply: dict, sender: str, *, held: bool = False) -> None:
+        """Transport: ``reply`` (a ``[response]`` or ``[error]``), known by the transport
+        to come from ``sender``. ``held``: it is a fact answering a request this agent
+        holds (assertion mode), so without a pending request it is stale and dropped;
+        a reply that came as a message answers a ``send()`` or a broadcast."""
+        parent_id = reply["meta"].get("parent_id")
+        entry = self._pending.get(parent_id)
+        if entry is not None and (sender != entry.message["to"] or reply["from"] != sender):
+            # Only the agent the request went to may answer it (no impersonation).
             log.warning('agent "%s": ignoring a reply to %s from "%s": the request went to'
-                        ' "%s"', self.agent.id, reply["meta"].get("parent_id"), sender,
-                        entry.message["to"])
+                        ' "%s"', self.agent.id, parent_id, sender, entry.message["to"])
             return
+        if entry is None:
+            if held or parent_id in self._abandoned:
+                return  # withdrawn meanwhile: nobody waits for it
+            self.agent._message_log.append(reply)
+            self._queue_reply_handler(reply)
+            return
+        del self._pending[parent_id]
         self.agent._message_log.append(reply)
-        del self._pending[reply["meta"]["parent_id"]]
         self.transport.withdraw(entry.message)
         self._resolve(entry, reply, None)
 
     def _resolve(self, entry: _Pending, reply: dict | None, error: BaseException | None):
-        if entry.waiter is not None:
-            entry.waiter(error if error is not None else reply)
+        if entry.completion is not None:
+            entry.completion.complete(error if error is not None else reply)
         elif error is not None:
-            if "handle_action_error" not in self.agent._overridden_hooks():
-                return
-            self._enqueue(lambda slot, scope: self._call_handler(
-                self.agent.handle_action_error, ActionError(str(error)), None, slot, scope))
+            if "handle_action_error" in self.agent._overridden_hooks():
+                self._enqueue(("handler", self.agent.handle_action_error,
+                               ActionError(str(error)), None))
         else:
             self._queue_reply_handler(reply)
 
@@ -446,24 +370,8 @@ class AgentCore:
                 and not agent.receive_own_broadcasts):
             _handled(ticket)
             return
-        name = message["action"]["name"]
-        if name in (RESPONSE, ERROR):
-            parent_id = message["meta"].get("parent_id")
-            entry = self._pending.get(parent_id)
-            if entry is not None and message["from"] != entry.message["to"]:
-                # Only the agent the request went to may answer it (no impersonation).
-                log.warning('agent "%s": ignoring a reply to %s from "%s": the request went'
-                            ' to "%s"', agent.id, parent_id, message["from"],
-                            entry.message["to"])
-                _handled(ticket)
-                return
-            self._pending.pop(parent_id, None)
-            agent._message_log.append(message)
-            if entry is not None:
-                self.transport.withdraw(entry.message)
-                self._resolve(entry, message, None)
-            else:
-                self._queue_reply_handler(message)
+        if message["action"]["name"] in (RESPONSE, ERROR):
+            self.reply_arrived(message, message["from"])
             _handled(ticket)
             return
         agent._message_log.append(message)
@@ -473,8 +381,7 @@ class AgentCore:
                 self._started(message_id)
             _handled(ticket)
             return
-        self._enqueue(lambda slot, scope: self._invoke(message, ticket, slot, scope),
-                      message_id)
+        self._enqueue(("action", message, ticket), message_id)
 
     def withdrawn(self, ticket: Ticket) -> None:
         """Transport: the sender withdrew the request behind ``ticket``."""
@@ -497,26 +404,18 @@ class AgentCore:
                 return
             handler = agent.handle_action_value
             argument = reply["action"].get("args", {}).get("value")
-        self._enqueue(
-            lambda slot, scope: self._call_handler(handler, argument, reply, slot, scope))
+        self._enqueue(("handler", handler, argument, reply))
 
     # --- scheduling (runtime thread) ------------------------------------------------------
 
-    def _enqueue(self, work: Callable, message_id: str | None = None) -> None:
+    def _enqueue(self, work: tuple, message_id: str | None = None) -> None:
         """Queue ``work``; ``message_id``: the message it handles, whose reservation (if
         a local sender made one) is given back when the work starts."""
         if self.stopped:
             return
-        if self._queue is _EMPTY_DEQUE:
+        if self._queue is EMPTY_DEQUE:
             self._queue = collections.deque()
-        inboxes = self.inboxes
-        if inboxes is not None:
-            with inboxes.lock:
-                if message_id is None or message_id not in self._reserved:
-                    message_id = None
-                    self._unreserved += 1
-                    self._note_peak()
-        self._queue.append((work, message_id))
+        self._queue.append((work, self._count_arrival(message_id)))
         self._pump()
 
     def _pump(self) -> None:
@@ -524,7 +423,13 @@ class AgentCore:
             self._free_slots -= 1
             work, message_id = self._queue.popleft()
             self._started(message_id)
-            self._start_task(self._perform, work, _Slot(self))
+            if work[0] == "action":
+                self._start_action(work[1], work[2], _Slot(self))
+            else:
+                _, handler, argument, reply = work
+                invocation = Invocation(self, reply, None, _Slot(self))
+                invocation.claim_answer()  # a reply is never answered
+                self._in_worker(invocation, lambda: handler(argument))
 
     def _release_slot(self) -> None:
         if self._slot_waiters:  # actions resuming after request() go first
@@ -538,95 +443,119 @@ class AgentCore:
             self._free_slots -= 1
             return
         handed_over = trio.Event()
-        if self._slot_waiters is _EMPTY_DEQUE:
+        if self._slot_waiters is EMPTY_DEQUE:
             self._slot_waiters = collections.deque()
         self._slot_waiters.append(handed_over)
         await handed_over.wait()
 
-    # --- handling (trio tasks on the runtime thread) -----------------------------------------
+    # --- handling (runtime thread; plain functions on worker threads) ------------------------
 
-    async def _perform(self, work: Callable, slot: _Slot) -> None:
-        # This scope is cancelled when the agent stops, or (async actions) when the
-        # sender withdraws the request.
+    def _start_action(self, message: dict, ticket: Ticket | None, slot: _Slot) -> None:
+        agent = self.agent
+        invocation = Invocation(self, message, ticket, slot)
+        if ticket is not None:
+            if ticket.withdrawn:  # withdrawn while it waited in the queue
+                _handled(ticket)
+                slot.release()
+                return
+            ticket.invocation = invocation
+        spec = agent._action_specs().get(message["action"]["name"])
+        if spec is None or spec.access_policy == ACCESS_DENIED:
+            if spec is not None:
+                self.answer(invocation, error=error_text(self._denied(spec)))
+            elif message["to"] != BROADCAST:  # unknown actions in broadcasts: ignored
+                self.answer(invocation, error=f'AttributeError: "{message["action"]["name"]}"'
+                                              f' not found on "{agent.id}"')
+            _handled(ticket)
+            slot.release()
+        elif spec.is_async:
+            self._start_task(self._perform_async, invocation, spec)
+        else:
+            self._in_worker(invocation, lambda: self._run_plain(invocation, spec))
+
+    def _denied(self, spec: ActionSpec) -> PermissionError:
+        return PermissionError(f'"{self.agent.id}.{spec.name}" not permitted')
+
+    def _in_worker(self, invocation: Invocation, call: Callable[[], Any]) -> None:
+        """Run ``call()`` on a worker thread with ``invocation`` current; what it returns
+        (a reply to send, or None) is sent and the slot released back on this thread."""
+        self._threaded.add(invocation)
+
+        def job() -> Any:
+            # A fresh context per job: a cached worker thread must not carry one job's
+            # current invocation into the next.
+            return contextvars.Context().run(self._job, invocation, call)
+
+        def done(result: Any) -> None:  # on the worker thread
+            try:
+                self.run_soon(lambda: self._worker_done(invocation, result))
+            except RuntimeError:
+                pass  # the runtime has gone: nobody to answer
+
+        trio.lowlevel.start_thread_soon(job, done)
+
+    @staticmethod
+    def _job(invocation: Invocation, call: Callable[[], Any]) -> Any:
+        CURRENT.set(invocation)
+        return call()
+
+    def _worker_done(self, invocation: Invocation, result: Any) -> None:
+        self._threaded.discard(invocation)
+        try:
+            reply = result.unwrap()
+        except Exception:
+            log.exception('agent "%s": handler failed', self.agent.id)
+        else:
+            if reply is not None and not self.stopped:
+                self._send_reply(invocation, reply)
+        _handled(invocation.ticket)
+        invocation.slot.release()
+
+    def _run_plain(self, invocation: Invocation, spec: ActionSpec) -> dict | None:
+        """On the worker thread: permission, before_action, the action, after_action;
+        returns the reply to send (built here, off the runtime thread)."""
+        agent, message = self.agent, invocation.message
+        if invocation.cancelled:  # withdrawn before it started
+            return None
+        if spec.access_policy == ACCESS_REQUESTED and not agent.request_permission(message):
+            return self.reply_for(invocation, error=error_text(self._denied(spec)))
+        method = getattr(agent, spec.method_name)
+        args = message["action"].get("args", {})
+        value, error = agent._around_action(message, lambda: method(**args))
+        if error is not None:
+            return self.reply_for(invocation, error=error_text(error))
+        return self.reply_for(invocation, value=value)
+
+    async def _perform_async(self, invocation: Invocation, spec: ActionSpec) -> None:
+        # This scope is cancelled when the agent stops, or when the sender withdraws the
+        # request.
         with trio.CancelScope() as scope:
             self._running.add(scope)
             try:
-                await work(slot, scope)
+                if not (invocation.ticket is not None and invocation.ticket.withdrawn):
+                    value, error = await self._run_async(invocation, spec, scope)
+                    if error is not None:
+                        self.answer(invocation, error=error_text(error))
+                    else:
+                        self.answer(invocation, value=value)
             except Exception:
                 log.exception('agent "%s": handler failed', self.agent.id)
             finally:
                 self._running.discard(scope)
-                slot.release()
+                _handled(invocation.ticket)
+                invocation.slot.release()
 
-    async def _call_handler(self, handler: Callable, argument: Any, reply: dict | None,
-                            slot: _Slot, scope: trio.CancelScope) -> None:
-        """A reply handler, on a worker thread, with the reply as the current message."""
-        if reply is not None:
-            handling = Invocation(self, reply, None, slot)
-            handling.claim_answer()  # replies are never answered
-            CURRENT.set(handling)
-        await trio.to_thread.run_sync(handler, argument, limiter=self._threads,
-                                      abandon_on_cancel=True)
-
-    async def _invoke(self, message: dict, ticket: Ticket | None, slot: _Slot,
-                      scope: trio.CancelScope) -> None:
-        try:
-            await self._invoke_action(message, ticket, slot, scope)
-        finally:
-            _handled(ticket)  # answered (the reply went out first), or nothing to answer
-
-    async def _invoke_action(self, message: dict, ticket: Ticket | None, slot: _Slot,
-                             scope: trio.CancelScope) -> None:
-        agent = self.agent
-        invocation = Invocation(self, message, ticket, slot)
-        if ticket is not None:
-            if ticket.withdrawn:
-                return
-            ticket.invocation = invocation
-        spec = agent._action_specs().get(message["action"]["name"])
-        if spec is None:
-            if message["to"] != BROADCAST:  # unknown actions in broadcasts: ignored
-                self.answer(invocation, error=f'AttributeError: "{message["action"]["name"]}"'
-                                              f' not found on "{agent.id}"')
-            return
-        value, error = await self._run_action(invocation, spec, scope)
-        if error is not None:
-            self.answer(invocation, error=error_text(error))
-        else:
-            self.answer(invocation, value=value)
-
-    async def _run_action(self, invocation: Invocation, spec: "ActionSpec",
-                          scope: trio.CancelScope) -> tuple[Any, BaseException | None]:
-        """Permission, before_action, the action, after_action: ``(value, error)``.
-        An async action whose request is withdrawn is cancelled through ``scope``."""
-        from .agent import ACCESS_DENIED, ACCESS_REQUESTED  # noqa: avoid an import cycle
-
+    async def _run_async(self, invocation: Invocation, spec: ActionSpec,
+                         scope: trio.CancelScope) -> tuple[Any, BaseException | None]:
+        """Permission, before_action, the ``async def`` action, after_action."""
         agent, message = self.agent, invocation.message
-        CURRENT.set(invocation)  # this task's context; copied into worker threads
-        def denied() -> PermissionError:
-            return PermissionError(f'"{agent.id}.{spec.name}" not permitted')
-
-        if spec.access_policy == ACCESS_DENIED:
-            return None, denied()
-        method = getattr(agent, spec.method_name)
-        args = message["action"].get("args", {})
-        asks = spec.access_policy == ACCESS_REQUESTED
-
-        if not spec.is_async:
-            def in_worker_thread() -> tuple[Any, BaseException | None]:
-                if asks and not agent.request_permission(message):
-                    return None, denied()
-                return agent._around_action(message, lambda: method(**args))
-
-            return await trio.to_thread.run_sync(in_worker_thread, limiter=self._threads,
-                                                 abandon_on_cancel=True)
-
+        CURRENT.set(invocation)  # this task's context
         hooks = agent._overridden_hooks()
-        if asks:
+        if spec.access_policy == ACCESS_REQUESTED:
             allowed = await self._maybe_threaded(hooks, "request_permission", message,
                                                  default=False)
             if not allowed:
-                return None, denied()
+                return None, self._denied(spec)
         try:
             await self._maybe_threaded(hooks, "before_action", message)
         except Exception as error:
@@ -636,7 +565,7 @@ class AgentCore:
         if invocation.cancelled:
             scope.cancel()
         try:
-            value = await method(**args)
+            value = await getattr(agent, spec.method_name)(**message["action"].get("args", {}))
         except Exception as exc:
             error = exc
         try:
@@ -653,25 +582,36 @@ class AgentCore:
         return await trio.to_thread.run_sync(getattr(self.agent, name), *args,
                                              limiter=self._threads, abandon_on_cancel=True)
 
-    # --- answering (runtime thread) ---------------------------------------------------------
+    # --- answering ------------------------------------------------------------------------------
 
-    def answer(self, invocation: Invocation, *, value: Any = None,
-               error: str | None = None) -> None:
-        """Send the one reply to ``invocation`` (later calls do nothing)."""
+    def reply_for(self, invocation: Invocation, *, value: Any = None,
+                  error: str | None = None) -> dict | None:
+        """Any thread: the one reply to ``invocation``, or None if it was answered
+        already or withdrawn. The request was validated on arrival; the value is
+        checked here."""
         if not invocation.claim_answer() or invocation.cancelled:
-            return
+            return None
         if error is None:
             try:
                 values.check_json(value, "the return value")
             except values.NotJSON as exc:
                 error = error_text(exc)
-        # The request was validated on arrival and the value just now.
         if error is not None:
             reply = make_reply(invocation.message, self.agent.id, error=error, check=False)
         else:
             reply = make_reply(invocation.message, self.agent.id, value=value, check=False)
-        self.agent._message_log.append(reply)
+        self.agent._message_log.append(reply)  # a deque: appends are thread-safe
+        return reply
+
+    def _send_reply(self, invocation: Invocation, reply: dict) -> None:
         if invocation.ticket is not None:
             self.transport.reply(invocation.ticket, reply)
         else:
             self.transport.deliver(reply)
+
+    def answer(self, invocation: Invocation, *, value: Any = None,
+               error: str | None = None) -> None:
+        """Runtime thread: send the one reply to ``invocation`` (later calls do nothing)."""
+        reply = self.reply_for(invocation, value=value, error=error)
+        if reply is not None:
+            self._send_reply(invocation, reply)

@@ -114,23 +114,19 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, _DocEntry], _DocEntry | N
     """Split a Google docstring into (description, {arg: entry}, returns entry)."""
     lines = doc.splitlines()
     sections: dict[str, list[str]] = {}
-    first_paragraph: list[str] = []
+    described: list[str] = []  # every line before the first section, as agency does
     current: str | None = None
-    in_first_paragraph = True
     for line in lines:
         stripped = line.strip()
         header = stripped[:-1].lower() if stripped.endswith(":") else None
         if header in _SECTIONS and not line[:1].isspace():
-            current, in_first_paragraph = header, False
+            current = header
             sections.setdefault(current, [])
         elif current is not None:
             sections[current].append(line)
-        elif in_first_paragraph:
-            if stripped:
-                first_paragraph.append(stripped)
-            elif first_paragraph:
-                in_first_paragraph = False
-    description = " ".join(first_paragraph)
+        elif stripped:
+            described.append(stripped)
+    description = " ".join(described)
 
     args: dict[str, _DocEntry] = {}
     for name in _ARG_SECTIONS & sections.keys():
@@ -207,7 +203,10 @@ def generate_help(method: Callable) -> dict:
             entry["description"] = doc_text
         args[param.name] = entry
 
-    result: dict[str, Any] = {"description": description, "args": args}
+    # Like agency: the description is the whole text before the first section, and
+    # absent (not "") when there is none.
+    result: dict[str, Any] = {"description": description} if description else {}
+    result["args"] = args
     return_hint = hints.get("return", inspect.Parameter.empty)
     has_return_hint = return_hint not in (inspect.Parameter.empty, None, type(None), "None")
     if has_return_hint or doc_returns is not None:

@@ -86,6 +86,10 @@ class Dataspace(Entity):
     def observer_count(self) -> int:
         return self.index.observer_count
 
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` is asserted now (on the dataspace's runtime thread)."""
+        return self.index.holds(value)
+
     def on_publish(self, value: Any, handle: int) -> None:
         try:
             key = to_key(value)

@@ -140,6 +140,10 @@ class Index:
         """Observer registrations."""
         return self._observer_count
 
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` is asserted now."""
+        return to_key(value) in self._bag
+
     # --- assertions and messages -------------------------------------------------------
 
     def insert(self, value: Any) -> bool:

@@ -181,3 +181,8 @@ class RouterTransport:
 
     def reply(self, ticket: Ticket, reply: dict) -> None:
         self._space._deliver(reply)
+
+    def whereabouts(self, agent_id: str) -> str | None:
+        """For a request's ``TimeoutError``: what the space knows of the agent."""
+        known = getattr(self._space, "whereabouts_of", None)
+        return known(agent_id) if known is not None else None

@@ -66,6 +66,8 @@ class DataspaceSpace(Space):
             transport = DataspaceTransport(self.mode, runtime, self._ds, facet, agent.id)
             if self._senders_are_local:
                 transport.max_message_size = None
+            transport.presence = self._presence
+            transport.connection_note = self._connection_note
             core = AgentCore(agent, transport, runtime.system.nursery.start_soon,
                              self._thread_limiter)
             agent._core = core
@@ -78,6 +80,14 @@ class DataspaceSpace(Space):
 
     def _stop_agent(self, runtime: Runtime, agent: Agent) -> None:
         runtime.stop_actor(agent._core.transport.facet.actor)  # _left runs at its exit
+
+    def _presence(self, fact: Any) -> bool | None:
+        """Runtime thread: whether ``fact`` is asserted now, if this space can tell."""
+        return self._entity.holds(fact) if self._entity is not None else None
+
+    def _connection_note(self) -> str | None:
+        """Runtime thread: why the dataspace cannot answer, if it is out of reach."""
+        return None
 
     @staticmethod
     def _reaction(agent: Agent, method_name: str) -> Callable:

@@ -25,15 +25,15 @@ is visible, as an address must be). What reaches it goes to the handle's inbox:
   ("delivered"), a broadcast is not answered. A handle cannot answer with a value: for
   that, use a foreground agent (``space.add_foreground``) with an action.
 
-Blocking calls wait in short slices on the calling thread, so Ctrl-C interrupts them at
-once: an interrupted :meth:`ClientHandle.request` withdraws its request (in the
-dataspace's assertion mode the request fact is retracted and the responder sees the
-withdrawal), raises ``KeyboardInterrupt``, and leaves the handle usable.
+Sending and requesting take the same path as an agent's (``classic/requests.py``):
+inbox limits hold, a supplied ``meta.id`` is kept, and a blocked ``request()`` is
+interrupted by Ctrl-C at once: it withdraws its request (in the dataspace's assertion
+mode the request fact is retracted and the responder sees the withdrawal), raises
+``KeyboardInterrupt``, and leaves the handle usable.
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import queue
 import threading
@@ -58,7 +58,6 @@ __all__ = ["ClientHandle", "DataspaceClientHandle", "FactWatch"]
 # How long a blocked caller sleeps between checks; Python delivers a pending Ctrl-C
 # between two slices at the latest, so this bounds the interrupt latency.
 _SLICE = 0.05
-_ABANDONED_KEPT = 10_000
 _INBOX_SPEC = ActionSpec(name="*", method_name="_to_inbox", help={},
                          access_policy=ACCESS_PERMITTED, is_async=False)
 
@@ -76,27 +75,12 @@ _ANY_ACTION = _AnyAction()
 
 class _Endpoint(Agent):
     """The address of a handle in its space. Handles one message at a time, so the inbox
-    keeps arrival order."""
+    keeps arrival order. Late answers to requests the person stopped waiting for are
+    dropped by the core (``AgentCore.abandon``), never filed."""
 
     def __init__(self, id: str, inbox: "queue.Queue[dict]") -> None:
         super().__init__(id, receive_own_broadcasts=False)
         self._inbox = inbox
-        # Requests the person stopped waiting for (timeout, Ctrl-C, cancelled await):
-        # their late answers are dropped, not filed. Bounded: the oldest are forgotten.
-        self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._abandoned_lock = threading.Lock()
-
-    def abandoned(self, message_id: str) -> None:
-        with self._abandoned_lock:
-            self._abandoned[message_id] = None
-            while len(self._abandoned) > _ABANDONED_KEPT:
-                self._abandoned.popitem(last=False)
-
-    def _file_reply(self, message: dict) -> None:
-        with self._abandoned_lock:
-            late = self._abandoned.pop(message["meta"].get("parent_id"), 0) is None
-        if not late:
-            self._inbox.put(message)
 
     def _action_specs(self) -> dict:  # type: ignore[override]
         return _ANY_ACTION
@@ -112,14 +96,14 @@ class _Endpoint(Agent):
         return None  # point-to-point: answered None, "delivered"
 
     def handle_action_value(self, value: Any) -> None:
-        self._file_reply(self.current_message())
+        self._inbox.put(self.current_message())
 
     def handle_action_error(self, error: ActionError) -> None:
         message = self.current_message()
         if message is None:  # the responder left before answering: no reply exists
             message = {"meta": {}, "from": "", "to": self.id,
                        "action": {"name": ERROR, "args": {"error": str(error)}}}
-        self._file_reply(message)
+        self._inbox.put(message)
 
 
 def _wait(future: concurrent.futures.Future, timeout: float | None) -> Any:
@@ -218,58 +202,26 @@ class ClientHandle:
         """Send and wait for the answer: returns its value, raises :class:`ActionError`
         for an error answer and ``TimeoutError`` when none comes within ``timeout``
         seconds. Arguments named ``to``, ``action``, ``timeout`` or ``args`` go in
-        ``args={...}``. Ctrl-C withdraws the request and raises ``KeyboardInterrupt``."""
-        stamped = self._prepare_request(to, action, args, kwargs)
-        try:  # from the send on: an interrupt even right after it withdraws the request
-            outcome = _wait(self._start_request(stamped), timeout)
-        except BaseException as exc:
-            self._abandon(stamped)
-            if isinstance(exc, concurrent.futures.TimeoutError):
-                raise Agent._timeout(stamped, timeout) from None
-            raise
-        return Agent._outcome(outcome)
+        ``args={...}``. Ctrl-C withdraws the request and raises ``KeyboardInterrupt``.
+        The same path as an agent's :meth:`~dataspace_agency.Agent.request`, inbox
+        limits included."""
+        self._check_open()
+        return self._endpoint.request(self._message(to, action, args, kwargs), timeout)
 
     async def arequest(self, to: Any, action: str | None = None, timeout: float = 3, *,
                        args: dict | None = None, **kwargs: Any) -> Any:
         """:meth:`request` for ``await`` (asyncio, e.g. Jupyter, or trio); cancelling the
         awaiting task withdraws the request."""
-        stamped = self._prepare_request(to, action, args, kwargs)
-        try:
-            outcome = await _await(self._start_request(stamped), timeout)
-        except BaseException as exc:
-            self._abandon(stamped)
-            if isinstance(exc, TimeoutError):
-                raise Agent._timeout(stamped, timeout) from None
-            raise
-        return Agent._outcome(outcome)
+        self._check_open()
+        return await self._endpoint.arequest(self._message(to, action, args, kwargs),
+                                             timeout)
 
     async def asend(self, to: Any, action: str | None = None, *, args: dict | None = None,
                     **kwargs: Any) -> str:
-        """:meth:`send` for symmetry in async code (it never blocks)."""
-        return self.send(to, action, args=args, **kwargs)
-
-    def _prepare_request(self, to: Any, action: Any, args: dict | None,
-                         kwargs: dict) -> dict:
+        """:meth:`send` for ``await``: waits for room in a full inbox without blocking
+        the caller's loop."""
         self._check_open()
-        self._endpoint._running_core("request()")
-        return self._endpoint._prepare_request(self._message(to, action, args, kwargs))
-
-    def _start_request(self, stamped: dict) -> concurrent.futures.Future:
-        core = self._endpoint._running_core("request()")
-        future: concurrent.futures.Future = concurrent.futures.Future()
-
-        def deliver(outcome: Any) -> None:
-            if not future.done():
-                future.set_result(outcome)
-        core.run_soon(lambda: core.start_send(stamped, deliver))
-        return future
-
-    def _abandon(self, stamped: dict) -> None:
-        # Queued after the send on the same runtime thread, so it always finds it.
-        self._endpoint.abandoned(stamped["meta"]["id"])
-        core = self._endpoint._core
-        if core is not None:
-            core.run_soon(lambda: core.abandon(stamped["meta"]["id"]))
+        return await self._endpoint.asend(self._message(to, action, args, kwargs))
 
     @property
     def pending(self) -> int:
@@ -277,7 +229,7 @@ class ClientHandle:
         core = self._endpoint._core
         if core is None or self._closed:
             return 0
-        return self._space._background.call(lambda rt: len(core._pending))
+        return self._space._background.call(lambda rt: core.pending_count)
 
     # --- receiving ------------------------------------------------------------------------
 

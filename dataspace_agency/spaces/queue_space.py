@@ -62,6 +62,12 @@ class QueueSpace(Space):
         for core in receivers:
             core.inbound(values.json_copy(message))
 
+    def whereabouts_of(self, agent_id: str) -> str:
+        """Runtime thread: the router knows every agent of the space."""
+        if agent_id in self._cores:
+            return f'agent "{agent_id}" is in the space and has not answered'
+        return f'no agent "{agent_id}" is in the space'
+
     # --- from outside any agent ---------------------------------------------------------
 
     def _route(self, message: dict) -> None:

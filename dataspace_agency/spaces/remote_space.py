@@ -39,7 +39,8 @@ import trio
 from syndicate import patterns as P
 
 from ..classic.adapter import MODES
-from ..protocol.client import Reconnect, RemoteDataspaceHandle, open_connection
+from ..protocol.client import (Reconnect, RemoteDataspaceHandle, address_text,
+                               open_connection)
 from ..protocol.process import ServerProcess
 from ..runtime import Runtime
 from .base import Space
@@ -101,6 +102,12 @@ class RemoteDataspaceSpace(DataspaceSpace):
             with trio.fail_after(30):
                 await self._client.sync()
         self._background.call_async(sync)
+
+    def _connection_note(self) -> str | None:
+        if self._client.connected:
+            return None
+        return (f"the connection to the dataspace server at {address_text(self.address)} is lost"
+                + (" (reconnecting)" if self.reconnect else ""))
 
     @property
     def connected(self) -> bool:

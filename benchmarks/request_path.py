@@ -1,0 +1,221 @@
+"""The classic request path, measured as a user meets it, each figure beside its goal.
+
+    .venv/bin/python benchmarks/request_path.py [--quick] [--backends message,assertion,queue]
+
+What it measures, in one run (so the ratios are of one machine state):
+
+* **floor**: a plain thread hands a callable to a trio thread (``TrioToken.run_sync_soon``)
+  and is handed the answer back through a ``queue.SimpleQueue``: the least a synchronous
+  caller of a runtime on another thread can pay.
+* **handle request**: ``me = space.connect("me"); me.request("echo", "echo", text=...)``
+  from this (plain) thread to a plain-function action (run on a worker thread, as the
+  classic model runs actions) and back: the median, and its ratio to the floor.
+* **handle send**: ``me.send(...)`` N times: accepted per second (how fast ``send()``
+  returns), and the time until all N replies are in the handle's inbox.
+* **agent to agent**: an ``async def`` action doing ``await self.arequest(...)`` to an
+  ``async def`` action, the median; the dataspace's ratio to ``QueueSpace``.
+* **one-way asend**: an ``async def`` action doing ``await self.asend(...)`` N times to a
+  counting agent, until the counter has them all; beside a trio memory channel's rate
+  (producer awaiting ``send()``) and ``QueueSpace``'s.
+
+The garbage collector stays on throughout (what a user gets); nothing is warmed beyond
+a few untimed round trips of the path being measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import statistics
+import sys
+import threading
+import time
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.table import Table
+
+from dataspace_agency import Agent, DataspaceSpace, QueueSpace, action
+from dataspace_agency.compare.agents import Echo, time_arequests
+
+GOALS = {
+    "handle_request": {"message": 2.5, "assertion": 3.5, "queue": 2.0},
+    "handle_send_per_s": 20_000,
+    "arequest_vs_queue": {"message": 1.5, "assertion": 2.5},
+    "asend_vs_channel": 0.1,
+    "asend_vs_queue": 0.6,
+}
+
+
+def median_us(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e6
+
+
+def measure_floor(count: int) -> float:
+    """Median µs of plain thread -> trio thread -> back."""
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        box["token"] = trio.lowlevel.current_trio_token()
+        box["stop"] = trio.Event()
+        ready.set()
+        await box["stop"].wait()
+
+    thread = threading.Thread(target=trio.run, args=(serve,), daemon=True)
+    thread.start()
+    ready.wait()
+    token, answers = box["token"], queue.SimpleQueue()
+    samples = []
+    for i in range(count + 50):
+        start = time.perf_counter()
+        token.run_sync_soon(answers.put, i)
+        answers.get()
+        if i >= 50:
+            samples.append(time.perf_counter() - start)
+    token.run_sync_soon(box["stop"].set)
+    thread.join()
+    return median_us(samples)
+
+
+def measure_channel(count: int) -> float:
+    """Messages/s through a trio memory channel, producer awaiting ``send()``."""
+    async def main() -> float:
+        send, receive = trio.open_memory_channel(1000)
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            async def consume() -> None:
+                async for _ in receive:
+                    pass
+            nursery.start_soon(consume)
+            async with send:
+                for i in range(count):
+                    await send.send(i)
+        return count / (time.perf_counter() - start)
+    return trio.run(main)
+
+
+class Counter(Agent):
+    """Counts ``take`` messages; sets ``done`` at the expected count."""
+
+    def __init__(self, id: str, expected: int, done: threading.Event) -> None:
+        super().__init__(id)
+        self.expected, self.done, self.received = expected, done, 0
+
+    @action
+    async def take(self, i: int) -> None:
+        self.received += 1
+        if self.received == self.expected:
+            self.done.set()
+
+
+class Blaster(Agent):
+    """Sends ``count`` one-way messages with ``await self.asend``."""
+
+    @action
+    async def blast(self, to: str, count: int) -> float:
+        start = time.perf_counter()
+        for i in range(count):
+            await self.asend({"to": to, "action": {"name": "take", "args": {"i": i}}})
+        return time.perf_counter() - start
+
+
+class Pinger(Agent):
+    @action
+    async def round_trips(self, to: str, count: int, warm_up: int) -> list:
+        message = {"to": to, "action": {"name": "aecho", "args": {"text": "hi"}}}
+        return await time_arequests(self, message, count, warm_up)
+
+
+def make_space(backend: str) -> Any:
+    return QueueSpace() if backend == "queue" else DataspaceSpace(mode=backend)
+
+
+def measure_backend(backend: str, sizes: dict) -> dict:
+    figures: dict[str, float] = {}
+    with make_space(backend) as space:
+        space.add(Echo, "echo")
+        me = space.connect("me")
+        for _ in range(50):
+            me.request("echo", "echo", text="hi")
+        samples = []
+        for _ in range(sizes["requests"]):
+            start = time.perf_counter()
+            me.request("echo", "echo", text="hi")
+            samples.append(time.perf_counter() - start)
+        figures["handle_request_us"] = median_us(samples)
+
+        count = sizes["sends"]
+        start = time.perf_counter()
+        for i in range(count):
+            me.send("echo", "echo", text="hi")
+        accepted = time.perf_counter() - start
+        for _ in range(count):
+            me.receive(timeout=60)
+        figures["handle_send_per_s"] = count / accepted
+        figures["handle_replies_per_s"] = count / (time.perf_counter() - start)
+
+        space.add(Pinger, "pinger")
+        samples = me.request("pinger", "round_trips", timeout=120, args={
+            "to": "echo", "count": sizes["requests"], "warm_up": 50})
+        figures["arequest_us"] = median_us(samples)
+
+        done = threading.Event()
+        count = sizes["asends"]
+        space.add(Counter, "counter", count, done)
+        space.add(Blaster, "blaster")
+        start = time.perf_counter()
+        me.request("blaster", "blast", timeout=120, args={"to": "counter", "count": count})
+        if not done.wait(120):
+            raise TimeoutError("the counter did not get every message")
+        figures["asend_per_s"] = count / (time.perf_counter() - start)
+        me.close()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument("--backends", default="message,assertion,queue")
+    args = parser.parse_args(argv)
+    sizes = ({"requests": 300, "sends": 2_000, "asends": 5_000} if args.quick
+             else {"requests": 2_000, "sends": 10_000, "asends": 20_000})
+    console = Console(width=150)
+    floor = measure_floor(sizes["requests"])
+    channel = measure_channel(sizes["asends"] * 5)
+    results = {b: measure_backend(b, sizes) for b in args.backends.split(",")}
+    queue_figures = results.get("queue")
+
+    table = Table(title=f"request path (load {open('/proc/loadavg').read().split()[0]};"
+                        f" floor {floor:.0f} µs; trio channel {channel:,.0f} msg/s)")
+    for column in ("figure", *results, "goal"):
+        table.add_column(column, justify="right" if column != "figure" else "left")
+
+    def row(name: str, cell: Any, goal: str) -> None:
+        table.add_row(name, *[cell(b, f) for b, f in results.items()], goal)
+
+    row("handle request, median µs (x floor)",
+        lambda b, f: f"{f['handle_request_us']:.0f} ({f['handle_request_us'] / floor:.2f}x)",
+        "<= 2.5x msg, 3.5x assn, 2x queue")
+    row("handle send, accepted/s", lambda b, f: f"{f['handle_send_per_s']:,.0f}",
+        ">= 20,000")
+    row("handle send, replies received/s",
+        lambda b, f: f"{f['handle_replies_per_s']:,.0f}", "all received")
+
+    def vs_queue(b: str, f: dict, key: str, fmt: str) -> str:
+        text = fmt.format(f[key])
+        if queue_figures and b != "queue":
+            text += f" ({f[key] / queue_figures[key]:.2f}x queue)"
+        return text
+    row("agent->agent await arequest, median µs",
+        lambda b, f: vs_queue(b, f, "arequest_us", "{:.0f}"), "<= 1.5x msg, 2.5x assn")
+    row("one-way await asend, msg/s",
+        lambda b, f: vs_queue(b, f, "asend_per_s", "{:,.0f}")
+        + f" ({f['asend_per_s'] / channel:.2f}x chan)", ">= 0.6x queue, 0.1x chan")
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
