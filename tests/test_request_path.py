@@ -286,3 +286,40 @@ def test_worker_threads_carry_no_invocation_from_one_action_to_the_next(space):
     for _ in ids:
         me.receive(timeout=WAIT)
     assert [seen.get(timeout=WAIT)[1] for _ in ids] == ids
+
+
+# --- a lost connection is named -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["message", "assertion"])
+def test_requests_and_facts_say_when_the_server_connection_is_lost(mode):
+    from syndicate import patterns as P
+
+    from dataspace_agency import RemoteDataspaceSpace
+
+    space = RemoteDataspaceSpace(mode=mode)
+    try:
+        started, release, _seen = gate(space)
+        me = space.connect("me")
+        assert me.request("gate", "echo", text="up") == "up"
+        outcome: "queue.Queue[BaseException]" = queue.Queue()
+
+        def ask() -> None:
+            try:
+                me.request("gate", "hold", timeout=2)
+            except Exception as exc:  # noqa: BLE001 - the outcome is what is tested
+                outcome.put(exc)
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert started.wait(WAIT)
+        space._server.stop()  # the server goes away mid-request
+        error = outcome.get(timeout=WAIT)
+        asking.join(WAIT)
+        assert "connection to the dataspace server" in str(error), error
+        assert "is lost" in str(error)
+        with pytest.raises(ConnectionError, match="is lost"):
+            me.facts(P.rec("agent", P.CAPTURE))
+        release.set()
+    finally:
+        release.set()
+        space.destroy()

@@ -280,7 +280,9 @@ class DataspaceTransport:
                     watch.present = False
                     failed, watch.confirmed = watch.confirmed, set()
                     if failed:
-                        self._later(lambda: self.core.requests_failed(failed, agent_id))
+                        why = (self.connection_note() if self.connection_note is not None
+                               else None)
+                        self._later(lambda: self.core.requests_failed(failed, agent_id, why))
                     if not watch.pending:
                         self._drop_watch(agent_id)
                 turn.on_stop(gone)

@@ -316,17 +316,20 @@ class AgentCore(InboxAccounts):
             if len(abandoned) > _ABANDONED_KEPT:
                 abandoned.popitem(last=False)
 
-    def requests_failed(self, message_ids: set[str], agent_id: str) -> None:
-        """Transport: ``agent_id`` left (removed, crashed) while these requests to it
-        were pending: fail them now rather than at their timeouts."""
+    def requests_failed(self, message_ids: set[str], agent_id: str,
+                        why: str | None = None) -> None:
+        """Transport: ``agent_id`` left (removed, crashed), or the way to it was lost
+        (``why``), while these requests to it were pending: fail them now rather than at
+        their timeouts."""
         for message_id in message_ids:
             entry = self._pending.pop(message_id, None)
             if entry is None:
                 continue  # answered or abandoned meanwhile
             self.transport.withdraw(entry.message)
+            name = entry.message["action"]["name"]
             self._resolve(entry, None, ActionError(
-                f'agent "{agent_id}" stopped before answering'
-                f' "{entry.message["action"]["name"]}"'))
+                f'no answer from "{agent_id}" to "{name}": {why}' if why else
+                f'agent "{agent_id}" stopped before answering "{name}"'))
 
     def reply_arrived(self, reply: dict, sender: str, *, held: bool = False) -> None:
         """Transport: ``reply`` (a ``[response]`` or ``[error]``), known by the transport

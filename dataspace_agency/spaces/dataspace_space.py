@@ -70,7 +70,6 @@ class DataspaceSpace(Space):
             transport.connection_note = self._connection_note
             core = AgentCore(agent, transport, runtime.system.nursery.start_soon,
                              self._thread_limiter)
-            agent._core = core
             if self._inboxes is not None:
                 self._inboxes.register(core)
             transport.start(core, agent._published_helps(), reactions)

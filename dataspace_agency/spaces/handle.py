@@ -325,6 +325,7 @@ class FactWatch:
         compile_pattern(pattern)  # a bad pattern fails here, with a clear InvalidPattern
         self._events: queue.Queue = queue.Queue()
         self._closed = False
+        self._space = handle._space
         self._client = handle._space._client
         self._background = handle._space._background
         client, events = self._client, self._events
@@ -350,7 +351,14 @@ class FactWatch:
         client = self._client
         self._background.call(lambda rt: rt.run_turn(
             client.facet, lambda: turn.sync(client.ref, lambda: done.set_result(None))))
-        _wait(done, timeout)
+        try:
+            _wait(done, timeout)
+        except concurrent.futures.TimeoutError:
+            lost = self._space._connection_note()
+            if lost:
+                raise ConnectionError(lost) from None
+            raise TimeoutError(f"the dataspace did not answer a sync within {timeout} s")\
+                from None
 
     def get(self, timeout: float | None = None) -> Event:
         """The next event; ``TimeoutError`` if none comes in time, ``StopIteration``

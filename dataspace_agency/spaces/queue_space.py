@@ -32,14 +32,13 @@ class QueueSpace(Space):
     def __init__(self) -> None:
         super().__init__(runtime_name="queue-space")
         # The router's table is the inbox registry: receivers' inboxes are bounded and
-        # local senders wait for room (see classic/core.py, Inboxes).
+        # local senders wait for room (see classic/inbox.py).
         self._inboxes = Inboxes()
         self._cores: dict[str, AgentCore] = self._inboxes.cores  # runtime thread only
 
     def _start_agent(self, runtime: Runtime, agent: Agent) -> None:
         core = AgentCore(agent, RouterTransport(self), runtime.system.nursery.start_soon,
                          self._thread_limiter)
-        agent._core = core
         self._inboxes.register(core)
 
     def _stop_agent(self, runtime: Runtime, agent: Agent) -> None:
