@@ -35,9 +35,10 @@ from typing import Any, Callable
 import trio
 from preserves import Embedded, Record, Symbol
 from syndicate import turn
-from syndicate.actor import ActiveFacet, Facet, Ref
+from syndicate.actor import ActiveFacet, Entity, Facet, Ref
 from syndicate.during import During
 
+from ..dataspace.entity import Dataspace
 from ..runtime import Runtime
 from . import values
 from .core import AgentCore, Ticket
@@ -92,6 +93,21 @@ class _PresenceWatch:
         self.facet: Facet | None = None
 
 
+class _Inbox(Entity):
+    """What is addressed to an agent as a message (its ``<message id $body>`` and the
+    broadcasts). ``routed_inline``: a dataspace in this process tells it inside the
+    routing turn (see ``dataspace/entity.py``): it only parses and queues work for the
+    core, so it needs no turn of its own."""
+
+    routed_inline = True
+
+    def __init__(self, handler: Callable[[Any], None]) -> None:
+        self._handler = handler
+
+    def on_message(self, captures: Any) -> None:
+        self._handler(*captures)
+
+
 class DataspaceTransport:
     """Carries one agent's messages through the dataspace (runtime thread only).
 
@@ -119,6 +135,11 @@ class DataspaceTransport:
         self._held: dict[str, int] = {}  # our pending request id -> its fact's handle
         self._watches: dict[str, _PresenceWatch] = {}
         self._outbox: list[tuple[Facet, Callable[[], None]]] = []  # see _emit
+        # Message mode on a dataspace in this process: sends are routed in a turn of the
+        # dataspace itself (see _flush_routes), not first in a turn of the agent's.
+        self._routes: list[Any] = []
+        self._route_here = (ds.facet, ds.entity) if (
+            mode == "message" and isinstance(ds.entity, Dataspace)) else None
         self._offers: dict[str, int] = {}  # action name -> its <action ...> fact's handle
 
     # --- set-up (inside the agent actor's boot turn) ------------------------------------------
@@ -133,7 +154,7 @@ class DataspaceTransport:
         for name, help_value in action_helps.items():
             self._offers[name] = turn.publish(self.ds, action_fact(me, name, help_value))
 
-        inbound = During().msg_handler(self._on_message)
+        inbound = _Inbox(self._on_message)
         observe(self.ds, rec(MESSAGE, lit(me), CAPTURE), inbound)
         observe(self.ds, _BROADCASTS, inbound)
         if self.mode == "assertion":
@@ -238,8 +259,23 @@ class DataspaceTransport:
         to, name = message["to"], message["action"]["name"]
         if self.mode == "assertion" and to != BROADCAST and name not in (RESPONSE, ERROR):
             self._emit(self.facet, lambda: self._hold(message, body))
+        elif self._route_here is not None:
+            if not self._routes:
+                self.runtime.system.queue_task(self._flush_routes)
+            self._routes.append(message_envelope(to, body))
         else:
             self._emit(self.facet, lambda: turn.send(self.ds, message_envelope(to, body)))
+
+    def _flush_routes(self) -> None:
+        """Message mode, dataspace in this process: route the burst of sends in one turn
+        of the dataspace. In message mode an agent's outbox holds nothing but sends (its
+        own facts go by ``publish``, in turns of their own, queued in order with this
+        one), so skipping the agent's turn changes no order anyone can see; it saves a
+        turn per burst."""
+        routes, self._routes = self._routes, []
+        facet, dataspace = self._route_here
+        if self.facet.actor.alive and facet.alive:
+            self.runtime.run_turn(facet, lambda: [dataspace.on_message(r) for r in routes])
 
     def _hold(self, message: dict, body: Any) -> None:
         message_id, to = message["meta"]["id"], message["to"]
@@ -247,6 +283,8 @@ class DataspaceTransport:
         self._watch(to, message_id)
 
     def withdraw(self, message: dict) -> None:
+        if self.mode == "message":
+            return  # nothing is held in message mode
         # Looked up inside the flush, after the hold that may still be in the outbox.
         def unhold() -> None:
             handle = self._held.pop(message["meta"]["id"], None)

@@ -249,13 +249,18 @@ class AgentCore(InboxAccounts):
             return
         self._calls.append(fn)
         if not self._calls_scheduled:
-            self._calls_scheduled = True
             try:
+                self._calls_scheduled = True
                 self.token.run_sync_soon(self._run_calls)
             except trio.RunFinishedError:
                 self._calls_scheduled = False
                 raise RuntimeError(f'agent "{self.agent.id}": its space has been'
                                    " destroyed") from None
+            except BaseException:
+                # Ctrl-C in the middle: maybe nothing was scheduled, so the next call
+                # schedules (a second drain finds nothing to do, which is harmless).
+                self._calls_scheduled = False
+                raise
 
     def _run_calls(self) -> None:
         self._calls_scheduled = False

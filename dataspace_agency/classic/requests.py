@@ -229,11 +229,11 @@ def request(core: AgentCore, message: dict, timeout: float) -> Any:
     admit(core, message, timeout)
     completion = ThreadCompletion()
     core.agent._message_log.append(message)
-    core.run_soon(lambda: core.start_send(message, completion))
     slot = core.blocking_slot()
-    if slot is not None:  # let this agent handle other messages meanwhile
-        core.run_soon(slot.release)
-    try:
+    try:  # from the send on: an interrupt even right after it abandons the request
+        core.run_soon(lambda: core.start_send(message, completion))
+        if slot is not None:  # let this agent handle other messages meanwhile
+            core.run_soon(slot.release)
         if not completion.wait(max(0.0, timeout - (time.monotonic() - started))):
             raise _timed_out(core, message, timeout)
     except BaseException:
@@ -261,13 +261,13 @@ async def arequest(core: AgentCore, message: dict, timeout: float) -> Any:
         completion = LoopCompletion()
     core.agent._message_log.append(message)
     slot = core.blocking_slot() if on_runtime else None
-    if on_runtime:
-        core.start_send(message, completion)
-        if slot is not None:
-            slot.release()
-    else:
-        core.run_soon(lambda: core.start_send(message, completion))
-    try:
+    try:  # from the send on: a cancellation even right after it abandons the request
+        if on_runtime:
+            core.start_send(message, completion)
+            if slot is not None:
+                slot.release()
+        else:
+            core.run_soon(lambda: core.start_send(message, completion))
         if not await completion.wait(max(0.0, timeout - (time.monotonic() - started))):
             raise _timed_out(core, message, timeout)
     except BaseException:

@@ -7,7 +7,9 @@ Semantics (as the reference implementations have them):
   match at once (replay), then of every change.
 * ``on_retract(handle)``: drop the value asserted under that handle. If it was the last
   copy of an Observe, unregister it (its captures are retracted from the observer).
-* ``on_message(value)``: deliver to matching observers; nothing is stored.
+* ``on_message(value)``: deliver to matching observers; nothing is stored. An observer
+  entity marked ``routed_inline`` (trusted code of this process that only queues work,
+  such as the classic adapter's inbox) is told inside the routing turn.
 * ``on_sync(peer)``: answer ``#t`` to the peer (inherited from ``Entity``).
 
 Observe records are ordinary assertions too, so patterns over ``Observe`` see interest.
@@ -47,7 +49,16 @@ class _TurnSink:
         turn.retract(handle)
 
     def send_captures(self, observer: Ref, captures: tuple) -> None:
-        turn.send(observer, captures)
+        entity = observer.entity
+        if getattr(entity, "routed_inline", False):
+            # A subscriber of this process that only queues work of its own (the
+            # classic adapter's inbox): told inside this routing turn rather than in a
+            # turn of its own actor, which would cost a turn per message. Skipped once
+            # its facet has stopped, as a message to a stopped facet is.
+            if observer.facet.alive:
+                entity.on_message(captures)
+        else:
+            turn.send(observer, captures)
 
 
 def parse_observe(value: Any) -> tuple[CompiledPattern, Ref] | None:
