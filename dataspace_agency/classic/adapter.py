@@ -33,7 +33,7 @@ import logging
 from typing import Any, Callable
 
 import trio
-from preserves import Embedded, Record, Symbol
+from preserves import Embedded, ImmutableDict, Record, Symbol
 from syndicate import turn
 from syndicate.actor import ActiveFacet, Entity, Facet, Ref
 from syndicate.during import During
@@ -59,8 +59,28 @@ def observe(ds: Ref, pattern: Any, entity: Any) -> int:
     return turn.publish(ds, Record(_OBSERVE, [pattern, Embedded(turn.ref(entity))]))
 
 
+# The message a body was made from, kept on the body by message_body(): see parse_message.
+_SOURCE = "_dataspace_agency_classic_message"
+
+
+def message_body(message: dict) -> Any:
+    """The Preserves form of a validated classic message, for the dataspace. The body
+    keeps a reference to the message it was made from, so that an agent of this process
+    receiving it takes a copy of that instead of converting and validating it again: a
+    message is validated once, by its sender, and converted once per hop."""
+    body = values.to_preserves(message)
+    setattr(body, _SOURCE, message)
+    return body
+
+
 def parse_message(body: Any, where: str) -> dict | None:
-    """A classic message from its Preserves form, or None (with a warning) if malformed."""
+    """A classic message from its Preserves form, or None (with a warning) if malformed.
+    A body made in this process by :func:`message_body` gives a copy of its message (each
+    receiver its own, as from a queue); any other (from another process, or built by
+    native code) is converted and validated."""
+    source = getattr(body, _SOURCE, None) if type(body) is ImmutableDict else None
+    if source is not None:
+        return values.plain_copy(source)
     try:
         return validate_message(values.from_preserves(body), copy=False)
     except (values.NotJSON, MessageError) as exc:
@@ -198,7 +218,7 @@ class DataspaceTransport:
         if refusal is None:
             self.core.inbound(message)  # only queues work: safe inside the turn
         elif refusal:
-            turn.send(self.ds, message_envelope(refusal["to"], values.to_preserves(refusal)))
+            turn.send(self.ds, message_envelope(refusal["to"], message_body(refusal)))
 
     def _on_request(self, message_id: Any, body: Any) -> None:
         message = parse_message(body, f'in a request to "{self.agent_id}"')
@@ -208,7 +228,7 @@ class DataspaceTransport:
         if refusal is not None:
             # Held in this request's facet: withdrawn with the request, like any reply.
             turn.publish(self.ds, reply_fact(refusal["to"], message_id, self.agent_id,
-                                             values.to_preserves(refusal)))
+                                             message_body(refusal)))
             return
         ticket = _FacetTicket(turn.active_facet())
         turn.on_stop(lambda: self.core.withdrawn(ticket))
@@ -255,7 +275,7 @@ class DataspaceTransport:
                 action()
 
     def deliver(self, message: dict) -> None:
-        body = values.to_preserves(message)
+        body = message_body(message)
         to, name = message["to"], message["action"]["name"]
         if self.mode == "assertion" and to != BROADCAST and name not in (RESPONSE, ERROR):
             self._emit(self.facet, lambda: self._hold(message, body))
@@ -294,7 +314,7 @@ class DataspaceTransport:
         self._emit(self.facet, unhold)
 
     def reply(self, ticket: _FacetTicket, reply: dict) -> None:
-        body = values.to_preserves(reply)
+        body = message_body(reply)
         fact = reply_fact(reply["to"], reply["meta"]["parent_id"], self.agent_id, body)
         self._emit(ticket.facet, lambda: turn.publish(self.ds, fact))
 

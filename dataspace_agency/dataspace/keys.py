@@ -21,7 +21,9 @@ Key form, one line per kind of value::
     set                             ("S", frozenset {key(item)})
 
 Every non-atomic key is a tuple whose first item is a tag string, and no atom is a tuple,
-so keys of different kinds never collide.
+so keys of different kinds never collide. (The key of a dictionary marked deeply frozen
+is a tuple subclass equal to the plain one that also remembers the dictionary: see
+:class:`_KeptDictKey`.)
 """
 
 from __future__ import annotations
@@ -66,7 +68,10 @@ def to_key(value: Any) -> Key:
     if kind is Embedded:
         return ("e", value.embeddedValue)
     if isinstance(value, dict):
-        return ("d", ImmutableDict((to_key(k), to_key(v)) for k, v in value.items()))
+        entries = ImmutableDict((to_key(k), to_key(v)) for k, v in value.items())
+        if kind is ImmutableDict and getattr(value, _FROZEN_MARK, False):
+            return _KeptDictKey(entries, value)
+        return ("d", entries)
     if isinstance(value, (set, frozenset)):
         return ("S", frozenset(to_key(item) for item in value))
     if kind is bytearray:
@@ -84,10 +89,24 @@ def to_key(value: Any) -> Key:
     raise TypeError(f"not a Preserves value: {value!r} (of type {kind.__name__})")
 
 
+class _KeptDictKey(tuple):
+    """The key of a deeply frozen dictionary (see :func:`mark_deeply_frozen`): equal to,
+    and hashed as, the plain key ``("d", entries)``, and remembering the dictionary it
+    was made from, which :func:`from_key` gives back as it is. So such a value inside an
+    assertion comes out of the index as the same object, with whatever its builder
+    attached to it (the classic adapter's message, say), instead of as a rebuilt copy."""
+
+    def __new__(cls, entries: ImmutableDict, value: ImmutableDict) -> "_KeptDictKey":
+        key = super().__new__(cls, ("d", entries))
+        key.value = value
+        return key
+
+
 def from_key(key: Key) -> Any:
     """The frozen Preserves value a key stands for (inverse of :func:`to_key`)."""
-    if type(key) is not tuple:
-        return key
+    kind = type(key)
+    if kind is not tuple:
+        return key.value if kind is _KeptDictKey else key
     tag = key[0]
     if tag == "r":
         return Record(from_key(key[1]), [from_key(f) for f in key[2:]])
@@ -124,6 +143,8 @@ _MISSING = object()
 
 def step(key: Key, where: Step) -> Key:
     """The key one step into ``key``, or ``_MISSING`` if there is no such position."""
+    if type(key) is _KeptDictKey:
+        return key[1].get(where, _MISSING)
     if type(key) is tuple:
         tag = key[0]
         if tag == "r":
@@ -150,6 +171,8 @@ def project(key: Key, path: Path) -> Key:
 def class_of(key: Key) -> Key | None:
     """What a group pattern tests for: ("r", label) for records, "s" for sequences, "d" for
     dictionaries; None for atoms (and sets), which no group pattern matches."""
+    if type(key) is _KeptDictKey:
+        return "d"
     if type(key) is tuple:
         tag = key[0]
         if tag == "r":
@@ -272,7 +295,7 @@ def order_key(key: Key) -> tuple:
     bit patterns, putting every negative number after every positive one. Embedded values
     have no order of their own; they sort last, by ``repr``.
     """
-    if type(key) is not tuple:
+    if type(key) is not tuple and type(key) is not _KeptDictKey:
         if isinstance(key, bool):  # only inside another key; kept for robustness
             return (0, key)
         if isinstance(key, int):
