@@ -107,6 +107,9 @@ class Agent:
     ``message_log_limit`` (messages kept for :meth:`parent_message`)."""
 
     inbox_limit: int = DEFAULT_INBOX_LIMIT
+    # Package-internal: reply handlers that never block (they only file the reply) run
+    # on the runtime thread instead of a worker thread (the client handle's endpoint).
+    _replies_handled_inline = False
     send_timeout: float = DEFAULT_SEND_TIMEOUT
     message_log_limit: int = DEFAULT_MESSAGE_LOG_LIMIT
 

@@ -412,7 +412,23 @@ class AgentCore(InboxAccounts):
                 return
             handler = agent.handle_action_value
             argument = reply["action"].get("args", {}).get("value")
-        self._enqueue(("handler", handler, argument, reply))
+        if agent._replies_handled_inline:
+            self._handle_inline(handler, argument, reply)
+        else:
+            self._enqueue(("handler", handler, argument, reply))
+
+    def _handle_inline(self, handler: Callable[[Any], None], argument: Any,
+                       reply: dict) -> None:
+        """Run a reply handler here, on the runtime thread, for agents of this package
+        whose handlers only file the reply (a client handle's inbox): two thread
+        crossings fewer per reply than a worker thread."""
+        invocation = Invocation(self, reply, None, _Slot(self))
+        invocation.slot.held = False  # holds no slot: releasing it must do nothing
+        invocation.claim_answer()  # a reply is never answered
+        try:
+            contextvars.Context().run(self._job, invocation, lambda: handler(argument))
+        except Exception:
+            log.exception('agent "%s": reply handler failed', self.agent.id)
 
     # --- scheduling (runtime thread) ------------------------------------------------------
 

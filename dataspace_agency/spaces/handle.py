@@ -78,6 +78,9 @@ class _Endpoint(Agent):
     keeps arrival order. Late answers to requests the person stopped waiting for are
     dropped by the core (``AgentCore.abandon``), never filed."""
 
+    # Its reply handlers only put the reply in an unbounded queue: they never block.
+    _replies_handled_inline = True
+
     def __init__(self, id: str, inbox: "queue.Queue[dict]") -> None:
         super().__init__(id, receive_own_broadcasts=False)
         self._inbox = inbox
