@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
@@ -131,13 +131,14 @@ class InboxAccounts:
             self.inbox_peak = pending
 
     def wait_for_room(self, sender: "AgentCore", message_id: str,
-                      event: Any) -> _RoomWaiter | None:
-        """Any thread: reserve now (None), or queue a waiter whose ``event`` is set once
-        a place has been reserved for it (or this agent has left)."""
+                      make_event: Callable[[], Any]) -> _RoomWaiter | None:
+        """Any thread: reserve now (None), or queue a waiter whose event (made by
+        ``make_event``, only when it must wait) is set once a place has been reserved
+        for it (or this agent has left)."""
         with self.inboxes.lock:
             if not self._room_waiters and self._reserve_locked(sender, message_id):
                 return None
-            waiter = _RoomWaiter(sender, message_id, event)
+            waiter = _RoomWaiter(sender, message_id, make_event())
             if self._room_waiters is EMPTY_DEQUE:
                 self._room_waiters = collections.deque()
             self._room_waiters.append(waiter)
@@ -231,15 +232,14 @@ def admit(core: "AgentCore", message: dict, timeout: float) -> None:
         if not receiver.try_reserve(core, message_id):
             raise InboxFull(receiver.agent.id, receiver.inbox_limit, None)
         return
-    room = threading.Event()
-    waiter = receiver.wait_for_room(core, message_id, room)
+    waiter = receiver.wait_for_room(core, message_id, threading.Event)
     if waiter is None:
         return
     slot = core.blocking_slot()
     if slot is not None:
         core.run_soon(slot.release)
     try:
-        room.wait(timeout)
+        waiter.event.wait(timeout)
     except BaseException:
         if not receiver.cancel_wait(waiter):  # granted after all: give it back
             core.run_soon(lambda: receiver._started(message_id))
@@ -257,8 +257,7 @@ async def aadmit(core: "AgentCore", message: dict, timeout: float) -> None:
     if receiver is None:
         return
     message_id = message["meta"]["id"]
-    room = trio.Event()
-    waiter = receiver.wait_for_room(core, message_id, room)
+    waiter = receiver.wait_for_room(core, message_id, trio.Event)
     if waiter is None:
         return
     slot = core.blocking_slot()
@@ -266,7 +265,7 @@ async def aadmit(core: "AgentCore", message: dict, timeout: float) -> None:
         slot.release()
     try:
         with trio.move_on_after(timeout):
-            await room.wait()
+            await waiter.event.wait()
     except BaseException:
         if not receiver.cancel_wait(waiter):
             receiver._started(message_id)
