@@ -31,8 +31,10 @@ a name that would exceed AMQP's 255-byte limit keeps an escaped prefix and gets
 
 Delivery guarantees:
 
-* Messages are JSON (``json.dumps`` of the validated classic message), persistent, and
-  published with publisher confirms. One connection per space, owned by one I/O thread;
+* Messages are JSON in the encoding every byte transport shares (``spaces/wire.py``,
+  ``classic/wire_json.py``: lossless for every value ``validate_message`` accepts, or a
+  request answered ``[error] MessageError: ...`` when a value has no JSON form),
+  persistent, and published with publisher confirms. One connection per space, owned by one I/O thread;
   other threads hand it commands through a queue.
 * An inbound delivery is acknowledged only when the core calls ``Ticket.handled()``,
   i.e. after the reply was handed to the I/O thread (which publishes in order, so the
@@ -62,7 +64,6 @@ import collections
 import concurrent.futures
 import functools
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -70,10 +71,11 @@ from typing import Any, Callable
 
 from ..classic.agent import Agent
 from ..classic.core import AgentCore, Ticket
-from ..classic.message import (BROADCAST, ERROR, RESPONSE, make_reply, new_message_id,
-                               validate_message)
+from ..classic.message import (BROADCAST, ERROR, RESPONSE, MessageError, make_reply,
+                               new_message_id, validate_message)
 from ..runtime import Runtime, RuntimeClosed
 from .base import Space
+from .wire import decode_message, encode_message, refusal
 
 try:
     import pika
@@ -620,7 +622,7 @@ class _Link:
             return  # never acknowledged: the queue is being deleted, or the channel is gone
         tag = method.delivery_tag
         try:
-            message = validate_message(json.loads(body), copy=False)
+            message = decode_message(body)
             if message["to"] not in (entry.agent_id, BROADCAST):
                 raise ValueError(f'addressed to "{message["to"]}"')
         except Exception as error:  # noqa: BLE001 - not ours to handle: drop it
@@ -985,7 +987,15 @@ class AMQPSpace(Space):
     # --- messages ---------------------------------------------------------------------------
 
     def _publish(self, message: dict, report: bool) -> None:
-        body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            body = encode_message(message)
+        except MessageError as error:  # no JSON form: the sender is told instead
+            log.warning('AMQP: a message from "%s" to "%s" cannot be sent: %s',
+                        message["from"], message["to"], error)
+            answer = refusal(message, error)
+            if answer is not None:
+                self._publish(answer, False)
+            return
         try:
             self._link.publish(_Outgoing(body, self._names.key(message["to"]), message, report))
         except ConnectionError as error:
