@@ -21,7 +21,7 @@ from dataspace_agency.classic.values import NotJSON
 from dataspace_agency.classic.wire_json import decode_json, encode_json, json_size
 from dataspace_agency.spaces.wire import decode_message, encode_message, refusal
 from fuzz_strategies import json_equal
-from wire_strategies import arg_values, args, meta_extras, texts
+from wire_strategies import every, texts
 
 LIMIT = sys.get_int_max_str_digits()
 
@@ -31,14 +31,14 @@ def message(args: dict, extras: dict | None = None, **fields) -> dict:
             "action": {"name": "say", "args": args}, **fields}
 
 
-@given(arg_values)
+@given(every.arg_values)
 def test_round_trip_is_the_identity_for_json_like_values(value):
     data = encode_json(value)
     assert json_equal(decode_json(data), value)
     assert json_size(value) == len(data)
 
 
-@given(args, meta_extras, texts.filter(lambda t: t and t != "*" and not t.startswith("amq.")))
+@given(every.args, every.meta_extras, texts.filter(lambda t: t and t != "*" and not t.startswith("amq.")))
 def test_every_message_the_validator_accepts_comes_back_as_sent(args, extras, sender):
     try:
         checked = validate_message(message(args, extras, **{"from": sender}))

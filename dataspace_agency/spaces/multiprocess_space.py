@@ -83,7 +83,6 @@ from typing import Any
 
 import trio
 
-from ..classic import values
 from ..classic.agent import Agent
 from ..classic.core import AgentCore, Ticket
 from ..classic.message import (BROADCAST, ERROR, RESPONSE, MessageError, make_reply,
@@ -113,6 +112,13 @@ def _decode(data: bytes) -> Any:
     # Frames come from our own processes (parent or child), written by _encode from
     # messages validated on the way out: read, not validated again.
     return decode_json(data[1:])
+
+
+def _copy(message: dict) -> dict:
+    """A receiver's own copy of a local sender's message. Not ``values.json_copy`` of the
+    whole message: that counts nesting from the message, not from ``action.args`` as the
+    validator does, so a valid message with args nested to the limit would fail here."""
+    return validate_message(message)
 
 
 def _refused(message: dict, error: MessageError, route: Any) -> None:
@@ -474,7 +480,7 @@ class MultiprocessQueueSpace(Space):
             for child in children:
                 child.send(data)  # a dead one is noticed by the router
             for core in cores:
-                self._to_core(core, values.json_copy(message))
+                self._to_core(core, _copy(message))
             return
         action = _is_action(message)
         dead_text = None
@@ -489,7 +495,7 @@ class MultiprocessQueueSpace(Space):
             if source is not None and not action:  # a reply from a child passing through
                 source.pending.pop(message["meta"].get("parent_id"), None)
         if core is not None:
-            self._to_core(core, message if source is not None else values.json_copy(message))
+            self._to_core(core, message if source is not None else _copy(message))
         elif child is not None:
             try:
                 data = raw if raw is not None else _encode(_MESSAGE, message)
