@@ -147,7 +147,7 @@ class _Names:
 class _Outgoing:
     """A message on its way to the broker (kept until confirmed, or failed)."""
 
-    __slots__ = ("body", "key", "message", "report", "since")
+    __slots__ = ("body", "key", "message", "report", "since", "seq")
 
     def __init__(self, body: bytes, key: str, message: dict, report: bool) -> None:
         self.body = body
@@ -155,6 +155,18 @@ class _Outgoing:
         self.message = message
         self.report = report  # a failure goes back to the sender as an [error] reply
         self.since = time.monotonic()
+        self.seq = 0  # its place in the order of publishing (set on the I/O thread)
+
+
+class _Flush:
+    """A ``flush()``: waits for the messages published up to ``mark`` to be settled."""
+
+    __slots__ = ("mark", "waiting", "future")
+
+    def __init__(self, mark: int, waiting: int, future: concurrent.futures.Future) -> None:
+        self.mark = mark
+        self.waiting = waiting
+        self.future = future
 
 
 class _Recent:
@@ -268,6 +280,8 @@ class _Link:
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._unconfirmed: collections.OrderedDict[int, _Outgoing] = collections.OrderedDict()
         self._next_tag = 1
+        self._seq = 0  # publishes taken in so far
+        self._flushes: list[_Flush] = []
         self._entries: dict[str, _Entry] = {}
         self._presence_ops: collections.deque[tuple] = collections.deque()
         self._presence_busy = False
@@ -302,6 +316,16 @@ class _Link:
 
     def publish(self, item: _Outgoing) -> None:
         self._submit(("publish", item))
+
+    def flush(self) -> concurrent.futures.Future:
+        """A future resolved once every message published before this call is settled:
+        confirmed by the broker, or failed (and reported to its sender)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            self._submit(("flush", future))
+        except ConnectionError:
+            future.set_result(None)  # closed: everything was settled (or failed) then
+        return future
 
     def ack(self, channel: Any, tag: int) -> None:
         if not self._stopped:
@@ -352,6 +376,10 @@ class _Link:
         lost = list(self._unconfirmed.values()) + list(self._outbox)
         self._unconfirmed.clear()
         self._outbox.clear()
+        for flush in self._flushes:  # nothing more will be settled
+            if not flush.future.done():
+                flush.future.set_result(None)
+        self._flushes.clear()
         if lost:
             log.warning("AMQP space closed with %d message(s) not confirmed by the broker",
                         len(lost))
@@ -379,7 +407,7 @@ class _Link:
                 command[1].attached.set_exception(ConnectionError("the space was closed"))
             elif kind == "detach":
                 command[3].set_result(None)
-            elif kind == "close":
+            elif kind in ("close", "flush"):
                 command[1].set_result(None)
 
     # connection lifecycle
@@ -656,7 +684,18 @@ class _Link:
             command = commands.popleft()
             kind = command[0]
             if kind == "publish":
-                self._outbox.append(command[1])
+                item = command[1]
+                self._seq += 1
+                item.seq = self._seq
+                self._outbox.append(item)
+            elif kind == "flush":
+                # Every earlier publish is in the outbox or unconfirmed by now (commands
+                # run in order): those are what this flush waits for.
+                waiting = len(self._outbox) + len(self._unconfirmed)
+                if waiting:
+                    self._flushes.append(_Flush(self._seq, waiting, command[1]))
+                else:
+                    command[1].set_result(None)
             elif kind == "ack":
                 acks.append(command)
             elif kind == "attach":
@@ -762,6 +801,8 @@ class _Link:
             log.warning("AMQP: the broker refused %d message(s); sending them again",
                         len(done))
             self._outbox.extend(done)
+        elif self._flushes:
+            self._settled(done)
         self._flush()
         if self._closing:
             self._maybe_finish_close()
@@ -786,6 +827,18 @@ class _Link:
                       f" {self._delivery_timeout:g} s (last error: {self.last_error})")
             log.warning("AMQP: %d message(s) failed: %s", len(failed), reason)
             self._on_failed(failed, reason)
+            self._settled(failed)
+
+    def _settled(self, items: list[_Outgoing]) -> None:
+        """These are done with (confirmed, or failed and reported): count them off the
+        flushes waiting for them."""
+        if not self._flushes:
+            return
+        for flush in self._flushes:
+            flush.waiting -= sum(1 for item in items if item.seq <= flush.mark)
+            if flush.waiting <= 0 and not flush.future.done():
+                flush.future.set_result(None)
+        self._flushes = [flush for flush in self._flushes if flush.waiting > 0]
 
     # closing
 
@@ -961,19 +1014,44 @@ class AMQPSpace(Space):
         self._left(agent)
 
     def remove(self, id: str) -> None:
-        """Remove an agent; returns after its ``before_remove`` ran, it has left, and its
-        queues are deleted on the broker (or ``operation_timeout`` passed)."""
+        """Remove an agent; returns after its ``before_remove`` ran, it has left, what it
+        sent is confirmed by the broker (see :meth:`flush`) and its queues are deleted
+        on the broker (each wait bounded by ``operation_timeout``)."""
         with self._lock:
             agent = self._agents.get(id)
         super().remove(id)
         with self._lock:
             future = self._leaving.pop(agent._core, None) if agent is not None else None
+        if not self.flush(self._operation_timeout):
+            log.warning('agent "%s": messages sent before it left were not all confirmed by'
+                        " the broker within %g s (they are still sent, or reported)", id,
+                        self._operation_timeout)
         if future is not None:
             try:
                 future.result(self._operation_timeout)
             except concurrent.futures.TimeoutError:
                 log.warning('agent "%s": its queues were not deleted within %g s', id,
                             self._operation_timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every message this space's agents and handles have sent so far is
+        settled: confirmed by the broker (it holds the message, persistently), or failed
+        after ``delivery_timeout`` (and reported to its sender as an ``[error]`` reply).
+        ``send()`` does not wait for the broker; this is the point where the sends before
+        it are known to be safe. False if ``timeout`` seconds passed first."""
+        if self._destroyed:
+            return True
+        # Through the runtime thread first: a send() that has returned may still be queued
+        # there, and it is published (handed to the I/O thread) in that order.
+        try:
+            future = self._background.call(lambda rt: self._link.flush())
+        except RuntimeClosed:
+            return True
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
 
     def destroy(self) -> None:
         """Remove every agent (deleting their queues), close the connection and join the
