@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import queue
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataspace_agency.spaces.amqp_space import _Acks
 from test_amqp_space import (WAIT, Sink, connection_pids, ctl, eventually,  # noqa: F401
                              make_space, msg, take, unique_exchange)
 
@@ -52,3 +56,47 @@ def test_flush_with_nothing_sent_and_after_destroy(make_space):
     assert space.flush(WAIT)
     space.destroy()
     assert space.flush(0)  # nothing can be outstanding once destroyed
+
+
+# --- acknowledgements in as few frames as is safe (no broker needed: a model of one) ------
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_batched_acknowledgements_never_reach_an_unhandled_delivery(data):
+    """A model of a channel on the broker: ``multiple`` acknowledges every outstanding tag
+    up to its own, and acknowledging a tag that is not outstanding is a channel error.
+    Deliveries are handled in rounds, mostly in order, some out of order, some never."""
+    count = data.draw(st.integers(1, 200))
+    order = data.draw(st.permutations(range(1, count + 1))) if data.draw(st.booleans()) \
+        else list(range(1, count + 1))
+    never = set(data.draw(st.lists(st.sampled_from(order), max_size=3)))
+    acks = _Acks()
+    if data.draw(st.booleans()):
+        acks.ABOVE_LIMIT = data.draw(st.integers(0, 8))  # the fallback to single frames
+    outstanding, handled, frames = set(range(1, count + 1)), set(), 0
+    position = 0
+    while position < count:
+        size = data.draw(st.integers(1, 30))
+        for tag in order[position:position + size]:
+            if tag not in never:
+                acks.due.append(tag)
+                handled.add(tag)
+        position += size
+        for tag, multiple in acks.take():
+            frames += 1
+            assert tag in outstanding, f"tag {tag} acknowledged twice"
+            reached = {t for t in outstanding if t <= tag} if multiple else {tag}
+            assert reached <= handled, f"acknowledged unhandled deliveries {reached - handled}"
+            outstanding -= reached
+    assert outstanding == never  # every handled delivery acknowledged, once
+    assert frames <= len(handled)
+
+
+def test_in_order_rounds_take_one_frame_each():
+    acks = _Acks()
+    acks.due.extend(range(1, 101))
+    assert acks.take() == [(100, True)]
+    acks.due.extend([102, 101, 104])  # 103 still being handled
+    assert acks.take() == [(102, True), (104, False)]
+    acks.due.append(103)
+    assert acks.take() == [(103, True)]  # 104 was acknowledged already: not outstanding

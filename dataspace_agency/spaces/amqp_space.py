@@ -36,9 +36,15 @@ Delivery guarantees:
   request answered ``[error] MessageError: ...`` when a value has no JSON form),
   persistent, and published with publisher confirms. One connection per space, owned by one I/O thread;
   other threads hand it commands through a queue.
+* ``send()`` never waits for the broker: the I/O thread pipelines publishes (up to
+  ``max_in_flight`` unconfirmed) and tracks each by its delivery tag until the broker
+  confirms it (confirms arrive in batches, ``multiple``); a message counts as sent when
+  confirmed. :meth:`AMQPSpace.flush` waits until every message sent so far is confirmed
+  (or failed, below); ``remove()`` and ``destroy()`` do the same before they return.
 * An inbound delivery is acknowledged only when the core calls ``Ticket.handled()``,
   i.e. after the reply was handed to the I/O thread (which publishes in order, so the
-  reply goes out before the ack).
+  reply goes out before the ack). Acknowledgements handled in order go out as one
+  ``multiple`` frame per loop round (``_Acks``), never reaching past an unhandled one.
 * The connection is re-established after a failure with bounded exponential back-off
   (0.1 s .. 5 s); exchange, queues, bindings, presence and consumers are declared again.
   Publishes made while disconnected wait, publishes not confirmed when the connection
@@ -188,6 +194,53 @@ class _Recent:
         return True
 
 
+class _Acks:
+    """Acknowledgements of one channel's deliveries, sent in as few frames as is safe.
+
+    The broker numbers a channel's deliveries 1, 2, 3...; ``basic_ack(tag, multiple=True)``
+    acknowledges every outstanding one up to ``tag``. Handled in order (the usual case),
+    a whole round of acknowledgements is one frame instead of one per message. A delivery
+    handled out of order, or one never acknowledged (its agent left while it waited), is
+    acknowledged alone: a multiple acknowledgement never reaches past a delivery still
+    being handled, so nothing unhandled is ever acknowledged.
+
+    Bounded: if more than ``ABOVE_LIMIT`` acknowledged deliveries wait above one never
+    acknowledged (an action running for a long time, or a delivery dropped because its
+    agent left), this channel goes back to one frame per acknowledgement."""
+
+    ABOVE_LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.due: list[int] = []  # handled since the last round
+        self._floor: int | None = 0  # every tag up to this one is acknowledged; None: off
+        self._above: set[int] = set()  # acknowledged, above the floor
+
+    def take(self) -> list[tuple[int, bool]]:
+        """The ``(tag, multiple)`` acknowledgements to send for what is due."""
+        due, self.due = self.due, []
+        if not due:
+            return []
+        if self._floor is None:
+            return [(tag, False) for tag in due]
+        floor, above = self._floor, self._above
+        above.update(due)
+        while floor + 1 in above:
+            floor += 1
+            above.discard(floor)
+        frames = []
+        # Covered by one multiple frame ending at the highest newly due tag within the
+        # floor: below it, outstanding tags are all due now (acknowledged ones are not
+        # outstanding, and the broker skips them).
+        covered = max((tag for tag in due if tag <= floor), default=0)
+        if covered:
+            frames.append((covered, True))
+        frames.extend((tag, False) for tag in due if tag > floor)  # out of order: alone
+        self._floor = floor
+        if len(above) > self.ABOVE_LIMIT:
+            self._floor, self._above = None, set()
+        return frames
+
+
 class _Entry:
     """An agent as the I/O thread sees it."""
 
@@ -282,6 +335,7 @@ class _Link:
         self._next_tag = 1
         self._seq = 0  # publishes taken in so far
         self._flushes: list[_Flush] = []
+        self._acks = _Acks()
         self._entries: dict[str, _Entry] = {}
         self._presence_ops: collections.deque[tuple] = collections.deque()
         self._presence_busy = False
@@ -484,6 +538,7 @@ class _Link:
             return
         self._channel = channel
         self._next_tag = 1
+        self._acks = _Acks()  # delivery tags start again at 1 on a new channel
         channel.add_on_close_callback(functools.partial(self._on_main_channel_closed, gen))
         channel.confirm_delivery(functools.partial(self._on_confirm, gen))
         channel.basic_qos(prefetch_count=self._prefetch)
@@ -655,11 +710,11 @@ class _Link:
                 raise ValueError(f'addressed to "{message["to"]}"')
         except Exception as error:  # noqa: BLE001 - not ours to handle: drop it
             log.warning('agent "%s": dropping an unusable message: %s', entry.agent_id, error)
-            channel.basic_ack(tag)
+            self._ack_soon(tag)
             return
         if not entry.recent.add(message["meta"]["id"]):
             self.duplicates += 1
-            channel.basic_ack(tag)  # a duplicate (sent again after a reconnection)
+            self._ack_soon(tag)  # a duplicate (sent again after a reconnection)
             return
         # Handed to the runtime thread in batches: one wake-up per batch, not per message.
         if not self._inbound:
@@ -708,8 +763,23 @@ class _Link:
         # goes out before it.
         self._flush()
         for _, channel, tag in acks:
-            if channel is self._channel and channel.is_open:
-                channel.basic_ack(tag)
+            if channel is self._channel:  # else its channel is gone: redelivered anyway
+                self._acks.due.append(tag)
+        self._send_acks()
+
+    def _ack_soon(self, tag: int) -> None:
+        """Acknowledge a delivery of the current channel at the end of this loop round."""
+        if not self._acks.due:
+            self._ioloop.call_later(0, self._send_acks)
+        self._acks.due.append(tag)
+
+    def _send_acks(self) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            self._acks.due.clear()
+            return
+        for tag, multiple in self._acks.take():
+            channel.basic_ack(tag, multiple=multiple)
 
     def _attach(self, entry: _Entry) -> None:
         if self._closing:
