@@ -34,8 +34,8 @@ Delivery guarantees:
 * Messages are JSON in the encoding every byte transport shares (``spaces/wire.py``,
   ``classic/wire_json.py``: lossless for every value ``validate_message`` accepts, or a
   request answered ``[error] MessageError: ...`` when a value has no JSON form),
-  persistent, and published with publisher confirms. One connection per space, owned by one I/O thread;
-  other threads hand it commands through a queue.
+  persistent, and published with publisher confirms. One connection per space, owned by
+  one I/O thread; other threads hand it commands through a queue.
 * ``send()`` never waits for the broker: the I/O thread pipelines publishes (up to
   ``max_in_flight`` unconfirmed) and tracks each by its delivery tag until the broker
   confirms it (confirms arrive in batches, ``multiple``); a message counts as sent when
