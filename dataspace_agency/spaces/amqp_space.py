@@ -1085,14 +1085,17 @@ class AMQPSpace(Space):
 
     def remove(self, id: str) -> None:
         """Remove an agent; returns after its ``before_remove`` ran, it has left, what it
-        sent is confirmed by the broker (see :meth:`flush`) and its queues are deleted
-        on the broker (each wait bounded by ``operation_timeout``)."""
+        sent is confirmed by the broker (see :meth:`flush`; while connected) and its
+        queues are deleted on the broker (each wait bounded by ``operation_timeout``)."""
         with self._lock:
             agent = self._agents.get(id)
         super().remove(id)
         with self._lock:
             future = self._leaving.pop(agent._core, None) if agent is not None else None
-        if not self.flush(self._operation_timeout):
+        # While connected only: during an outage what it sent waits in the outbox for the
+        # reconnection (or fails after delivery_timeout, reported), and destroy() must not
+        # wait operation_timeout once per agent for that.
+        if self.connected and not self.flush(self._operation_timeout):
             log.warning('agent "%s": messages sent before it left were not all confirmed by'
                         " the broker within %g s (they are still sent, or reported)", id,
                         self._operation_timeout)
