@@ -18,11 +18,11 @@ every message arriving for an agent (``DataspaceTransport.max_message_size``).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from . import values
+from .wire_json import json_size
 
 __all__ = [
     "BROADCAST",
@@ -49,9 +49,6 @@ _RESERVED_PREFIX = "amq."
 DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 """Bytes (compact UTF-8 JSON): the largest classic message an agent accepts by default.
 Half the server's default packet limit, so a message that fits also fits in a packet."""
-
-# One encoder, made once: json.dumps with options builds a new one per call.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 # Distinguishes "no value given" from an explicit `value=None` reply.
 _MISSING: Any = object()
@@ -158,9 +155,13 @@ def _validate_action(action: Any, copy: bool) -> dict:
 
 
 def message_size(message: Any) -> int:
-    """The size of a (JSON-like) message in bytes, as compact UTF-8 JSON."""
-    text = _COMPACT.encode(message)
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    """The size of a (JSON-like) message in bytes: as compact UTF-8 JSON, exactly as the
+    JSON transports carry it (``wire_json.encode_json``). Raises :class:`MessageError`
+    for a message with no JSON form (an int over Python's int/str limit), naming it."""
+    try:
+        return json_size(message)
+    except values.NotJSON as e:
+        raise MessageError(str(e)) from None
 
 
 def check_message_size(message: Any, max_size: int) -> None:

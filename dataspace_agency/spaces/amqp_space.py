@@ -31,12 +31,20 @@ a name that would exceed AMQP's 255-byte limit keeps an escaped prefix and gets
 
 Delivery guarantees:
 
-* Messages are JSON (``json.dumps`` of the validated classic message), persistent, and
-  published with publisher confirms. One connection per space, owned by one I/O thread;
-  other threads hand it commands through a queue.
+* Messages are JSON in the encoding every byte transport shares (``spaces/wire.py``,
+  ``classic/wire_json.py``: lossless for every value ``validate_message`` accepts, or a
+  request answered ``[error] MessageError: ...`` when a value has no JSON form),
+  persistent, and published with publisher confirms. One connection per space, owned by
+  one I/O thread; other threads hand it commands through a queue.
+* ``send()`` never waits for the broker: the I/O thread pipelines publishes (up to
+  ``max_in_flight`` unconfirmed) and tracks each by its delivery tag until the broker
+  confirms it (confirms arrive in batches, ``multiple``); a message counts as sent when
+  confirmed. :meth:`AMQPSpace.flush` waits until every message sent so far is confirmed
+  (or failed, below); ``remove()`` and ``destroy()`` do the same before they return.
 * An inbound delivery is acknowledged only when the core calls ``Ticket.handled()``,
   i.e. after the reply was handed to the I/O thread (which publishes in order, so the
-  reply goes out before the ack).
+  reply goes out before the ack). Acknowledgements handled in order go out as one
+  ``multiple`` frame per loop round (``_Acks``), never reaching past an unhandled one.
 * The connection is re-established after a failure with bounded exponential back-off
   (0.1 s .. 5 s); exchange, queues, bindings, presence and consumers are declared again.
   Publishes made while disconnected wait, publishes not confirmed when the connection
@@ -62,7 +70,6 @@ import collections
 import concurrent.futures
 import functools
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -70,10 +77,11 @@ from typing import Any, Callable
 
 from ..classic.agent import Agent
 from ..classic.core import AgentCore, Ticket
-from ..classic.message import (BROADCAST, ERROR, RESPONSE, make_reply, new_message_id,
-                               validate_message)
+from ..classic.message import (BROADCAST, ERROR, RESPONSE, MessageError, make_reply,
+                               new_message_id, validate_message)
 from ..runtime import Runtime, RuntimeClosed
 from .base import Space
+from .wire import decode_message, encode_message, refusal
 
 try:
     import pika
@@ -145,7 +153,7 @@ class _Names:
 class _Outgoing:
     """A message on its way to the broker (kept until confirmed, or failed)."""
 
-    __slots__ = ("body", "key", "message", "report", "since")
+    __slots__ = ("body", "key", "message", "report", "since", "seq")
 
     def __init__(self, body: bytes, key: str, message: dict, report: bool) -> None:
         self.body = body
@@ -153,6 +161,18 @@ class _Outgoing:
         self.message = message
         self.report = report  # a failure goes back to the sender as an [error] reply
         self.since = time.monotonic()
+        self.seq = 0  # its place in the order of publishing (set on the I/O thread)
+
+
+class _Flush:
+    """A ``flush()``: waits for the messages published up to ``mark`` to be settled."""
+
+    __slots__ = ("mark", "waiting", "future")
+
+    def __init__(self, mark: int, waiting: int, future: concurrent.futures.Future) -> None:
+        self.mark = mark
+        self.waiting = waiting
+        self.future = future
 
 
 class _Recent:
@@ -172,6 +192,53 @@ class _Recent:
         if len(self._order) > self._size:
             self._ids.discard(self._order.popleft())
         return True
+
+
+class _Acks:
+    """Acknowledgements of one channel's deliveries, sent in as few frames as is safe.
+
+    The broker numbers a channel's deliveries 1, 2, 3...; ``basic_ack(tag, multiple=True)``
+    acknowledges every outstanding one up to ``tag``. Handled in order (the usual case),
+    a whole round of acknowledgements is one frame instead of one per message. A delivery
+    handled out of order, or one never acknowledged (its agent left while it waited), is
+    acknowledged alone: a multiple acknowledgement never reaches past a delivery still
+    being handled, so nothing unhandled is ever acknowledged.
+
+    Bounded: if more than ``ABOVE_LIMIT`` acknowledged deliveries wait above one never
+    acknowledged (an action running for a long time, or a delivery dropped because its
+    agent left), this channel goes back to one frame per acknowledgement."""
+
+    ABOVE_LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.due: list[int] = []  # handled since the last round
+        self._floor: int | None = 0  # every tag up to this one is acknowledged; None: off
+        self._above: set[int] = set()  # acknowledged, above the floor
+
+    def take(self) -> list[tuple[int, bool]]:
+        """The ``(tag, multiple)`` acknowledgements to send for what is due."""
+        due, self.due = self.due, []
+        if not due:
+            return []
+        if self._floor is None:
+            return [(tag, False) for tag in due]
+        floor, above = self._floor, self._above
+        above.update(due)
+        while floor + 1 in above:
+            floor += 1
+            above.discard(floor)
+        frames = []
+        # Covered by one multiple frame ending at the highest newly due tag within the
+        # floor: below it, outstanding tags are all due now (acknowledged ones are not
+        # outstanding, and the broker skips them).
+        covered = max((tag for tag in due if tag <= floor), default=0)
+        if covered:
+            frames.append((covered, True))
+        frames.extend((tag, False) for tag in due if tag > floor)  # out of order: alone
+        self._floor = floor
+        if len(above) > self.ABOVE_LIMIT:
+            self._floor, self._above = None, set()
+        return frames
 
 
 class _Entry:
@@ -266,6 +333,9 @@ class _Link:
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._unconfirmed: collections.OrderedDict[int, _Outgoing] = collections.OrderedDict()
         self._next_tag = 1
+        self._seq = 0  # publishes taken in so far
+        self._flushes: list[_Flush] = []
+        self._acks = _Acks()
         self._entries: dict[str, _Entry] = {}
         self._presence_ops: collections.deque[tuple] = collections.deque()
         self._presence_busy = False
@@ -300,6 +370,16 @@ class _Link:
 
     def publish(self, item: _Outgoing) -> None:
         self._submit(("publish", item))
+
+    def flush(self) -> concurrent.futures.Future:
+        """A future resolved once every message published before this call is settled:
+        confirmed by the broker, or failed (and reported to its sender)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            self._submit(("flush", future))
+        except ConnectionError:
+            future.set_result(None)  # closed: everything was settled (or failed) then
+        return future
 
     def ack(self, channel: Any, tag: int) -> None:
         if not self._stopped:
@@ -350,6 +430,10 @@ class _Link:
         lost = list(self._unconfirmed.values()) + list(self._outbox)
         self._unconfirmed.clear()
         self._outbox.clear()
+        for flush in self._flushes:  # nothing more will be settled
+            if not flush.future.done():
+                flush.future.set_result(None)
+        self._flushes.clear()
         if lost:
             log.warning("AMQP space closed with %d message(s) not confirmed by the broker",
                         len(lost))
@@ -377,7 +461,7 @@ class _Link:
                 command[1].attached.set_exception(ConnectionError("the space was closed"))
             elif kind == "detach":
                 command[3].set_result(None)
-            elif kind == "close":
+            elif kind in ("close", "flush"):
                 command[1].set_result(None)
 
     # connection lifecycle
@@ -454,6 +538,7 @@ class _Link:
             return
         self._channel = channel
         self._next_tag = 1
+        self._acks = _Acks()  # delivery tags start again at 1 on a new channel
         channel.add_on_close_callback(functools.partial(self._on_main_channel_closed, gen))
         channel.confirm_delivery(functools.partial(self._on_confirm, gen))
         channel.basic_qos(prefetch_count=self._prefetch)
@@ -620,16 +705,16 @@ class _Link:
             return  # never acknowledged: the queue is being deleted, or the channel is gone
         tag = method.delivery_tag
         try:
-            message = validate_message(json.loads(body), copy=False)
+            message = decode_message(body)
             if message["to"] not in (entry.agent_id, BROADCAST):
                 raise ValueError(f'addressed to "{message["to"]}"')
         except Exception as error:  # noqa: BLE001 - not ours to handle: drop it
             log.warning('agent "%s": dropping an unusable message: %s', entry.agent_id, error)
-            channel.basic_ack(tag)
+            self._ack_soon(tag)
             return
         if not entry.recent.add(message["meta"]["id"]):
             self.duplicates += 1
-            channel.basic_ack(tag)  # a duplicate (sent again after a reconnection)
+            self._ack_soon(tag)  # a duplicate (sent again after a reconnection)
             return
         # Handed to the runtime thread in batches: one wake-up per batch, not per message.
         if not self._inbound:
@@ -654,7 +739,18 @@ class _Link:
             command = commands.popleft()
             kind = command[0]
             if kind == "publish":
-                self._outbox.append(command[1])
+                item = command[1]
+                self._seq += 1
+                item.seq = self._seq
+                self._outbox.append(item)
+            elif kind == "flush":
+                # Every earlier publish is in the outbox or unconfirmed by now (commands
+                # run in order): those are what this flush waits for.
+                waiting = len(self._outbox) + len(self._unconfirmed)
+                if waiting:
+                    self._flushes.append(_Flush(self._seq, waiting, command[1]))
+                else:
+                    command[1].set_result(None)
             elif kind == "ack":
                 acks.append(command)
             elif kind == "attach":
@@ -667,8 +763,23 @@ class _Link:
         # goes out before it.
         self._flush()
         for _, channel, tag in acks:
-            if channel is self._channel and channel.is_open:
-                channel.basic_ack(tag)
+            if channel is self._channel:  # else its channel is gone: redelivered anyway
+                self._acks.due.append(tag)
+        self._send_acks()
+
+    def _ack_soon(self, tag: int) -> None:
+        """Acknowledge a delivery of the current channel at the end of this loop round."""
+        if not self._acks.due:
+            self._ioloop.call_later(0, self._send_acks)
+        self._acks.due.append(tag)
+
+    def _send_acks(self) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            self._acks.due.clear()
+            return
+        for tag, multiple in self._acks.take():
+            channel.basic_ack(tag, multiple=multiple)
 
     def _attach(self, entry: _Entry) -> None:
         if self._closing:
@@ -760,6 +871,8 @@ class _Link:
             log.warning("AMQP: the broker refused %d message(s); sending them again",
                         len(done))
             self._outbox.extend(done)
+        elif self._flushes:
+            self._settled(done)
         self._flush()
         if self._closing:
             self._maybe_finish_close()
@@ -784,6 +897,18 @@ class _Link:
                       f" {self._delivery_timeout:g} s (last error: {self.last_error})")
             log.warning("AMQP: %d message(s) failed: %s", len(failed), reason)
             self._on_failed(failed, reason)
+            self._settled(failed)
+
+    def _settled(self, items: list[_Outgoing]) -> None:
+        """These are done with (confirmed, or failed and reported): count them off the
+        flushes waiting for them."""
+        if not self._flushes:
+            return
+        for flush in self._flushes:
+            flush.waiting -= sum(1 for item in items if item.seq <= flush.mark)
+            if flush.waiting <= 0 and not flush.future.done():
+                flush.future.set_result(None)
+        self._flushes = [flush for flush in self._flushes if flush.waiting > 0]
 
     # closing
 
@@ -959,19 +1084,47 @@ class AMQPSpace(Space):
         self._left(agent)
 
     def remove(self, id: str) -> None:
-        """Remove an agent; returns after its ``before_remove`` ran, it has left, and its
-        queues are deleted on the broker (or ``operation_timeout`` passed)."""
+        """Remove an agent; returns after its ``before_remove`` ran, it has left, what it
+        sent is confirmed by the broker (see :meth:`flush`; while connected) and its
+        queues are deleted on the broker (each wait bounded by ``operation_timeout``)."""
         with self._lock:
             agent = self._agents.get(id)
         super().remove(id)
         with self._lock:
             future = self._leaving.pop(agent._core, None) if agent is not None else None
+        # While connected only: during an outage what it sent waits in the outbox for the
+        # reconnection (or fails after delivery_timeout, reported), and destroy() must not
+        # wait operation_timeout once per agent for that.
+        if self.connected and not self.flush(self._operation_timeout):
+            log.warning('agent "%s": messages sent before it left were not all confirmed by'
+                        " the broker within %g s (they are still sent, or reported)", id,
+                        self._operation_timeout)
         if future is not None:
             try:
                 future.result(self._operation_timeout)
             except concurrent.futures.TimeoutError:
                 log.warning('agent "%s": its queues were not deleted within %g s', id,
                             self._operation_timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every message this space's agents and handles have sent so far is
+        settled: confirmed by the broker (it holds the message, persistently), or failed
+        after ``delivery_timeout`` (and reported to its sender as an ``[error]`` reply).
+        ``send()`` does not wait for the broker; this is the point where the sends before
+        it are known to be safe. False if ``timeout`` seconds passed first."""
+        if self._destroyed:
+            return True
+        # Through the runtime thread first: a send() that has returned may still be queued
+        # there, and it is published (handed to the I/O thread) in that order.
+        try:
+            future = self._background.call(lambda rt: self._link.flush())
+        except RuntimeClosed:
+            return True
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
 
     def destroy(self) -> None:
         """Remove every agent (deleting their queues), close the connection and join the
@@ -985,7 +1138,15 @@ class AMQPSpace(Space):
     # --- messages ---------------------------------------------------------------------------
 
     def _publish(self, message: dict, report: bool) -> None:
-        body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            body = encode_message(message)
+        except MessageError as error:  # no JSON form: the sender is told instead
+            log.warning('AMQP: a message from "%s" to "%s" cannot be sent: %s',
+                        message["from"], message["to"], error)
+            answer = refusal(message, error)
+            if answer is not None:
+                self._publish(answer, False)
+            return
         try:
             self._link.publish(_Outgoing(body, self._names.key(message["to"]), message, report))
         except ConnectionError as error:

@@ -17,7 +17,10 @@ Manager process per agent, 100 ms polling, orphans left behind):
   readable, so no extra thread hop per message). :meth:`add_foreground` agents run in
   this process.
 * Parent and child talk over one ``multiprocessing.Pipe`` per child. Messages travel as
-  JSON bytes (``send_bytes``); they are never pickled. Only the agent class and its
+  JSON bytes (``send_bytes``), in the encoding every byte transport shares
+  (``classic/wire_json.py``); they are never pickled. A message with no JSON form (an
+  int over Python's int/str limit) is answered ``[error] MessageError: ...`` instead
+  (``spaces/wire.py``). Only the agent class and its
   constructor arguments are pickled, by multiprocessing itself, to start the child: it is
   our own child process, started from our own code, so that is no wider trust than
   importing the agent's module. Those arguments must therefore be picklable: to share
@@ -62,7 +65,6 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures
-import json
 import logging
 import math
 import multiprocessing
@@ -81,13 +83,14 @@ from typing import Any
 
 import trio
 
-from ..classic import values
 from ..classic.agent import Agent
 from ..classic.core import AgentCore, Ticket
-from ..classic.message import (BROADCAST, ERROR, RESPONSE, make_reply, new_message_id,
-                               validate_agent_id, validate_message)
+from ..classic.message import (BROADCAST, ERROR, RESPONSE, MessageError, make_reply,
+                               new_message_id, validate_agent_id, validate_message)
+from ..classic.wire_json import decode_json, encode_json
 from ..runtime import BackgroundRuntime, Runtime
 from .base import RouterTransport, Space
+from .wire import encode_message, refusal
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +104,31 @@ _preload_set = False  # the fork server's preload list is set once, before it st
 
 
 def _encode(tag: bytes, obj: dict) -> bytes:
-    # ASCII: a lone surrogate in a string (valid JSON text) must not break the encoding.
-    return tag + json.dumps(obj, separators=(",", ":")).encode()
+    """A tagged frame; raises MessageError for a classic message with no JSON form."""
+    return tag + (encode_message(obj) if tag == _MESSAGE else encode_json(obj))
 
 
 def _decode(data: bytes) -> Any:
-    return json.loads(data[1:])
+    # Frames come from our own processes (parent or child), written by _encode from
+    # messages validated on the way out: read, not validated again.
+    return decode_json(data[1:])
+
+
+def _copy(message: dict) -> dict:
+    """A receiver's own copy of a local sender's message. Not ``values.json_copy`` of the
+    whole message: that counts nesting from the message, not from ``action.args`` as the
+    validator does, so a valid message with args nested to the limit would fail here."""
+    return validate_message(message)
+
+
+def _refused(message: dict, error: MessageError, route: Any) -> None:
+    """``message`` cannot be encoded for the pipe: log it, and route its refusal (see
+    spaces/wire.py), which always can be."""
+    log.warning('a message from "%s" to "%s" cannot be sent: %s', message["from"],
+                message["to"], error)
+    answer = refusal(message, error)
+    if answer is not None:
+        route(answer)
 
 
 def _is_action(message: dict) -> bool:
@@ -450,12 +472,15 @@ class MultiprocessQueueSpace(Space):
             with self._table_lock:
                 cores = list(self._cores.values())
                 children = list(self._children.values())
-            if children:
-                data = raw if raw is not None else _encode(_MESSAGE, message)
-                for child in children:
-                    child.send(data)  # a dead one is noticed by the router
+            try:
+                data = raw if raw is not None or not children else _encode(_MESSAGE, message)
+            except MessageError as error:  # the children miss it; local agents get it
+                _refused(message, error, self._deliver)
+                children = []
+            for child in children:
+                child.send(data)  # a dead one is noticed by the router
             for core in cores:
-                self._to_core(core, values.json_copy(message))
+                self._to_core(core, _copy(message))
             return
         action = _is_action(message)
         dead_text = None
@@ -470,9 +495,17 @@ class MultiprocessQueueSpace(Space):
             if source is not None and not action:  # a reply from a child passing through
                 source.pending.pop(message["meta"].get("parent_id"), None)
         if core is not None:
-            self._to_core(core, message if source is not None else values.json_copy(message))
+            self._to_core(core, message if source is not None else _copy(message))
         elif child is not None:
-            child.send(raw if raw is not None else _encode(_MESSAGE, message))
+            try:
+                data = raw if raw is not None else _encode(_MESSAGE, message)
+            except MessageError as error:
+                if action:
+                    with self._table_lock:
+                        child.pending.pop(message["meta"]["id"], None)
+                _refused(message, error, self._deliver)
+                return
+            child.send(data)
         elif dead_text is not None and action:
             self._answer(message["meta"]["id"], message["from"], to, dead_text)
         else:
@@ -691,13 +724,18 @@ class _PipeTransport:
         self._host = host
 
     def deliver(self, message: dict) -> None:
-        self._host.send(_encode(_MESSAGE, message))
+        try:
+            data = _encode(_MESSAGE, message)
+        except MessageError as error:  # the parent routes the refusal back to the sender
+            _refused(message, error, self.deliver)
+            return
+        self._host.send(data)
 
     def withdraw(self, message: dict) -> None:
         pass
 
     def reply(self, ticket: Ticket, reply: dict) -> None:
-        self._host.send(_encode(_MESSAGE, reply))
+        self.deliver(reply)
 
 
 class _ChildHost:

@@ -30,12 +30,12 @@ and to every child's.
 The agent class and its constructor arguments are pickled to start the child (our own
 child process: no wider trust than importing the agent's module); use
 ``multiprocessing.Manager()`` proxies to share queues or events with such agents. The
-control messages between parent and child afterwards are JSON, never pickles.
+control messages between parent and child afterwards are JSON (``classic/wire_json.py``),
+never pickles.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -50,6 +50,7 @@ from preserves import stringify
 
 from ..classic.agent import Agent
 from ..classic.message import validate_agent_id
+from ..classic.wire_json import decode_json, encode_json
 from ..protocol.client import Reconnect, address_text
 from ..protocol.sturdy import parse_cap
 from . import multiprocess_space as _mp
@@ -74,12 +75,14 @@ class _Child:
         return bool(multiprocessing.connection.wait([self.sentinel], 0))
 
 
+# Control messages are short tuples of strings and flags, in the JSON of every byte
+# transport (classic/wire_json.py): an error text with a lone surrogate still goes.
 def _send(conn: multiprocessing.connection.Connection, *message: Any) -> None:
-    conn.send_bytes(json.dumps(message).encode())
+    conn.send_bytes(encode_json(message))
 
 
 def _recv(conn: multiprocessing.connection.Connection) -> tuple:
-    return tuple(json.loads(conn.recv_bytes()))
+    return tuple(decode_json(conn.recv_bytes()))
 
 
 class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
