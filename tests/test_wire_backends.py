@@ -14,9 +14,11 @@ child process (MultiprocessQueueSpace, JSON), the dataspace (Preserves) in proce
 through a server process (RemoteDataspaceSpace, Preserves on the wire), both modes.
 Bounded: a space per backend for the whole module, 30 examples each.
 
-Known gap, kept visible: the Preserves wire codec (protocol/codec.py) writes strict UTF-8,
-so a string with a surrogate cannot cross RemoteDataspaceSpace (strict xfail below); the
-generated values for the remote backends leave surrogates out until that is decided.
+Strings with surrogate code points (lone, or a high+low pair, which in a Python str is two
+code points, not the character it would encode in UTF-16) are not Unicode text: Preserves
+and UTF-8 have no form for them, so the validator refuses them, naming the path, and every
+backend refuses them with the same error. The generated values include them, so the
+refusal is checked on every backend; values without them check that the rest is carried.
 """
 
 from __future__ import annotations
@@ -104,10 +106,10 @@ def _check_carried(me, args: dict, extras: dict, timeout: float = WAIT) -> None:
        plain=without_surrogates.args, plain_extras=without_surrogates.meta_extras)
 def test_every_backend_carries_what_the_validator_accepts(backend, data, extras, plain,
                                                           plain_extras):
+    """With surrogates in the strings (refused everywhere alike) and without (carried)."""
     name, _space, me = backend
-    if name.startswith("remote"):  # see the module docstring and the xfail below
-        data, extras = plain, plain_extras
     _check_carried(me, data, extras)
+    _check_carried(me, plain, plain_extras)
 
 
 def test_an_int_over_pythons_limit(backend):
@@ -134,21 +136,6 @@ def test_an_int_over_pythons_limit(backend):
     assert _through(me, {"after": 1}, {}, name="echo") == {"after": 1}
 
 
-# Where a valid message with args nested to the validator's limit breaks a backend
-# (found by this test; the fixes are in files of the classic layer and the spaces).
-_COPIES_FROM_THE_ROOT = ("copies the whole message with values.json_copy, which counts"
-                         " nesting from the message, not from action.args as the validator"
-                         " does: NotJSON on the runtime thread kills the runtime")
-_PRESERVES_FROM_THE_ROOT = ("the adapter's Preserves form of the message nests args deeper"
-                            " than values.MAX_DEPTH allows: the sending agent's actor"
-                            " crashes and the agent is removed")
-DEPTH_BROKEN = {"queue": f"queue_space.py {_COPIES_FROM_THE_ROOT}",
-                "dataspace-message": _PRESERVES_FROM_THE_ROOT,
-                "dataspace-assertion": _PRESERVES_FROM_THE_ROOT,
-                "remote-message": _PRESERVES_FROM_THE_ROOT,
-                "remote-assertion": _PRESERVES_FROM_THE_ROOT}
-
-
 def test_args_nested_past_the_limit_are_refused_alike(backend):
     name, _space, me = backend
     for as_dicts in (False, True):
@@ -158,9 +145,8 @@ def test_args_nested_past_the_limit_are_refused_alike(backend):
 @pytest.mark.parametrize("name", list(BACKENDS))
 def test_args_nested_to_the_limit_are_carried(name, request):
     """args (one level) holding a value of MAX_DEPTH - 1 more levels: the deepest message
-    the validator accepts. A space of its own: where it is broken, it breaks the space."""
-    if name in DEPTH_BROKEN:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=DEPTH_BROKEN[name]))
+    the validator accepts. A space of its own: a backend that miscounted the depth of the
+    message around args broke its space here."""
     space = BACKENDS[name](request)
     try:
         space.add(Mirror, "mirror")
@@ -172,12 +158,12 @@ def test_args_nested_to_the_limit_are_carried(name, request):
         space.destroy()
 
 
-@pytest.mark.xfail(strict=True, reason="protocol/codec.py encodes strings as strict UTF-8:"
-                   " a surrogate cannot cross the Preserves wire (and the failed write loses"
-                   " the turn); see the module docstring")
 @pytest.mark.parametrize("mode", ["message", "assertion"])
-def test_a_surrogate_through_a_dataspace_server(mode):
+def test_a_lone_surrogate_is_refused_by_name_and_the_space_goes_on(mode):
     with RemoteDataspaceSpace(mode=mode) as space:
         space.add(Mirror, "mirror")
         me = space.connect("me")
-        assert _through(me, {"s": "a\ud800b"}, {}, timeout=2, name="echo") == {"s": "a\ud800b"}
+        with pytest.raises(MessageError, match=r"action\.args\.s: a string with a lone"
+                                               r" surrogate \(U\+D800 at index 1\)"):
+            _through(me, {"s": "a\ud800b"}, {}, timeout=2, name="echo")
+        assert _through(me, {"s": "a\u00e9b"}, {}, timeout=5, name="echo") == {"s": "a\u00e9b"}

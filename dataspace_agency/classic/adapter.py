@@ -68,7 +68,7 @@ def message_body(message: dict) -> Any:
     keeps a reference to the message it was made from, so that an agent of this process
     receiving it takes a copy of that instead of converting and validating it again: a
     message is validated once, by its sender, and converted once per hop."""
-    body = values.to_preserves(message)
+    body = values.to_preserves(message, "message", values.MESSAGE_DEPTH)
     setattr(body, _SOURCE, message)
     return body
 
@@ -82,7 +82,8 @@ def parse_message(body: Any, where: str) -> dict | None:
     if source is not None:
         return values.plain_copy(source)
     try:
-        return validate_message(values.from_preserves(body), copy=False)
+        return validate_message(values.from_preserves(body, "message", values.MESSAGE_DEPTH),
+                                copy=False)
     except (values.NotJSON, MessageError) as exc:
         log.warning("dropping a malformed classic message %s: %s", where, exc)
         return None

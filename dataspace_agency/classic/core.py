@@ -617,7 +617,8 @@ class AgentCore(InboxAccounts):
             return None
         if error is None:
             try:
-                values.check_json(value, "the return value")
+                # One level less than args may nest: the reply's args hold it.
+                values.check_json(value, "the return value", values.MAX_DEPTH - 1)
             except values.NotJSON as exc:
                 error = error_text(exc)
         if error is not None:

@@ -81,6 +81,9 @@ def validate_agent_id(agent_id: Any) -> str:
     """
     if not isinstance(agent_id, str):
         raise ValueError(f"agent id must be a string, got {type(agent_id).__name__}")
+    if not (agent_id.isascii() or values.is_unicode_text(agent_id)):
+        raise ValueError(f"agent id {agent_id!r} has a lone surrogate: it is not Unicode"
+                         " text")
     if not 1 <= len(agent_id) <= _MAX_AGENT_ID:
         raise ValueError(f"agent id must be 1-{_MAX_AGENT_ID} characters, got {len(agent_id)}")
     if agent_id == BROADCAST:
@@ -99,6 +102,8 @@ def _check_keys(obj: dict, allowed: tuple[str, ...], where: str) -> None:
 def _non_empty_str(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise MessageError(f"{field} must be a non-empty string, got {_show(value)}")
+    if not (value.isascii() or values.is_unicode_text(value)):
+        raise MessageError(f"{field} has a lone surrogate: it is not Unicode text")
     return value
 
 

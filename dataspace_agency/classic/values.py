@@ -36,11 +36,14 @@ import preserves
 
 from ..dataspace.keys import mark_deeply_frozen
 
-__all__ = ["MAX_DEPTH", "NotJSON", "check_json", "from_preserves", "json_copy", "plain_copy",
+__all__ = ["MAX_DEPTH", "MESSAGE_DEPTH", "NotJSON", "check_json", "is_unicode_text", "from_preserves", "json_copy", "plain_copy",
            "short_repr", "to_preserves"]
 
 NULL = preserves.Symbol("null")
 MAX_DEPTH = 128  # nested lists/dicts in one value (serde_json's default limit too)
+# A whole classic message nests its args two levels deeper (message -> action -> args),
+# and the limit applies from args down (message.validate_message).
+MESSAGE_DEPTH = MAX_DEPTH + 2
 
 # Error messages quote the offending value; cap its length so a huge blob
 # cannot flood a log line.
@@ -106,7 +109,9 @@ def _walk_json(value: Any, build: str, room: int = MAX_DEPTH) -> Any:
     # The common exact types first; then subclasses (bool before int: True is an int).
     # int()/float()/str() turn subclasses (IntEnum, ...) into the plain type, as
     # `json` does, so the result never depends on user classes.
-    if kind is str or kind is int or kind is float or kind is bool:
+    if kind is str:
+        return value if value.isascii() or is_unicode_text(value) else _refuse_surrogate(value)
+    if kind is int or kind is float or kind is bool:
         return value
     if value is None:
         return NULL if build == _PRESERVES else None
@@ -117,7 +122,7 @@ def _walk_json(value: Any, build: str, room: int = MAX_DEPTH) -> Any:
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
-        return str(value)
+        return _walk_json(str(value), build, room)
     if isinstance(value, (list, tuple)):
         if not room:
             raise _Bad(_TOO_DEEP)
@@ -135,6 +140,8 @@ def _walk_json(value: Any, build: str, room: int = MAX_DEPTH) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _Bad(f"dict keys must be strings, got {_describe(key)}")
+            if not (key.isascii() or is_unicode_text(key)):
+                _refuse_surrogate(key)
             try:
                 out[str(key)] = _walk_json(item, build, room - 1)
             except _Bad as bad:
@@ -145,9 +152,25 @@ def _walk_json(value: Any, build: str, room: int = MAX_DEPTH) -> Any:
     raise _Bad(f"not a JSON value: {_describe(value)}")
 
 
-def _run(walk: Any, value: Any, mode: str, path: str) -> Any:
+def is_unicode_text(text: str) -> bool:
+    """Whether ``text`` is a sequence of Unicode scalar values (no lone surrogates),
+    as a Preserves string, UTF-8 and the wire require."""
     try:
-        return walk(value, mode)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_surrogate(text: str) -> Any:
+    at = next(i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF)
+    raise _Bad(f"a string with a lone surrogate (U+{ord(text[at]):04X} at index {at}) is"
+               " not Unicode text: it has no UTF-8 or Preserves form")
+
+
+def _run(walk: Any, value: Any, mode: str, path: str, room: int = MAX_DEPTH) -> Any:
+    try:
+        return walk(value, mode, room)
     except _Bad as bad:
         raise bad.error(path) from None
     except RecursionError:  # only if called on an already deep stack
@@ -184,21 +207,22 @@ def _fast_to_preserves(value: Any, room: int = MAX_DEPTH) -> Any:
     raise _Unusual
 
 
-def to_preserves(value: Any, path: str = "value") -> Any:
+def to_preserves(value: Any, path: str = "value", depth: int = MAX_DEPTH) -> Any:
     """Convert a JSON-like value to its Preserves form (see the module table).
+    ``depth``: the lists/dicts it may nest (a whole message: ``MESSAGE_DEPTH``).
 
     Raises:
         NotJSON: if any part of `value` is not JSON-like; the message names its path.
     """
     try:
-        return _fast_to_preserves(value)
+        return _fast_to_preserves(value, depth)
     except (_Unusual, RecursionError):
-        return _run(_walk_json, value, _PRESERVES, path)
+        return _run(_walk_json, value, _PRESERVES, path, depth)
 
 
-def check_json(value: Any, path: str = "value") -> None:
+def check_json(value: Any, path: str = "value", depth: int = MAX_DEPTH) -> None:
     """Raise :class:`NotJSON` unless `value` is JSON-like; builds nothing."""
-    _run(_walk_json, value, _CHECK, path)
+    _run(_walk_json, value, _CHECK, path, depth)
 
 
 def plain_copy(value: Any) -> Any:
@@ -253,6 +277,8 @@ def _walk_preserves(value: Any, _mode: str, room: int = MAX_DEPTH) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _Bad(f"dict keys must be strings, got {_describe(key)}")
+            if not (key.isascii() or is_unicode_text(key)):
+                _refuse_surrogate(key)
             try:
                 out[key] = _walk_preserves(item, _mode, room - 1)
             except _Bad as bad:
@@ -283,13 +309,13 @@ def _fast_from_preserves(value: Any, room: int = MAX_DEPTH) -> Any:
     raise _Unusual
 
 
-def from_preserves(value: Any, path: str = "value") -> Any:
+def from_preserves(value: Any, path: str = "value", depth: int = MAX_DEPTH) -> Any:
     """Convert a Preserves value back to its JSON-like form (see the module table).
 
     Raises:
         NotJSON: if any part of `value` has no JSON form; the message names its path.
     """
     try:
-        return _fast_from_preserves(value)
+        return _fast_from_preserves(value, depth)
     except (_Unusual, RecursionError):
-        return _run(_walk_preserves, value, "", path)
+        return _run(_walk_preserves, value, "", path, depth)

@@ -22,7 +22,7 @@ from syndicate.actor import Ref
 from syndicate.during import During
 
 from ..classic import values
-from ..classic.adapter import MODES, DataspaceTransport, observe, parse_message
+from ..classic.adapter import MODES, DataspaceTransport, message_body, observe, parse_message
 from ..classic.agent import Agent
 from ..classic.core import AgentCore, Inboxes
 from ..classic.message import BROADCAST, ERROR, RESPONSE, new_message_id, validate_message
@@ -107,7 +107,7 @@ class DataspaceSpace(Space):
         self._check_open()
         message = validate_message(message, require_id=False)
         message["meta"].setdefault("id", new_message_id())
-        body = values.to_preserves(message)
+        body = message_body(message)
         to, name = message["to"], message["action"]["name"]
         held = self.mode == "assertion" and to != BROADCAST and name not in (RESPONSE, ERROR)
 

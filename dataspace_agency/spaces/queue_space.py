@@ -48,7 +48,8 @@ class QueueSpace(Space):
 
     def _deliver(self, message: dict) -> None:
         """The router: a copy of ``message`` into each receiver's queue (runtime thread).
-        Each receiver gets its own copy, as it would from a real queue."""
+        Each receiver gets its own copy, as it would from a real queue (a plain copy:
+        the message was validated when it was sent)."""
         to = message["to"]
         if to == BROADCAST:
             receivers = list(self._cores.values())
@@ -59,7 +60,7 @@ class QueueSpace(Space):
                 return
             receivers = [core]
         for core in receivers:
-            core.inbound(values.json_copy(message))
+            core.inbound(values.plain_copy(message))  # validated by its sender
 
     def whereabouts_of(self, agent_id: str) -> str:
         """Runtime thread: the router knows every agent of the space."""
