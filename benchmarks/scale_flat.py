@@ -42,6 +42,9 @@ import subprocess
 import sys
 import time
 
+from dataspace_agency import Agent, action
+from dataspace_agency.compare.agents import Echo, time_arequests
+
 GOAL = 1.5
 CASES = ("native", "message", "assertion", "queue")
 VARIANTS = {"on": "collector on (what a user gets)", "nofreeze": "collector on, no freezing",
@@ -51,6 +54,31 @@ SIZES = {"full": {"native_ops": 5_000, "requests": 2_000, "warm_up": 200},
 
 
 # --- one case, in its own process ----------------------------------------------------------
+
+ECHO = {"to": "echo-0", "action": {"name": "aecho", "args": {"text": "hi"}}}
+
+
+class Caller(Agent):
+    """Times ``await self.arequest(ECHO)`` round trips, agent to agent."""
+
+    @action
+    async def round_trips(self, count: int, warm_up: int, no_collector: bool) -> dict:
+        await time_arequests(self, ECHO, 0, warm_up)
+        if no_collector:
+            gc.disable()
+        cpu = time.process_time()
+        try:
+            samples = await time_arequests(self, ECHO, count, 0)
+        finally:
+            cpu = time.process_time() - cpu
+            gc.enable()
+        return {"samples": samples, "cpu": cpu}
+
+
+def _round_trips(count: int, warm_up: int, no_collector: bool) -> dict:
+    return {"to": "caller", "action": {"name": "round_trips", "args": {
+        "count": count, "warm_up": warm_up, "no_collector": no_collector}}}
+
 
 def _timed(samples: list[float], variant: str, cpu_seconds: float) -> dict:
     """Wall-clock figures of ``samples`` and the process's CPU time per operation (all
@@ -120,50 +148,25 @@ def _space(case: str):
 
 
 def _classic(case: str, n: int, sizes: dict, variant: str) -> dict:
-    from dataspace_agency import Agent, action
-    from dataspace_agency.compare.agents import time_arequests
-
-    class Echo(Agent):
-        @action
-        async def echo(self, text: str) -> str:
-            return text
-
-    class Pinger(Agent):
-        @action
-        async def round_trips(self, count: int, warm_up: int, no_collector: bool) -> dict:
-            message = {"to": "echo-0", "action": {"name": "echo", "args": {"text": "hi"}}}
-            await time_arequests(self, message, 0, warm_up)
-            if no_collector:
-                gc.disable()
-            cpu = time.process_time()
-            try:
-                samples = await time_arequests(self, message, count, 0)
-            finally:
-                cpu = time.process_time() - cpu
-                gc.enable()
-            return {"samples": samples, "cpu": cpu}
-
     with _space(case) as space:
         for i in range(n):
             space.add(Echo, f"echo-{i}")
-        space.add(Pinger, "pinger")
+        space.add(Caller, "caller")
         me = space.connect("me")
-        a2a = me.request({"to": "pinger", "action": {"name": "round_trips", "args": {
-            "count": sizes["requests"], "warm_up": sizes["warm_up"],
-            "no_collector": variant == "off"}}}, timeout=600)
-        request = {"to": "echo-0", "action": {"name": "echo", "args": {"text": "hi"}}}
+        a2a = me.request(_round_trips(sizes["requests"], sizes["warm_up"], variant == "off"),
+                         timeout=600)
 
         def handle_requests() -> dict:
             clock, samples = time.perf_counter, []
             cpu = time.process_time()
             for _ in range(sizes["requests"]):
                 start = clock()
-                me.request(request, timeout=30)
+                me.request(ECHO, timeout=30)
                 samples.append(clock() - start)
             return {"samples": samples, "cpu": time.process_time() - cpu}
 
         for _ in range(sizes["warm_up"]):
-            me.request(request, timeout=30)
+            me.request(ECHO, timeout=30)
         handle = _with_collector(variant, handle_requests)
     return {"a2a": _timed(a2a["samples"], variant, a2a["cpu"]),
             "handle": _timed(handle["samples"], variant, handle["cpu"])}
@@ -198,21 +201,6 @@ def _type_name(obj: object) -> str:
 def cycle_census(case: str, requests: int) -> dict:
     """Objects left in reference cycles per request, by type, for a handle's request
     and for an agent's ``arequest`` (each request a round trip to one agent)."""
-    from dataspace_agency import Agent, action
-
-    class Echo(Agent):
-        @action
-        async def echo(self, text: str) -> str:
-            return text
-
-    class Pinger(Agent):
-        @action
-        async def loop(self, count: int) -> int:
-            for _ in range(count):
-                await self.arequest({"to": "echo", "action": {
-                    "name": "echo", "args": {"text": "hi"}}}, timeout=30)
-            return count
-
     def window(body) -> collections.Counter:
         body(20)  # warm: first-use caches are not garbage per request
         gc.collect()
@@ -226,14 +214,12 @@ def cycle_census(case: str, requests: int) -> dict:
             gc.garbage.clear()
 
     with _space(case) as space:
-        space.add(Echo, "echo")
-        space.add(Pinger, "pinger")
+        space.add(Echo, "echo-0")
+        space.add(Caller, "caller")
         me = space.connect("me")
-        request = {"to": "echo", "action": {"name": "echo", "args": {"text": "hi"}}}
-        handle = window(lambda count: [me.request(request, timeout=30) for _ in range(count)])
+        handle = window(lambda count: [me.request(ECHO, timeout=30) for _ in range(count)])
         # One handle request starts the loop: its own garbage is 1/requests per request.
-        a2a = window(lambda count: me.request({"to": "pinger", "action": {
-            "name": "loop", "args": {"count": count}}}, timeout=600))
+        a2a = window(lambda count: me.request(_round_trips(count, 0, False), timeout=600))
     return {"requests": requests, "handle": dict(handle), "a2a": dict(a2a)}
 
 
