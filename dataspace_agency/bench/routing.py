@@ -15,11 +15,9 @@ Two parts, printed as two tables:
 Goals (shown with ✓/✗): index cost at the largest N within 2x of the smallest, at most
 20 µs per routed message in the index, and at least 50,000 messages/s end to end.
 
-The index figures are timed with the collector off (its pauses depend on this
-benchmark's own heap, not on routing) *and* with it on, as a user runs it, side by side:
-a second table and the scaling goal line give both. The end-to-end figures always run
-with the collector on. ``benchmarks/scale_flat.py`` measures the same scaling through
-the whole stack (native API and classic agents), collector on.
+The index is timed with the collector off *and* on (as a user runs it), side by side in
+a second table and on the scaling goal line; end to end, it is always on.
+``benchmarks/scale_flat.py`` measures the scaling through the whole stack.
 
 Run ``python benchmarks/dataspace_routing.py [--quick]`` or ``dataspace-agency bench``.
 :func:`run` returns every figure as a dict; :func:`main` prints them.
@@ -120,19 +118,13 @@ def _routed_values(n: int, ops: int) -> list[Record]:
 
 
 def _timed_us(body: Callable[[], None], collector_on: bool = False) -> float:
-    """Wall time of ``body()`` in µs.
-
-    ``collector_on=False``: the collector is off while timing, as ``timeit`` does, and
-    garbage from earlier steps is collected first: the index's own cost, without pauses
-    that depend on the benchmark's heap (100,000 patterns). ``collector_on=True``: as a
-    user runs it, collector on and nothing collected first; printed beside the other."""
-    if collector_on:
-        start = time.perf_counter_ns()
-        body()
-        return (time.perf_counter_ns() - start) / 1000
-    gc.collect()
+    """Wall time of ``body()`` in µs. Unless ``collector_on`` (as a user runs it), the
+    collector is off while timing, as ``timeit`` does, and garbage from earlier steps is
+    collected first: its pauses depend on the benchmark's own heap, not on routing."""
     was_enabled = gc.isenabled()
-    gc.disable()
+    if not collector_on:
+        gc.collect()
+        gc.disable()
     try:
         start = time.perf_counter_ns()
         body()
@@ -148,12 +140,6 @@ def _median_us_per_op(body: Callable[[list], None], values: list, repeats: int) 
                              for _ in range(repeats))
 
 
-def _mean_us_per_op_collector_on(body: Callable[[list], None], values: list) -> float:
-    """µs per operation over one pass, collector on: a mean over every operation, so
-    that a collection's pause counts, as it does for a user."""
-    return _timed_us(lambda: body(values), collector_on=True) / len(values)
-
-
 def _register(indexes: list, patterns: list) -> None:
     for index in indexes:
         add = index.add_observer
@@ -166,9 +152,8 @@ def measure_index(index_class: type, patterns: list, ops: int, repeats: int,
     """Register ``patterns`` (observer i gets ``patterns[i]``) and time routing.
 
     Returns µs per observer registration, per assertion (one insert plus one remove,
-    i.e. the assertion appearing and disappearing again) and per message, with the
-    collector off while timing; with ``collector_on``, the last two with it on too
-    (``*_collector_on``)."""
+    i.e. the assertion appearing and disappearing again) and per message; with
+    ``collector_on``, the last two with the collector on too (``*_collector_on``)."""
     n = len(patterns)
     # The first registration ever pays for one-off caches; keep that out of the figure.
     index_class(CountingSink()).add_observer(patterns[0], "warm-up")
@@ -195,16 +180,13 @@ def measure_index(index_class: type, patterns: list, ops: int, repeats: int,
 
     figures = {"ops": ops}
     if collector_on:
-        # First, straight after set-up, as a user meets it; and what the Dataspace entity
-        # does after registering observers is done here too: the package's collection
-        # policy (runtime/collector.py) may freeze what the registrations made.
+        # Straight after set-up, as a user meets it, after what the Dataspace entity does
+        # for new observers (runtime/collector.py). One pass, its mean: pauses count.
         collector.after_setup()
-        warm = values[: max(1, len(values) // 10)]
-        assert_and_retract(warm)
-        send(warm)
-        figures["assert_retract_us_collector_on"] = _mean_us_per_op_collector_on(
-            assert_and_retract, values)
-        figures["message_us_collector_on"] = _mean_us_per_op_collector_on(send, values)
+        for name, body in (("assert_retract", assert_and_retract), ("message", send)):
+            body(values[: max(1, len(values) // 10)])  # warm up, as below
+            figures[f"{name}_us_collector_on"] = _timed_us(
+                lambda: body(values), collector_on=True) / len(values)
     assert_us = _median_us_per_op(assert_and_retract, values, repeats)
     message_us = _median_us_per_op(send, values, repeats)
 

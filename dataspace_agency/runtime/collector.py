@@ -20,10 +20,12 @@ It acts at most every ``MIN_INTERVAL`` seconds, so a caller that calls it very o
 loop of short-lived observers, ``DataspaceHandle.query``) pays a time check (~0.2 µs) per
 call and a small collection per interval; what a burst of set-up makes in its last
 interval is left to the ordinary collector. (Acting less often would not save work in a
-burst: each action walks what was made since the one before, however long ago.) Small set-ups pay nothing: after the process starts, and
-after each release, the first freeze waits until set-up has caused ``SETUP_COLLECTIONS``
-collections (about 7,000 new objects with CPython's default thresholds), so a program or
-a test with a few agents never walks its whole heap for this.
+burst: each action walks what was made since the one before, however long ago.)
+
+Small set-ups pay nothing: after the process starts, and after each release, the first
+freeze waits until set-up has caused ``SETUP_COLLECTIONS`` collections (about 7,000 new
+objects with CPython's default thresholds), so a program or a test with a few agents
+never walks its whole heap for this.
 
 **The cost, and how it is bounded.** A frozen object that becomes garbage is still freed
 at once if nothing refers to it (reference counting does not care about generations).
