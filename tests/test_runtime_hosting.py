@@ -64,3 +64,136 @@ def test_facets_do_not_leak_loggers():
 
     before, after = trio.run(churn)
     assert after - before < 5
+
+
+# --- the repairs in runtime/repairs.py: the originals still look as described there, and
+# --- the replacements do what they promise ---------------------------------------------
+
+
+def test_the_repaired_originals_still_look_as_described():
+    from dataspace_agency.runtime.repairs import ORIGINALS
+
+    assert "getChild" in inspect.getsource(ORIGINALS["Facet.log"].fget)
+    assert "class SyncContinuation(Entity)" in inspect.getsource(ORIGINALS["Turn.sync"])
+    on_stop_or_crash = inspect.getsource(ORIGINALS["Facet.on_stop_or_crash"])
+    assert "self.cancel_on_stop(cleanup)" in on_stop_or_crash
+    terminate = inspect.getsource(ORIGINALS["Facet._terminate"])
+    assert "for h in self.shutdown_actions:" in terminate
+    # syndicate.turn copies Turn's methods at import: the repair must reach the copy too.
+    from syndicate import turn
+    assert turn.sync.__module__ == "dataspace_agency.runtime.repairs"
+
+
+def _ours(objects: list) -> list[str]:
+    """Type names of the objects that are syndicate-py's, ours, or classes."""
+    names = []
+    for o in objects:
+        module = type(o).__module__ or ""
+        if isinstance(o, type) or module.startswith(("syndicate", "dataspace_agency")):
+            names.append(f"{module}.{type(o).__qualname__}")
+    return names
+
+
+def test_native_publish_retract_message_sync_leave_nothing_in_cycles():
+    # Before the repair, every sync made a class: ten objects in cycles per sync.
+    import gc
+
+    import trio
+    from preserves import Record, Symbol
+
+    from dataspace_agency import open_dataspace
+
+    value = Record(Symbol("Msg"), ["a", 1])
+
+    async def main() -> list:
+        async with open_dataspace() as ds:
+            async def once() -> None:
+                ds.retract(ds.publish(value))
+                ds.message(value)
+                await ds.sync()
+
+            await once()  # first-use caches are not the point
+            gc.collect()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                for _ in range(200):
+                    await once()
+                gc.collect()
+                return list(gc.garbage)
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+
+    assert _ours(trio.run(main)) == []
+
+
+def test_stopping_a_facet_cancels_every_one_of_its_linked_tasks():
+    # syndicate-py 0.19.3's on_stop_or_crash removed itself from the list being iterated,
+    # so of three linked tasks only two were cancelled when their facet stopped.
+    import trio
+    from syndicate import turn
+
+    from dataspace_agency.runtime import linked_task, open_runtime
+
+    async def main() -> list:
+        cancelled: list[int] = []
+        async with open_runtime() as runtime:
+            host = runtime.spawn_host()
+            tasks = []
+
+            def make(i: int):
+                async def body(_facet):
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        cancelled.append(i)
+                return body
+
+            def start():
+                @turn.facet
+                def worker():
+                    tasks.extend(linked_task(turn.active_facet(), make(i)) for i in range(3))
+                return worker
+
+            worker = runtime.run_turn(host, start)
+            await trio.lowlevel.checkpoint()
+            runtime.run_turn(host, lambda: turn.stop(worker))
+            with trio.fail_after(5):
+                for task in tasks:
+                    await task.done.wait()
+            return sorted(cancelled)
+
+    assert trio.run(main) == [0, 1, 2]
+
+
+def test_on_stop_or_crash_runs_once_on_stop_and_once_on_crash():
+    import trio
+    from syndicate import turn
+
+    from dataspace_agency.runtime import open_runtime
+
+    async def main() -> tuple[list, list]:
+        on_stop: list[str] = []
+        on_crash: list[str] = []
+        async with open_runtime() as runtime:
+            host = runtime.spawn_host()
+
+            def start():
+                @turn.facet
+                def worker():
+                    turn.active_facet().on_stop_or_crash(lambda: on_stop.append("stopped"))
+                return worker
+
+            worker = runtime.run_turn(host, start)
+            runtime.run_turn(host, lambda: turn.stop(worker))
+
+            victim = runtime.spawn_host()
+            victim.on_stop_or_crash(lambda: on_crash.append("crashed"))
+            try:
+                runtime.run_turn(victim, lambda: 1 / 0)
+            except Exception:
+                pass
+            await runtime.settle()
+        return on_stop, on_crash
+
+    assert trio.run(main) == (["stopped"], ["crashed"])

@@ -29,6 +29,7 @@ from syndicate import turn
 from syndicate.actor import Entity, Ref
 from preserves import Embedded, Record, Symbol
 
+from ..runtime import collector
 from .index import Index
 from .keys import Key, to_key
 from .patterns import CompiledPattern, InvalidPattern, compile_pattern
@@ -113,6 +114,7 @@ class Dataspace(Entity):
             if observe is not None:
                 self._observers[key] = observe
                 self.index.add_observer(*observe)
+                collector.after_setup()  # observers are mostly long-lived: freeze them
 
     def on_retract(self, handle: int) -> None:
         key = self._by_handle.pop(handle, None)

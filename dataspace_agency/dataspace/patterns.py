@@ -56,33 +56,43 @@ def compile_pattern(pattern: Any) -> CompiledPattern:
 
     Raw values are read directly rather than through the schema parser: parsing costs
     ~190 µs a pattern here, and every subscription reaching the dataspace is raw."""
-    shape: list[tuple[Path, Key]] = []
-    const_paths: list[Path] = []
-    const_values: list[Key] = []
-    exist_paths: list[Path] = []
-    capture_paths: list[Path] = []
+    facts = _Facts()
+    facts.walk((), pattern)
+    return CompiledPattern(_interned(tuple(facts.shape)), _interned(tuple(facts.const_paths)),
+                           tuple(facts.const_values), _interned(tuple(facts.exist_paths)),
+                           _interned(tuple(facts.capture_paths)))
 
-    def walk(path: Path, p: Any) -> None:
+
+class _Facts:
+    """The facts gathered by one walk over a pattern. A class rather than a recursive
+    closure: a closure that calls itself is a reference cycle, garbage for the cyclic
+    collector on every subscription."""
+
+    __slots__ = ("shape", "const_paths", "const_values", "exist_paths", "capture_paths")
+
+    def __init__(self) -> None:
+        self.shape: list[tuple[Path, Key]] = []
+        self.const_paths: list[Path] = []
+        self.const_values: list[Key] = []
+        self.exist_paths: list[Path] = []
+        self.capture_paths: list[Path] = []
+
+    def walk(self, path: Path, p: Any) -> None:
         variant, detail = _variant(p)
         if variant == "_":
             if path:  # the whole assertion always exists
-                exist_paths.append(path)
+                self.exist_paths.append(path)
         elif variant == "bind":
-            capture_paths.append(path)
-            walk(path, detail)
+            self.capture_paths.append(path)
+            self.walk(path, detail)
         elif variant == "lit":
-            const_paths.append(path)
-            const_values.append(detail)
+            self.const_paths.append(path)
+            self.const_values.append(detail)
         else:  # group
             kind, klass, entries = detail
-            shape.append((path, klass))
+            self.shape.append((path, klass))
             for step, entry in _ordered_entries(kind, entries):
-                walk(path + (step,), entry)
-
-    walk((), pattern)
-    return CompiledPattern(_interned(tuple(shape)), _interned(tuple(const_paths)),
-                           tuple(const_values), _interned(tuple(exist_paths)),
-                           _interned(tuple(capture_paths)))
+                self.walk(path + (step,), entry)
 
 
 # Shapes and paths recur across subscriptions (every agent's "messages to me" has the same

@@ -24,6 +24,8 @@ from typing import Any, AsyncIterator, Callable
 import trio
 from syndicate.actor import Actor, Facet, Turn
 
+from . import collector
+from .registry import OPEN_RUNTIMES
 from .system import RuntimeClosed, TrioSystem
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class Runtime:
         self._check_open()
         actor = Actor(boot, system=self.system, name=name, daemon=daemon)
         self.system.track(actor)
+        collector.after_setup()  # actors are mostly long-lived: see collector.py
         return actor
 
     def spawn_host(self, name: str | None = None) -> Facet:
@@ -139,6 +142,8 @@ class Runtime:
             self._stop_all_actors()
             self.system.mark_closed()
             self.system.nursery.cancel_scope.cancel()
+        if not any(OPEN_RUNTIMES):  # the last one: what was frozen for them can go now
+            collector.release()
 
 
 @contextlib.asynccontextmanager

@@ -19,10 +19,7 @@ Why the drain task is KI-protected: ``Turn.run`` has a bare ``except:`` that tur
 exception, KeyboardInterrupt included, into a crash of the actor. Under trio's KI
 protection a Ctrl-C arriving mid-turn is held and raised in the main task instead.
 
-One repair to syndicate-py itself: ``Facet.log`` makes a child logger per facet, and
-Python's ``logging`` keeps every logger for the life of the process. With a facet per
-request that is an unbounded leak (four loggers per request, measured), so facets log
-through their actor's logger instead. Log records still name the facet in their text.
+The few repairs this hosting makes to syndicate-py itself live in ``repairs.py``.
 """
 
 from __future__ import annotations
@@ -34,19 +31,14 @@ import weakref
 from typing import Any, Callable
 
 import trio
-from syndicate.actor import Actor, Facet, System, Turn
+from syndicate.actor import Actor, System, Turn
 
+from . import repairs  # noqa: F401  (applies the repairs to syndicate-py on import)
 from .registry import OPEN_RUNTIMES
 from .tasks import LoopShim
 
 log = logging.getLogger(__name__)
 
-
-def _facet_log(facet: Facet) -> logging.Logger:
-    return facet.actor.log
-
-
-Facet.log = property(_facet_log)  # see the module docstring: no logger per facet
 
 # How many queued thunks run before the drain task lets other trio tasks in.
 _BATCH = 256
