@@ -162,6 +162,7 @@ class _Pending:
 def _handled(ticket: Ticket | None) -> None:
     if ticket is not None:
         ticket.handled()
+        ticket.invocation = None  # the two point at each other: no cycle left behind
 
 
 def error_text(error: BaseException) -> str:

@@ -23,7 +23,7 @@ import trio
 from ..classic.agent import Agent
 from ..classic.core import Ticket
 from ..classic.message import validate_agent_id
-from ..runtime import BackgroundRuntime, Runtime
+from ..runtime import BackgroundRuntime, Runtime, collector
 from ..runtime.registry import OPEN_SPACES
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ class Space:
             raise
         with self._lock:
             self._agents[agent_id] = agent
+        collector.after_setup()  # agents are long-lived: see runtime/collector.py
         return agent
 
     def connect(self, id: str) -> "ClientHandle":
