@@ -13,11 +13,13 @@ handle also reads and watches facts. For the real thing: ``dataspace-agency repl
 from __future__ import annotations
 
 import argparse
+import sys
 
 from syndicate import patterns as P
 
 from dataspace_agency import (ActionError, Agent, DataspaceSpace, EvalMixin, QueueSpace,
                               action)
+from dataspace_agency.commands.failures import run_command
 
 
 class Calc(EvalMixin, Agent):
@@ -120,4 +122,6 @@ def main(space_kind: str = "dataspace") -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", choices=("dataspace", "queue"), default="dataspace")
-    main(parser.parse_args().space)
+    args = parser.parse_args()
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("interactive", lambda: main(args.space)))
