@@ -246,3 +246,46 @@ def test_an_example_piped_into_head_ends_quietly() -> None:
     err = child.stderr.read()
     assert child.wait(WAIT) == EXIT_BROKEN_PIPE
     assert err == "", err
+
+
+# --- compare: the output location first, and Ctrl-C keeps what finished ----------------------
+
+def test_compare_with_an_existing_file_as_out_fails_before_any_run(tmp_path) -> None:
+    existing = tmp_path / "README.md"
+    existing.write_text("mine\n")
+    result = run(cli("compare", "--tiny", "--out", str(existing)))
+    # One line and nothing else: no "N runs: ..." line, so no run was started.
+    one_line(result, "dataspace-agency compare", str(existing), "not a directory")
+    assert result.returncode == 2
+    assert existing.read_text() == "mine\n"
+
+
+def test_ctrl_c_during_compare_writes_the_finished_runs_marked_partial(tmp_path) -> None:
+    out = tmp_path / "out"
+    compare = subprocess.Popen(
+        cli("compare", "--tiny", "--no-progress", "--out", str(out), "--backends",
+            "queue", "--workloads", "throughput,failure,late_join,state"),
+        cwd=ROOT, bufsize=0, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(os.environ, NO_COLOR="1"), preexec_fn=sigint_as_in_a_terminal)
+    try:
+        # Without a terminal, a line per finished run: interrupt after the first.
+        while not (line := read_line(compare.stderr)).startswith("[1/4] "):
+            assert line, "compare ended before its first run finished"
+        compare.send_signal(signal.SIGINT)
+        _, err = compare.communicate(timeout=WAIT)
+    finally:
+        if compare.poll() is None:
+            compare.kill()
+            compare.communicate()
+    err = err.decode()
+    assert compare.returncode == EXIT_INTERRUPTED, err
+    assert "Traceback" not in err, err
+    assert "interrupted (Ctrl-C) after" in err.splitlines()[-1]
+    import json
+    document = json.loads((out / "results.json").read_text())
+    assert document["partial"]["reason"] == "interrupted (Ctrl-C)"
+    assert 1 <= document["partial"]["finished"] < document["partial"]["planned"] == 4
+    assert len(document["runs"]) == document["partial"]["finished"]
+    assert document["runs"][0]["ok"] and document["runs"][0]["workload"] == "throughput"
+    text = (out / "report.md").read_text()
+    assert "**Partial results**" in text and "interrupted (Ctrl-C)" in text

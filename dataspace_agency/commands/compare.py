@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..compare import backends, plots, report, runner
     from .failures import EXIT_INTERRUPTED, CommandFailed
-    console = Console(stderr=True)
+    # soft_wrap: lines as long as they are (a terminal wraps them; a log keeps them whole).
+    console = Console(stderr=True, soft_wrap=True)
     amqp_url = args.amqp_url or backends.amqp_url_from_env()
     try:  # names and --repeat first, then the output location: both before any run
         runner.plan(args.profile, args.backends, args.workloads, args.repeat,

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amqp-url", default=None,
                         help="the broker for --space amqp (default: AMQPSpace's default)")
     parser.add_argument("--connect", metavar="ADDRESS",
-                        help='a dataspace server, e.g. \'<tcp "127.0.0.1" 8001>\' (needs --cap)')
+                        help='a dataspace server: 127.0.0.1:8001 (TCP), \'<tcp "127.0.0.1"'
+                             ' 8001>\' or \'<unix "PATH">\' (needs --cap)')
     parser.add_argument("--cap", metavar="CAP",
                         help="the capability (sturdyref) printed by dataspace-agency serve")
     parser.add_argument("--id", default="me", help="the handle's address (default: me)")

@@ -122,12 +122,18 @@ def findings(groups: dict, document: dict) -> dict[str, list[Finding]]:
         per_q = fig("scale", QUEUE, "pss_per_agent_kib", common)
         add_a = fig("scale", ASSERTION, "add_ms_median", common)
         add_q = fig("scale", QUEUE, "add_ms_median", common)
-        if per_a and per_q and add_a and add_q:
+        parts = []
+        if per_a and per_q:
+            parts.append(f"{fmt(per_a)} KiB against {fmt(per_q)} KiB of memory (PSS,"
+                         f" {_times(per_a / per_q)})")
+        if add_a and add_q:
+            parts.append(f"add() {fmt(add_a)} ms against {fmt(add_q)} ms"
+                         f" ({_times(add_a / add_q)})")
+        if parts:
             costs.append(Finding(
-                f"Per idle agent at {common[2:]} agents, assertion mode against QueueSpace:"
-                f" {fmt(per_a)} KiB against {fmt(per_q)} KiB of memory (PSS,"
-                f" {_times(per_a / per_q)}); add() {fmt(add_a)} ms against {fmt(add_q)} ms"
-                f" ({_times(add_a / add_q)}).", per_a / per_q))
+                f"Per idle agent at {int(common[2:]):,} agents, assertion mode against"
+                f" QueueSpace: {'; '.join(parts)}.",
+                per_a / per_q if per_a and per_q else add_a / add_q))
 
     # --- against agency 1.6.3 as shipped: equal work only --------------------------------
     rt_ref = fig("round_trip", REFERENCE, "rt_us_median")

@@ -87,12 +87,14 @@ def _dots(ax: Any, names: list[str], summaries: list[Any], labels: dict,
     ax.grid(axis="y", which="both", alpha=0.3)
 
 
-def _legend(ax: Any, extra: list[Line2D] | None = None, **options: Any) -> None:
+def _legend(ax: Any, extra: list[Line2D] | None = None) -> None:
+    """The legend, outside the axes on the right: it never hides a point."""
     handles, texts = ax.get_legend_handles_labels()
     for handle in extra or []:
         handles.append(handle)
         texts.append(handle.get_label())
-    ax.legend(handles, texts, fontsize=7, **options)
+    ax.legend(handles, texts, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1),
+              borderaxespad=0)
 
 
 def _per_backend(groups: dict, workload: str, figure: str, order: list[str]) -> tuple:
@@ -109,7 +111,7 @@ def latency(document: dict, groups: dict, labels: dict, order: list[str]) -> Any
     names, summaries = _per_backend(groups, "round_trip", "rt_us_median", order)
     if not names:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     _dots(ax, names, summaries, labels, order)
     p99 = [groups[("round_trip", n, "")].get("rt_us_p99") for n in names]
     ax.plot([i for i, s in enumerate(p99) if s], [s.median for s in p99 if s], "kx",
@@ -117,7 +119,7 @@ def latency(document: dict, groups: dict, labels: dict, order: list[str]) -> Any
     ax.set_ylabel("µs per request() (log scale)")
     ax.set_title("Request round trip, sequential: median (dot), min–max over repetitions"
                  " (bar), p99 (×)", fontsize=9)
-    _legend(ax, loc="upper left")
+    _legend(ax)
     return fig
 
 
@@ -125,12 +127,12 @@ def throughput(document: dict, groups: dict, labels: dict, order: list[str]) -> 
     names, summaries = _per_backend(groups, "throughput", "messages_per_s", order)
     if not names:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     _dots(ax, names, summaries, labels, order)
     ax.set_ylabel("messages received per second (log scale)")
     ax.set_title("One-way throughput, N messages to one agent: median (dot), min–max over"
                  " repetitions (bar)", fontsize=9)
-    _legend(ax, loc="upper right")
+    _legend(ax)
     return fig
 
 
@@ -141,7 +143,7 @@ def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
             points.setdefault(backend, []).append((int(case[2:]), figures))
     if not points:
         return None
-    fig, (mem_ax, add_ax) = plt.subplots(1, 2, figsize=(11.5, 5))
+    fig, (mem_ax, add_ax) = plt.subplots(1, 2, figsize=(13, 5))
     lone = []
     for backend in order:
         runs = sorted(points.get(backend, []), key=lambda p: p[0])
@@ -167,7 +169,7 @@ def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
         ax.set_ylabel(unit)
         ax.set_title(title)
         ax.grid(which="both", alpha=0.3)
-    _legend(add_ax, loc="best")
+    _legend(add_ax)
     if lone:
         # agency runs a process per agent (~134 ms per add()): the harness adds only
         # as many as the profile allows it (backends.py, max_agents).
@@ -187,7 +189,7 @@ def failure(document: dict, groups: dict, labels: dict, order: list[str]) -> Any
         if run.get("ok") and run["workload"] == "failure":
             errors.setdefault(run["backend"], set()).add(run["outcome"]["error"] or "answered")
             timeouts.setdefault(run["backend"], set()).add(run["outcome"]["timeout_s"])
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     _dots(ax, names, summaries, labels, order)
     for i, name in enumerate(names):
         for timeout in timeouts.get(name, ()):
@@ -204,7 +206,7 @@ def failure(document: dict, groups: dict, labels: dict, order: list[str]) -> Any
     ax.set_title(f"Failure detection: the responder dies mid-request; {said}", fontsize=9)
     timeout_line = Line2D([], [], color="#999999", linewidth=2, linestyle=":",
                           label="request timeout")
-    _legend(ax, [timeout_line], loc="lower right")
+    _legend(ax, [timeout_line])
     return fig
 
 
