@@ -289,3 +289,25 @@ def test_ctrl_c_during_compare_writes_the_finished_runs_marked_partial(tmp_path)
     assert document["runs"][0]["ok"] and document["runs"][0]["workload"] == "throughput"
     text = (out / "report.md").read_text()
     assert "**Partial results**" in text and "interrupted (Ctrl-C)" in text
+
+
+def test_ctrl_c_during_an_example_is_one_line_from_each() -> None:
+    # A terminal's Ctrl-C reaches the whole foreground process group: the `example`
+    # command and the example it runs. The example says it was interrupted; the command
+    # passes its status on.
+    example_run = subprocess.Popen(
+        cli("example", "failure", "--backend", "queue", "--timeout", "30"), cwd=ROOT,
+        bufsize=0, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=sigint_as_in_a_terminal)
+    try:
+        assert read_line(example_run.stdout).startswith("request timeout: 30 s")
+        os.killpg(example_run.pid, signal.SIGINT)
+        _, err = example_run.communicate(timeout=WAIT)
+    finally:
+        if example_run.poll() is None:
+            os.killpg(example_run.pid, signal.SIGKILL)
+            example_run.communicate()
+    err = err.decode()
+    assert example_run.returncode == EXIT_INTERRUPTED, err
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "failure: interrupted (Ctrl-C)"

@@ -147,16 +147,7 @@ def test_state_outcomes(tiny_runs, backend):
 
 
 def test_report_and_plots_from_runs(tiny_runs, tmp_path):
-    document = {
-        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": "tiny",
-        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
-        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
-                    "python": "3", "system": "test", "versions": {"x": "1"}},
-        "load": {}, "broker": None,
-        "backends": {n: runner._describe(backends.get(n), None) for n in IN_PROCESS},
-        "workloads": {n: workloads.get(n).DESCRIPTION for n in workloads.NAMES},
-        "runs": tiny_runs,
-    }
+    document = _document(tiny_runs, IN_PROCESS, workloads.NAMES, profile="tiny")
     written = plots.write_plots(document, tmp_path)
     assert sorted(written) == ["failure.png", "latency.png", "scale.png", "throughput.png"]
     for name in written:
@@ -258,17 +249,19 @@ def test_quick_plan_keeps_the_stubbed_reference_to_its_workloads():
     assert [r["workload"] for r in named.runs] == ["state"]
 
 
-def _document(runs: list[dict], names: tuple[str, ...]) -> dict:
-    """A results document around hand-made runs (figures chosen so that every ratio is
-    known in advance)."""
+def _document(runs: list[dict], names: tuple[str, ...],
+              workload_names: tuple[str, ...] = ("broadcast", "state"),
+              profile: str = "quick") -> dict:
+    """A results document around ``runs`` (hand-made ones: figures chosen so that every
+    ratio is known in advance)."""
     return {
-        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": "quick",
+        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": profile,
         "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
         "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
                     "python": "3", "system": "test", "versions": {"x": "1"}},
         "load": {}, "broker": None,
         "backends": {n: runner._describe(backends.get(n), None) for n in names},
-        "workloads": {n: workloads.get(n).DESCRIPTION for n in ("broadcast", "state")},
+        "workloads": {n: workloads.get(n).DESCRIPTION for n in workload_names},
         "runs": runs,
     }
 

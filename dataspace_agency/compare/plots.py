@@ -107,33 +107,44 @@ def _per_backend(groups: dict, workload: str, figure: str, order: list[str]) -> 
     return names, summaries
 
 
-def latency(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
-    names, summaries = _per_backend(groups, "round_trip", "rt_us_median", order)
+def _dot_plot(groups: dict, labels: dict, order: list[str], workload: str, figure: str,
+              ylabel: str, title: str) -> tuple[Any, Any, list[str]] | None:
+    """A figure with one dot per backend for ``figure`` of ``workload`` (None: no data);
+    returns the figure, its axes and the backends in it."""
+    names, summaries = _per_backend(groups, workload, figure, order)
     if not names:
         return None
     fig, ax = plt.subplots(figsize=(10, 4.8))
     _dots(ax, names, summaries, labels, order)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    return fig, ax, names
+
+
+def latency(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
+    made = _dot_plot(groups, labels, order, "round_trip", "rt_us_median",
+                     "µs per request() (log scale)",
+                     "Request round trip, sequential: median (dot), min–max over"
+                     " repetitions (bar), p99 (×)")
+    if made is None:
+        return None
+    fig, ax, names = made
     p99 = [groups[("round_trip", n, "")].get("rt_us_p99") for n in names]
     ax.plot([i for i, s in enumerate(p99) if s], [s.median for s in p99 if s], "kx",
             markersize=7, label="p99")
-    ax.set_ylabel("µs per request() (log scale)")
-    ax.set_title("Request round trip, sequential: median (dot), min–max over repetitions"
-                 " (bar), p99 (×)", fontsize=9)
     _legend(ax)
     return fig
 
 
 def throughput(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
-    names, summaries = _per_backend(groups, "throughput", "messages_per_s", order)
-    if not names:
+    made = _dot_plot(groups, labels, order, "throughput", "messages_per_s",
+                     "messages received per second (log scale)",
+                     "One-way throughput, N messages to one agent: median (dot), min–max"
+                     " over repetitions (bar)")
+    if made is None:
         return None
-    fig, ax = plt.subplots(figsize=(10, 4.8))
-    _dots(ax, names, summaries, labels, order)
-    ax.set_ylabel("messages received per second (log scale)")
-    ax.set_title("One-way throughput, N messages to one agent: median (dot), min–max over"
-                 " repetitions (bar)", fontsize=9)
-    _legend(ax)
-    return fig
+    _legend(made[1])
+    return made[0]
 
 
 def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
@@ -180,17 +191,18 @@ def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
 
 
 def failure(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
-    names, summaries = _per_backend(groups, "failure", "detect_ms", order)
-    if not names:
+    made = _dot_plot(groups, labels, order, "failure", "detect_ms",
+                     "ms from the death to the error (log scale)", "")
+    if made is None:
         return None
+    fig, ax, names = made
+    summaries = [groups[("failure", n, "")]["detect_ms"] for n in names]
     errors: dict[str, set] = {}
     timeouts: dict[str, set] = {}
     for run in document["runs"]:
         if run.get("ok") and run["workload"] == "failure":
             errors.setdefault(run["backend"], set()).add(run["outcome"]["error"] or "answered")
             timeouts.setdefault(run["backend"], set()).add(run["outcome"]["timeout_s"])
-    fig, ax = plt.subplots(figsize=(10, 4.8))
-    _dots(ax, names, summaries, labels, order)
     for i, name in enumerate(names):
         for timeout in timeouts.get(name, ()):
             ax.plot([i - 0.3, i + 0.3], [timeout * 1e3] * 2, color="#999999", linewidth=2,
@@ -202,7 +214,6 @@ def failure(document: dict, groups: dict, labels: dict, order: list[str]) -> Any
     said = (f"dotted: the request timeout, {'/'.join(f'{t:g}' for t in sorted(every))} s"
             " on every backend" if len(every) == 1
             else "dotted: each backend's request timeout; they differ")
-    ax.set_ylabel("ms from the death to the error (log scale)")
     ax.set_title(f"Failure detection: the responder dies mid-request; {said}", fontsize=9)
     timeout_line = Line2D([], [], color="#999999", linewidth=2, linestyle=":",
                           label="request timeout")
