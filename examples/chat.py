@@ -9,13 +9,13 @@ listens now, never stored.
 
 Several terminals, against `dataspace-agency serve` (it prints the address and capability):
 
-    python examples/chat.py alice --connect '<tcp "127.0.0.1" 8001>' --cap '<ref {...}>'
+    .venv/bin/python examples/chat.py alice --connect 127.0.0.1:8001 --cap '<ref {...}>'
 
 then type lines (`/who` lists who is here; Ctrl-D leaves). When stdin is not a terminal,
 its lines are a script: each is said in turn, and the end of input leaves the room.
 Stock syndicate-py programs speak the same vocabulary: see examples/syndicate_interop/.
 
-One process: `python examples/chat.py --demo` (a scripted conversation; the server runs
+One process: `.venv/bin/python examples/chat.py --demo` (a scripted conversation; the server runs
 in this process and every participant still has a connection of its own).
 """
 

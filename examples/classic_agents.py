@@ -1,7 +1,7 @@
 """Classic (agency-style) agents on the dataspace: actions, request/send, help, discovery,
 a reactive agent, and what the two adapter modes do when agents come and go.
 
-Run: python examples/classic_agents.py [--mode assertion|message]
+Run: .venv/bin/python examples/classic_agents.py [--mode assertion|message]
 """
 
 import argparse

@@ -8,7 +8,7 @@ it offers. So:
   including those made before it started (a late observer sees the current state);
 * a client finds who can do something by looking at the facts, then asks that agent.
 
-Run: python examples/discovery.py [--mode assertion|message]
+Run: .venv/bin/python examples/discovery.py [--mode assertion|message]
 """
 
 from __future__ import annotations

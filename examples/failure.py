@@ -11,7 +11,7 @@ death, is printed for each backend, then the difference.
   its timeout: TimeoutError.
 * multiprocess-queue: the router sees the child's pipe close and answers for the dead agent.
 
-Run: python examples/failure.py [--backend dataspace-assertion --backend queue ...]
+Run: .venv/bin/python examples/failure.py [--backend dataspace-assertion --backend queue ...]
 """
 
 from __future__ import annotations
@@ -103,4 +103,5 @@ if __name__ == "__main__":
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
     # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
-    sys.exit(run_command("failure", lambda: main(chosen_backends(args), args.amqp_url, args.timeout)))
+    sys.exit(run_command("failure", lambda: main(chosen_backends(args), args.amqp_url,
+                                                 args.timeout)))

@@ -1,7 +1,7 @@
 """Interactive use, as a script: what you would type at a REPL, with what it prints.
 
-    python examples/interactive.py                 # a dataspace in assertion mode
-    python examples/interactive.py --space queue   # the same on in-process queues
+    .venv/bin/python examples/interactive.py                 # a dataspace in assertion mode
+    .venv/bin/python examples/interactive.py --space queue   # the same on in-process queues
 
 Agents run in the background; a client handle (``space.connect("me")``) talks to them,
 a foreground agent is used directly, an action is added to a running agent, and ``eval``

@@ -8,7 +8,7 @@ ask it how many requests it has received.
 * dataspace in message mode, and every queue backend: the message had no receiver, so it
   was dropped; the request times out, and the late joiner never hears of it.
 
-Run: python examples/late_join.py [--backend dataspace-assertion --backend queue ...]
+Run: .venv/bin/python examples/late_join.py [--backend dataspace-assertion --backend queue ...]
 """
 
 from __future__ import annotations
@@ -104,4 +104,5 @@ if __name__ == "__main__":
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
     # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
-    sys.exit(run_command("late_join", lambda: main(chosen_backends(args), args.amqp_url, args.timeout)))
+    sys.exit(run_command("late_join", lambda: main(chosen_backends(args), args.amqp_url,
+                                                   args.timeout)))

@@ -10,7 +10,7 @@
 
 Nobody sends anyone a message about heating: it all follows from facts.
 
-Run: python examples/native_and_classic.py [--mode assertion|message]
+Run: .venv/bin/python examples/native_and_classic.py [--mode assertion|message]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The native API in one screen: publish, observe, retract, message, and a native
 syndicate-py actor running against the same dataspace.
 
-Run: python examples/native_api.py
+Run: .venv/bin/python examples/native_api.py
 """
 
 import sys

@@ -14,7 +14,7 @@ process: requests, answers and presence are facts and messages in the server's d
    fails at once (it is a fact watched together with the responder's presence); in
    message mode nothing tells `me`, and the request times out, as on a queue.
 
-Run: python examples/remote_agents.py [--mode assertion|message] [--timeout SECONDS]
+Run: .venv/bin/python examples/remote_agents.py [--mode assertion|message] [--timeout SECONDS]
      [--connect ADDRESS --cap CAP]   (an existing `dataspace-agency serve` instead)
 """
 

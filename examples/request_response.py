@@ -5,7 +5,7 @@ its value (None included: it means "done") or with an error. `request()` returns
 value or raises ActionError; answers to `send()` arrive in `handle_action_value` /
 `handle_action_error`; every agent has a built-in `help` action.
 
-Run: python examples/request_response.py --backend dataspace-assertion
+Run: .venv/bin/python examples/request_response.py --backend dataspace-assertion
      (or dataspace-message, queue, multiprocess-queue, amqp --amqp-url amqp://...)
 """
 

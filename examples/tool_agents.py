@@ -16,7 +16,7 @@ In the style of agency's demo, with no model and no network:
   (`--approve all`, `--approve none`, or `--approve ask`: one y/n line per question from
   stdin), and finally the planner's answer.
 
-Run: python examples/tool_agents.py [--approve all|none|ask]
+Run: .venv/bin/python examples/tool_agents.py [--approve all|none|ask]
 """
 
 from __future__ import annotations

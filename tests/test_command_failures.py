@@ -191,6 +191,18 @@ def test_a_wrong_capability_for_a_live_server_is_one_line(server) -> None:
     one_line(wrong, "chat")
 
 
+def test_host_port_is_tcp_everywhere_an_address_is_taken() -> None:
+    from dataspace_agency.protocol.client import parse_address
+    assert parse_address("127.0.0.1:52001") == ("tcp", ("127.0.0.1", 52001))
+    assert parse_address("localhost:8001") == ("tcp", ("localhost", 8001))
+    assert parse_address("[::1]:8001") == ("tcp", ("::1", 8001))
+    assert parse_address('<tcp "127.0.0.1" 8001>') == ("tcp", ("127.0.0.1", 8001))
+    # Anything else stays a unix socket path, as before.
+    for path in ("/tmp/ds.sock", "ds.sock", "./odd:1", "a:b:1", "host:99999"):
+        assert parse_address(path) == ("unix", path)
+    assert parse_address('<unix "x:1">') == ("unix", "x:1")
+
+
 def test_host_port_reaches_a_tcp_server(server) -> None:
     # `--connect 127.0.0.1:PORT`, as `serve --tcp` takes it, is TCP, not a socket path.
     said = run(example("chat", "alice", "--connect", f"127.0.0.1:{server.tcp}",

@@ -36,14 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--tiny", dest="profile", action="store_const", const="tiny",
                       help=argparse.SUPPRESS)  # tests: everything runs, figures meaningless
     parser.set_defaults(profile="quick")
+    from ..compare.backends import BACKENDS  # a light module: names only, no spaces
     parser.add_argument("--backends", type=_names, default=None, metavar="A,B,...",
-                        help="backends to run (default: the profile's); see docs/compare.md")
+                        help="backends to run (default: the profile's): "
+                             + ", ".join(BACKENDS) + "; see docs/compare.md")
     parser.add_argument("--workloads", type=_names, default=None, metavar="A,B,...",
                         help="workloads to run (default: all): round_trip, throughput,"
                              " broadcast, scale, failure, late_join, state")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
                         help="repetitions of each run (default: 2 quick, 3 full)")
-    parser.add_argument("--out", type=Path, default=Path("compare-results"),
+    parser.add_argument("--out", type=Path, default=Path("compare-results"), metavar="DIR",
                         help="directory for results.json, report.md and the plots"
                              " (default: ./compare-results; created if missing, checked"
                              " before anything runs)")
