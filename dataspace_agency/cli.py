@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from . import __version__
+from .commands.failures import run_command
 
 SUBCOMMANDS = (
     "bench",
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   description=module.__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
-        sub.set_defaults(handler=module.run)
+        sub.set_defaults(handler=module.run, module=module)
     return parser
 
 
@@ -46,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return args.handler(args)
+    # Expected failures end in one line, not a traceback (commands/failures.py); each
+    # command names the exceptions it expects (EXPECTED) and what Ctrl-C means to it.
+    module = args.module
+    return run_command(f"dataspace-agency {args.command}", lambda: args.handler(args),
+                       expected=getattr(module, "EXPECTED", None),
+                       interrupted=getattr(module, "INTERRUPTED", "interrupted (Ctrl-C)"))
 
 
 if __name__ == "__main__":

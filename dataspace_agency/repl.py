@@ -25,10 +25,12 @@ import threading
 import time
 from typing import Any, TextIO
 
+import preserves
 from preserves import Record, Symbol
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 from syndicate import patterns as P
 
 from . import ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError, Agent, action
@@ -76,8 +78,12 @@ class FactView:
                 -self._history:]
 
     def _render(self) -> Table:
-        table = Table(title=f"facts matching {self._pattern!r}", expand=False,
-                      caption="Enter or Ctrl-C to stop")
+        # The pattern in Preserves text (<group <rec agent> {0: <bind <_>>}>), not its
+        # Python repr, as a Text (no rich markup), and the table at least as wide as it,
+        # so that it is not wrapped into the width of the first column.
+        title = Text(f"facts matching {preserves.stringify(self._pattern)}")
+        table = Table(title=title, expand=False, caption="Enter or Ctrl-C to stop",
+                      min_width=min(len(title) + 4, self._console.width))
         table.add_column(f"{len(self.current)} now")
         for captures in sorted(self.current, key=repr):
             table.add_row(_show(captures))

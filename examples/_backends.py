@@ -14,7 +14,8 @@ import uuid
 from dataspace_agency import DataspaceSpace, MultiprocessQueueSpace, QueueSpace
 from dataspace_agency.spaces import Space
 
-BACKENDS = ("dataspace-assertion", "dataspace-message", "queue", "multiprocess", "amqp")
+BACKENDS = ("dataspace-assertion", "dataspace-message", "queue", "multiprocess-queue",
+            "amqp")  # the names `compare --backends` and `repl --space` use
 AMQP_URL_ENV = "DATASPACE_AGENCY_AMQP_URL"
 
 
@@ -48,7 +49,7 @@ def open_space(backend: str, amqp_url: str | None = None) -> Space:
         return DataspaceSpace(mode="message")
     if backend == "queue":
         return QueueSpace()
-    if backend == "multiprocess":
+    if backend == "multiprocess-queue":
         return MultiprocessQueueSpace()
     if backend == "amqp":
         if not amqp_url:

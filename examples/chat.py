@@ -9,13 +9,13 @@ listens now, never stored.
 
 Several terminals, against `dataspace-agency serve` (it prints the address and capability):
 
-    python examples/chat.py alice --connect '<tcp "127.0.0.1" 8001>' --cap '<ref {...}>'
+    .venv/bin/python examples/chat.py alice --connect 127.0.0.1:8001 --cap '<ref {...}>'
 
 then type lines (`/who` lists who is here; Ctrl-D leaves). When stdin is not a terminal,
 its lines are a script: each is said in turn, and the end of input leaves the room.
 Stock syndicate-py programs speak the same vocabulary: see examples/syndicate_interop/.
 
-One process: `python examples/chat.py --demo` (a scripted conversation; the server runs
+One process: `.venv/bin/python examples/chat.py --demo` (a scripted conversation; the server runs
 in this process and every participant still has a connection of its own).
 """
 
@@ -32,6 +32,7 @@ from preserves import Record, Symbol
 from syndicate import dataspace, turn
 from syndicate import patterns as P
 
+from dataspace_agency.commands.failures import run_command
 from dataspace_agency.native import DataspaceHandle
 from dataspace_agency.protocol import ConnectionFailed, connect, open_server
 from dataspace_agency.runtime import open_runtime
@@ -165,12 +166,8 @@ async def live(name: str, ds) -> int:
 
 
 async def run_live(name: str, address: str, cap: str) -> int:
-    try:
-        async with connect(address, cap) as ds:
-            return await live(name, ds)
-    except (ConnectionFailed, ValueError) as exc:  # unreachable, refused, or a bad address
-        print(f"chat: {exc}", file=sys.stderr)
-        return 1
+    async with connect(address, cap) as ds:
+        return await live(name, ds)
 
 
 # --- one process: the scripted demo ------------------------------------------------------------
@@ -276,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", help="your name in the room")
     parser.add_argument("--connect", metavar="ADDRESS",
-                        help="""the server: '<tcp "127.0.0.1" 8001>' or '<unix "PATH">'"""
+                        help="""the server: 127.0.0.1:8001, '<tcp "127.0.0.1" 8001>' or"""
+                             """ '<unix "PATH">'"""
                              " (as printed by `dataspace-agency serve`)")
     parser.add_argument("--cap", help="the capability printed by `dataspace-agency serve`")
     parser.add_argument("--demo", action="store_true",
@@ -285,14 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         if args.name or args.connect or args.cap:
             parser.error("--demo runs on its own: no NAME, --connect or --cap")
-        trio.run(run_demo)
-        return 0
+        return run_command("chat", lambda: trio.run(run_demo))
     if not (args.name and args.connect and args.cap):
         parser.error("give NAME --connect ADDRESS --cap CAP (from `dataspace-agency serve`),"
                      " or --demo for a scripted conversation in one process")
     if not args.name.strip():
         parser.error("NAME must not be blank")
-    return trio.run(run_live, args.name, args.connect, args.cap)
+    # Unreachable or refused (ConnectionFailed), a bad address or capability (ValueError),
+    # Ctrl-C: one line, not a traceback, even from inside trio's exception groups.
+    return run_command("chat", lambda: trio.run(run_live, args.name, args.connect, args.cap),
+                       expected={ConnectionFailed: 1, ValueError: 1})
 
 
 if __name__ == "__main__":

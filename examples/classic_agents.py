@@ -1,12 +1,13 @@
 """Classic (agency-style) agents on the dataspace: actions, request/send, help, discovery,
 a reactive agent, and what the two adapter modes do when agents come and go.
 
-Run: python examples/classic_agents.py [--mode assertion|message]
+Run: .venv/bin/python examples/classic_agents.py [--mode assertion|message]
 """
 
 import argparse
 import json
 import queue
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +16,7 @@ from syndicate import patterns as P
 
 from dataspace_agency import (ACCESS_REQUESTED, ActionError, Agent, DataspaceSpace, action,
                               during)
+from dataspace_agency.commands.failures import run_command
 
 
 def msg(to: str, name: str, **args) -> dict:
@@ -166,4 +168,6 @@ def main(mode: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["assertion", "message"], default="assertion")
-    main(parser.parse_args().mode)
+    args = parser.parse_args()
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("classic_agents", lambda: main(args.mode)))

@@ -8,19 +8,21 @@ it offers. So:
   including those made before it started (a late observer sees the current state);
 * a client finds who can do something by looking at the facts, then asks that agent.
 
-Run: python examples/discovery.py [--mode assertion|message]
+Run: .venv/bin/python examples/discovery.py [--mode assertion|message]
 """
 
 from __future__ import annotations
 
 import argparse
 import queue
+import sys
 
 from _backends import msg
 from syndicate import dataspace, turn
 from syndicate import patterns as P
 
 from dataspace_agency import ACCESS_DENIED, Agent, DataspaceSpace, action
+from dataspace_agency.commands.failures import run_command
 
 
 class Weather(Agent):
@@ -99,4 +101,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["assertion", "message"], default="assertion",
                         help="the adapter's mode (discovery works the same in both)")
-    main(parser.parse_args().mode)
+    args = parser.parse_args()
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("discovery", lambda: main(args.mode)))

@@ -1,7 +1,7 @@
 """A responder that dies mid-action: the dataspace fails the request at once, a queue times out.
 
 The same request/response on each backend: "me" asks "worker" to work, and the worker dies
-while working (removed in the middle of the action; on the multiprocess backend its
+while working (removed in the middle of the action; on the multiprocess-queue backend its
 process is killed with SIGKILL). What the requester learns, and how long after the
 death, is printed for each backend, then the difference.
 
@@ -9,9 +9,9 @@ death, is printed for each backend, then the difference.
   and fails the request the moment it goes: ActionError, at once.
 * a queue (or the dataspace in message mode): nothing tells the requester; it waits out
   its timeout: TimeoutError.
-* multiprocess: the router sees the child's pipe close and answers for the dead agent.
+* multiprocess-queue: the router sees the child's pipe close and answers for the dead agent.
 
-Run: python examples/failure.py [--backend dataspace-assertion --backend queue ...]
+Run: .venv/bin/python examples/failure.py [--backend dataspace-assertion --backend queue ...]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from _backends import add_backend_arguments, chosen_backends, msg, open_space
 
 from dataspace_agency import ActionError, Agent, action
+from dataspace_agency.commands.failures import run_command
 from dataspace_agency.spaces import MultiprocessQueueSpace
 
 
@@ -47,7 +49,7 @@ class Worker(Agent):
 def run_on(backend: str, amqp_url: str | None, timeout: float, manager) -> float:
     """Ask, kill the worker mid-action, print the outcome; returns seconds after the death."""
     # Events the worker (possibly in another process) and this thread both see.
-    started, release = ((manager.Event(), manager.Event()) if backend == "multiprocess"
+    started, release = ((manager.Event(), manager.Event()) if backend == "multiprocess-queue"
                         else (threading.Event(), threading.Event()))
     with open_space(backend, amqp_url) as space, ThreadPoolExecutor(1) as pool:
         space.add(Worker, "worker", started, release)
@@ -78,7 +80,7 @@ def run_on(backend: str, amqp_url: str | None, timeout: float, manager) -> float
 def main(backends: list[str], amqp_url: str | None, timeout: float) -> None:
     print(f"request timeout: {timeout:g} s")
     manager = None
-    if "multiprocess" in backends:
+    if "multiprocess-queue" in backends:
         import multiprocessing
         manager = multiprocessing.Manager()  # events shared with the worker's process
     try:
@@ -100,4 +102,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
-    main(chosen_backends(args), args.amqp_url, args.timeout)
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("failure", lambda: main(chosen_backends(args), args.amqp_url,
+                                                 args.timeout)))

@@ -1,7 +1,7 @@
 """Interactive use, as a script: what you would type at a REPL, with what it prints.
 
-    python examples/interactive.py                 # a dataspace in assertion mode
-    python examples/interactive.py --space queue   # the same on in-process queues
+    .venv/bin/python examples/interactive.py                 # a dataspace in assertion mode
+    .venv/bin/python examples/interactive.py --space queue   # the same on in-process queues
 
 Agents run in the background; a client handle (``space.connect("me")``) talks to them,
 a foreground agent is used directly, an action is added to a running agent, and ``eval``
@@ -13,11 +13,13 @@ handle also reads and watches facts. For the real thing: ``dataspace-agency repl
 from __future__ import annotations
 
 import argparse
+import sys
 
 from syndicate import patterns as P
 
 from dataspace_agency import (ActionError, Agent, DataspaceSpace, EvalMixin, QueueSpace,
                               action)
+from dataspace_agency.commands.failures import run_command
 
 
 class Calc(EvalMixin, Agent):
@@ -120,4 +122,6 @@ def main(space_kind: str = "dataspace") -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", choices=("dataspace", "queue"), default="dataspace")
-    main(parser.parse_args().space)
+    args = parser.parse_args()
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("interactive", lambda: main(args.space)))

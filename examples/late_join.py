@@ -8,13 +8,14 @@ ask it how many requests it has received.
 * dataspace in message mode, and every queue backend: the message had no receiver, so it
   was dropped; the request times out, and the late joiner never hears of it.
 
-Run: python examples/late_join.py [--backend dataspace-assertion --backend queue ...]
+Run: .venv/bin/python examples/late_join.py [--backend dataspace-assertion --backend queue ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import queue
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from _backends import BACKENDS, add_backend_arguments, chosen_backends, msg, open_space
@@ -23,6 +24,7 @@ from syndicate import patterns as P
 
 from dataspace_agency import Agent, DataspaceSpace, action
 from dataspace_agency.classic.values import from_preserves
+from dataspace_agency.commands.failures import run_command
 
 
 class Late(Agent):
@@ -101,4 +103,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
-    main(chosen_backends(args), args.amqp_url, args.timeout)
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("late_join", lambda: main(chosen_backends(args), args.amqp_url,
+                                                   args.timeout)))

@@ -10,13 +10,14 @@
 
 Nobody sends anyone a message about heating: it all follows from facts.
 
-Run: python examples/native_and_classic.py [--mode assertion|message]
+Run: .venv/bin/python examples/native_and_classic.py [--mode assertion|message]
 """
 
 from __future__ import annotations
 
 import argparse
 import queue
+import sys
 import threading
 
 from _backends import msg
@@ -25,6 +26,7 @@ from syndicate import dataspace, turn
 from syndicate import patterns as P
 
 from dataspace_agency import Agent, DataspaceSpace, action, during
+from dataspace_agency.commands.failures import run_command
 
 COLD = 19  # degrees: below this a room is heated
 
@@ -125,4 +127,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["assertion", "message"], default="assertion",
                         help="the adapter's mode (facts work the same in both)")
-    main(parser.parse_args().mode)
+    args = parser.parse_args()
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("native_and_classic", lambda: main(args.mode)))

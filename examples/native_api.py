@@ -1,8 +1,10 @@
 """The native API in one screen: publish, observe, retract, message, and a native
 syndicate-py actor running against the same dataspace.
 
-Run: python examples/native_api.py
+Run: .venv/bin/python examples/native_api.py
 """
+
+import sys
 
 import trio
 from preserves import Record, Symbol
@@ -10,6 +12,7 @@ from syndicate import dataspace, turn
 from syndicate import patterns as P
 
 from dataspace_agency import open_dataspace
+from dataspace_agency.commands.failures import run_command
 
 
 def present(who: str) -> Record:
@@ -46,4 +49,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("native_api", lambda: trio.run(main)))

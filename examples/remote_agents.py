@@ -14,7 +14,7 @@ process: requests, answers and presence are facts and messages in the server's d
    fails at once (it is a fact watched together with the responder's presence); in
    message mode nothing tells `me`, and the request times out, as on a queue.
 
-Run: python examples/remote_agents.py [--mode assertion|message] [--timeout SECONDS]
+Run: .venv/bin/python examples/remote_agents.py [--mode assertion|message] [--timeout SECONDS]
      [--connect ADDRESS --cap CAP]   (an existing `dataspace-agency serve` instead)
 """
 
@@ -23,16 +23,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import preserves
 from _backends import msg
 from preserves import Record, Symbol
 from syndicate import patterns as P
 
 from dataspace_agency import ActionError, Agent, MultiprocessDataspaceSpace, action, during
+from dataspace_agency.commands.failures import run_command
+from dataspace_agency.protocol import ConnectionFailed
 
 WORKING = Symbol("working")
 
@@ -119,12 +121,9 @@ if __name__ == "__main__":
         parser.error("--timeout must be positive")
     if bool(args.connect) != bool(args.cap):
         parser.error("--connect and --cap go together")
-    address = cap = None
-    if args.connect:
-        # As Preserves values: MultiprocessDataspaceSpace hands them on to its children.
-        try:
-            address, cap = preserves.parse(args.connect), preserves.parse(args.cap)
-        except Exception as exc:  # noqa: BLE001 - preserves raises several kinds
-            parser.error(f"--connect and --cap take Preserves text, as `dataspace-agency"
-                         f" serve` prints it: {exc}")
-    main(args.mode, args.timeout, address, cap)
+    # The address and capability as text, as `dataspace-agency serve` prints them
+    # (127.0.0.1:PORT works too); the space checks them and hands them on to its children.
+    # Unreachable, refused, a bad address or capability, Ctrl-C: one line, no traceback.
+    sys.exit(run_command("remote_agents", lambda: main(args.mode, args.timeout, args.connect,
+                                                       args.cap),
+                         expected={ConnectionFailed: 1, ValueError: 1}))

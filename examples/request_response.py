@@ -5,8 +5,8 @@ its value (None included: it means "done") or with an error. `request()` returns
 value or raises ActionError; answers to `send()` arrive in `handle_action_value` /
 `handle_action_error`; every agent has a built-in `help` action.
 
-Run: python examples/request_response.py --backend dataspace-assertion
-     (or dataspace-message, queue, multiprocess, amqp --amqp-url amqp://...)
+Run: .venv/bin/python examples/request_response.py --backend dataspace-assertion
+     (or dataspace-message, queue, multiprocess-queue, amqp --amqp-url amqp://...)
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import sys
 
 from _backends import add_backend_arguments, msg, open_space
 
 from dataspace_agency import ActionError, Agent, action
+from dataspace_agency.commands.failures import run_command
 
 
 class Calculator(Agent):
-    """The responder. Defined at module level: on the multiprocess backend it runs in a
+    """The responder. Defined at module level: on the multiprocess-queue backend it runs in a
     child process, which imports it from this file."""
 
     @action
@@ -74,7 +76,7 @@ def ask(me: Agent, label: str, message: dict) -> None:
 def main(backend: str, amqp_url: str | None) -> None:
     print(f"backend: {backend}")
     with open_space(backend, amqp_url) as space:  # leaving the block removes every agent
-        space.add(Calculator, "calc")  # in the background (its own process on multiprocess)
+        space.add(Calculator, "calc")  # in the background (its own process on multiprocess-queue)
         me = space.add_foreground(Client, "me")  # the live agent, for this thread
 
         ask(me, "add(2, 3)", msg("calc", "add", a=2, b=3))
@@ -102,4 +104,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_backend_arguments(parser, default="dataspace-assertion")
     args = parser.parse_args()
-    main(args.backend, args.amqp_url)
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("request_response", lambda: main(args.backend, args.amqp_url)))

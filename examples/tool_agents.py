@@ -16,7 +16,7 @@ In the style of agency's demo, with no model and no network:
   (`--approve all`, `--approve none`, or `--approve ask`: one y/n line per question from
   stdin), and finally the planner's answer.
 
-Run: python examples/tool_agents.py [--approve all|none|ask]
+Run: .venv/bin/python examples/tool_agents.py [--approve all|none|ask]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from syndicate import patterns as P
 
 from dataspace_agency import ACCESS_REQUESTED, ActionError, Agent, DataspaceSpace, action, during
 from dataspace_agency.classic.message import ERROR, RESPONSE
+from dataspace_agency.commands.failures import run_command
 
 PATIENCE = 600  # seconds a permission question may wait for a person typing
 
@@ -260,4 +261,6 @@ if __name__ == "__main__":
     parser.add_argument("--approve", choices=["all", "none", "ask"], default="all",
                         help="how the human answers permission requests (default: all;"
                              " ask: read y/n lines from stdin)")
-    main(parser.parse_args().approve)
+    args = parser.parse_args()
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("tool_agents", lambda: main(args.approve)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -33,6 +34,17 @@ def no_leaks():
     if found:
         pytest.fail(f"this test module left things behind: {leaks.describe(found)}",
                     pytrace=False)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises ``KeyboardInterrupt`` in the main thread during the test, whatever the
+    suite was started with: Python installs that handler only if SIGINT was not ignored at
+    start, and a shell's background job (``pytest &``) or ``nohup`` starts it ignored.
+    The previous handler is put back afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import trio
 from preserves import Record, Symbol
 
@@ -28,3 +30,11 @@ def pending(events: trio.MemoryReceiveChannel) -> list:
             got.append(events.receive_nowait())
         except trio.WouldBlock:
             return got
+
+
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child process that a test sends SIGINT (Ctrl-C): SIGINT's
+    default disposition, as in a terminal's foreground job. A process started with SIGINT
+    ignored (a shell's background job, ``nohup``) passes that on to its children, and
+    Python then installs no ``KeyboardInterrupt`` handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

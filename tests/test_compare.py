@@ -147,16 +147,7 @@ def test_state_outcomes(tiny_runs, backend):
 
 
 def test_report_and_plots_from_runs(tiny_runs, tmp_path):
-    document = {
-        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": "tiny",
-        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
-        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
-                    "python": "3", "system": "test", "versions": {"x": "1"}},
-        "load": {}, "broker": None,
-        "backends": {n: runner._describe(backends.get(n), None) for n in IN_PROCESS},
-        "workloads": {n: workloads.get(n).DESCRIPTION for n in workloads.NAMES},
-        "runs": tiny_runs,
-    }
+    document = _document(tiny_runs, IN_PROCESS, workloads.NAMES, profile="tiny")
     written = plots.write_plots(document, tmp_path)
     assert sorted(written) == ["failure.png", "latency.png", "scale.png", "throughput.png"]
     for name in written:
@@ -256,3 +247,86 @@ def test_quick_plan_keeps_the_stubbed_reference_to_its_workloads():
     # Named workloads are run on it all the same.
     named = runner.plan("quick", ["agency-local-nolog"], ["state"], 1, backends.Options())
     assert [r["workload"] for r in named.runs] == ["state"]
+
+
+def _document(runs: list[dict], names: tuple[str, ...],
+              workload_names: tuple[str, ...] = ("broadcast", "state"),
+              profile: str = "quick") -> dict:
+    """A results document around ``runs`` (hand-made ones: figures chosen so that every
+    ratio is known in advance)."""
+    return {
+        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": profile,
+        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
+        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
+                    "python": "3", "system": "test", "versions": {"x": "1"}},
+        "load": {}, "broker": None,
+        "backends": {n: runner._describe(backends.get(n), None) for n in names},
+        "workloads": {n: workloads.get(n).DESCRIPTION for n in workload_names},
+        "runs": runs,
+    }
+
+
+def _made(workload: str, backend: str, params: dict, figures: dict) -> dict:
+    return {"workload": workload, "backend": backend, "params": params, "repetition": 0,
+            "ok": True, "figures": figures, "samples": {},
+            "outcome": {"agents": params.get("agents"), "methods": {}}}
+
+
+def _row(text: str, label: str) -> list[str]:
+    (line,) = [line for line in text.splitlines() if line.startswith(f"| {label} |")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_vs_agency_ratios_compare_equal_work_and_sizes_are_stated():
+    # agency broadcasts to 5 agents, QueueSpace to 10: per agent, 100 ms against 1 ms.
+    runs = [_made("broadcast", "agency-local", {"agents": 5, "rounds": 5},
+                  {"fanout_ms_median": 500.0}),
+            _made("broadcast", "queue", {"agents": 10, "rounds": 50},
+                  {"fanout_ms_median": 10.0}),
+            _made("state", "agency-local", {"agents": 5}, {"broadcast_ms": 50.0}),
+            _made("state", "queue", {"agents": 100}, {"broadcast_ms": 20.0})]
+    text = report.render(_document(runs, ("queue", "agency-local")))
+    broadcast = text[text.index("## broadcast:"):text.index("## state:")]
+    assert _row(broadcast, "QueueSpace")[-1] == "100×"  # (500/5) / (10/10)
+    state = text[text.index("## state:"):]
+    assert _row(state, "QueueSpace")[-1] == "50×"  # (50/5) / (20/100)
+    # Every workload's sizes, per backend.
+    sizes = text[text.index("## Workload sizes"):text.index("## broadcast:")]
+    assert "| broadcast | agents 10, rounds 50 | QueueSpace |" in sizes
+    assert "| broadcast | agents 5, rounds 5 | agency 1.6.3 LocalSpace |" in sizes
+    assert "| state | agents 100 | QueueSpace |" in sizes
+
+
+def test_a_ratio_of_unequal_work_is_marked_not_comparable(monkeypatch):
+    runs = [_made("broadcast", "agency-local", {"agents": 5, "rounds": 5},
+                  {"fanout_ms_median": 500.0}),
+            _made("broadcast", "queue", {"agents": 10, "rounds": 50},
+                  {"fanout_ms_median": 10.0})]
+    # Were the ratio taken on the whole broadcast, the number of agents would matter.
+    monkeypatch.setitem(report.PRIMARY, "broadcast", "fanout_ms_median")
+    monkeypatch.setitem(report.EQUAL_WORK, "broadcast", ("agents",))
+    text = report.render(_document(runs, ("queue", "agency-local")))
+    assert _row(text, "QueueSpace")[-1] == "not comparable: agents 10 vs agency's 5"
+    # A workload the report does not know gets a ratio only if every parameter matches.
+    monkeypatch.delitem(report.EQUAL_WORK, "broadcast")
+    text = report.render(_document(runs, ("queue", "agency-local")))
+    assert _row(text, "QueueSpace")[-1].startswith("not comparable: ")
+
+
+def test_the_quick_plan_runs_failure_with_equal_timeouts():
+    the_plan = runner.plan("quick", ["queue", "agency-local"], ["failure"], 1,
+                           backends.Options())
+    assert {r["params"]["timeout_s"] for r in the_plan.runs} == {3.0}
+
+
+def test_findings_state_what_the_dataspace_buys_and_costs(tiny_runs):
+    from dataspace_agency.compare import findings
+    document = {"runs": tiny_runs}
+    found = findings.findings(report.aggregate(document), document)
+    buys = " ".join(f.text for f in found["buys"])
+    assert "dies mid-request" in buys and "before its responder joins" in buys
+    assert "one observe" in buys
+    costs = " ".join(f.text for f in found["costs"])
+    assert "round trip" in costs and "One-way messages" in costs and "add()" in costs
+    assert all(f.ratio and f.ratio > 0 for f in found["costs"])
+    assert found["reference"] == []  # no agency run here: nothing said about it

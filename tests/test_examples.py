@@ -44,7 +44,8 @@ def backend_args(backend: str, request: pytest.FixtureRequest) -> list[str]:
     return ["--backend", backend]
 
 
-ALL_BACKENDS = ["dataspace-assertion", "dataspace-message", "queue", "multiprocess", "amqp"]
+ALL_BACKENDS = ["dataspace-assertion", "dataspace-message", "queue", "multiprocess-queue",
+                "amqp"]
 
 
 # --- the first two examples -------------------------------------------------------------------
@@ -166,16 +167,16 @@ def test_failure_example_dataspace_fails_at_once_queue_times_out():
 
 def test_failure_example_on_message_mode_and_processes():
     lines = run_example("failure.py", "--backend", "dataspace-message",
-                        "--backend", "multiprocess", "--timeout", "1")
+                        "--backend", "multiprocess-queue", "--timeout", "1")
     runs = failure_runs(lines, 1.0)
     assert runs["dataspace-message"]["outcome"] == (
         'TimeoutError: no answer from "worker" to "work" within 1.0 s')
-    mp = runs["multiprocess"]
+    mp = runs["multiprocess-queue"]
     assert mp["how"] == "its process was killed"
     assert mp["outcome"] == ('ActionError: RuntimeError: agent "worker"\'s process died'
                              ' (exit code -9)')
     assert float(mp["after"]) < 1.0  # noticed at once (generous bound, as above)
-    assert lines[-1].startswith("difference: multiprocess knew ")
+    assert lines[-1].startswith("difference: multiprocess-queue knew ")
 
 
 def test_failure_example_on_amqp(request):

@@ -182,7 +182,7 @@ def test_a_handle_is_an_address_duplicate_ids_are_refused_and_close_frees_it(spa
         assert again.request("calc", "add", a=1, b=1) == 2
 
 
-def test_ctrl_c_while_blocked_in_request_cancels_cleanly(space, sync):
+def test_ctrl_c_while_blocked_in_request_cancels_cleanly(space, sync, ctrl_c_raises):
     started, release, events = sync.Event(), sync.Event(), sync.Queue()
     space.add(Slow, "slow", started=started, release=release, events=events)
     space.add(Calc, "calc")

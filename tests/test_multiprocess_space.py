@@ -20,6 +20,7 @@ import pytest
 import trio
 
 from dataspace_agency import ActionError, Agent, MultiprocessQueueSpace, action
+from helpers import sigint_as_in_a_terminal
 
 WAIT = 5.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -303,8 +304,11 @@ PARENT_SCRIPT = """
 def start_parent(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, set[int]]:
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(PARENT_SCRIPT))
+    # SIGINT as in a terminal, even if this suite was started with it ignored: one test
+    # sends the parent a Ctrl-C.
     parent = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE,
-                              bufsize=0, cwd=ROOT, start_new_session=True)
+                              bufsize=0, cwd=ROOT, start_new_session=True,
+                              preexec_fn=sigint_as_in_a_terminal)
     try:
         # The pids, and (stuck) the stuck child's word that it is blocking, in any order.
         lines = [read_line(parent.stdout) for _ in range(2 if args == ("stuck",) else 1)]

@@ -150,3 +150,18 @@ def test_repl_connects_to_a_dataspace_server(terminal):
         term.send("exit()\r")
         term.expect(r"bye")
         assert term.proc.wait(WAIT) == 0
+
+
+def test_a_fact_view_titles_its_table_with_the_pattern_in_preserves_text():
+    from rich.console import Console
+    from syndicate import patterns as P
+
+    from dataspace_agency import DataspaceSpace
+    from dataspace_agency.repl import FactView
+
+    with DataspaceSpace() as space, space.connect("me") as me:
+        console = Console(record=True, width=80, color_system=None)
+        console.print(FactView(me, P.rec("agent", P.CAPTURE), console=console)._render())
+    lines = console.export_text().splitlines()
+    assert "facts matching <group <rec agent> {0: <bind <_>>}>" in lines[0]
+    assert "Pattern.group" not in "\n".join(lines)

@@ -28,7 +28,7 @@ def _ref_holder(entity: Entity, refs: list):
     return boot
 
 
-def test_ctrl_c_during_a_turn_reaches_the_program_and_spares_the_actor():
+def test_ctrl_c_during_a_turn_reaches_the_program_and_spares_the_actor(ctrl_c_raises):
     # syndicate-py's Turn.run catches everything (bare except): without KI protection a
     # Ctrl-C in a turn would crash the actor and never reach the program.
     outcome = {}

@@ -32,6 +32,8 @@ def run_and_report(run: Run, report: Report, what: str, args: argparse.Namespace
     """Run with parsed options, showing progress on stderr; print the report; exit status."""
     # Piped output (tests, logs) gets a fixed width so the tables do not wrap.
     console = Console() if sys.stdout.isatty() else Console(width=120)
+    if not sys.stderr.isatty():  # no live status there: say once that it has begun
+        print(f"benchmarking {what} ...", file=sys.stderr, flush=True)
     with Console(stderr=True).status(f"benchmarking {what}") as status:
         figures = run(args.quick, tiny=args.tiny,
                       progress=lambda message: status.update(message))

@@ -1,7 +1,7 @@
 """``dataspace-agency repl``: an interactive Python shell with a space and a handle ready.
 
     dataspace-agency repl                         # an in-process dataspace (assertion mode)
-    dataspace-agency repl --space queue           # or queue, multiprocess, amqp
+    dataspace-agency repl --space queue           # or multiprocess-queue, amqp
     dataspace-agency repl --connect ADDRESS --cap CAP   # a dataspace server (serve)
 
 In the shell: ``me.request("agent", "action", arg=...)``, ``space.add(...)``,
@@ -17,7 +17,8 @@ import sys
 NAME = "repl"
 HELP = "an interactive shell with a space and a client handle (me) ready"
 
-SPACES = ("dataspace", "queue", "multiprocess", "amqp")
+# The backends by the names examples/ and `compare --backends` use for them.
+SPACES = ("dataspace", "queue", "multiprocess-queue", "amqp")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amqp-url", default=None,
                         help="the broker for --space amqp (default: AMQPSpace's default)")
     parser.add_argument("--connect", metavar="ADDRESS",
-                        help='a dataspace server, e.g. \'<tcp "127.0.0.1" 8001>\' (needs --cap)')
+                        help='a dataspace server: 127.0.0.1:8001 (TCP), \'<tcp "127.0.0.1"'
+                             ' 8001>\' or \'<unix "PATH">\' (needs --cap)')
     parser.add_argument("--cap", metavar="CAP",
                         help="the capability (sturdyref) printed by dataspace-agency serve")
     parser.add_argument("--id", default="me", help="the handle's address (default: me)")
@@ -47,7 +49,7 @@ def make_space(args: argparse.Namespace):
     if args.space == "queue":
         from ..spaces import QueueSpace
         return QueueSpace()
-    if args.space == "multiprocess":
+    if args.space == "multiprocess-queue":
         from ..spaces import MultiprocessQueueSpace
         return MultiprocessQueueSpace()
     from ..spaces import AMQPSpace

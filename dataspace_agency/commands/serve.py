@@ -20,6 +20,10 @@ import sys
 
 NAME = "serve"
 HELP = "run a dataspace server (Syndicate protocol) on TCP and/or a unix socket"
+# An address in use or a live socket at --unix (OSError), a bad limit (ValueError, named
+# by open_server): one line each (commands/failures.py), even from inside trio's groups.
+EXPECTED = {OSError: 1, ValueError: 2}
+INTERRUPTED = "stopped (Ctrl-C)"
 
 
 def _tcp(text: str) -> tuple[str, int]:
@@ -70,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import errno
     import logging
 
     import trio
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from ..protocol.codec import DEFAULT_MAX_PACKET
     from ..protocol.server import open_server
     from ..protocol.sturdy import KeyRing
+    from .failures import CommandFailed, only
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -128,13 +134,14 @@ def run(args: argparse.Namespace) -> int:
                 await trio.sleep_forever()
 
     try:
-        trio.run(main)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"dataspace-agency serve: {exc}", file=sys.stderr)
-        return 1
-    except ValueError as exc:  # a bad limit (open_server names it)
-        print(f"dataspace-agency serve: {exc}", file=sys.stderr)
-        return 2
+        trio.run(main)  # Ctrl-C, an address in use, a bad limit: see EXPECTED
+    except BaseException as exc:
+        error = only(exc, OSError)
+        if (error is not None and error.errno == errno.EADDRINUSE and tcp is not None
+                and not (args.unix and args.unix in str(error))):
+            # trio's own text names no address: say which one, as --tcp was written.
+            raise CommandFailed(f"cannot listen on TCP {tcp[0]}:{tcp[1]}: address already"
+                                " in use (another server? pick another port, or 0 for a"
+                                " free one)") from exc
+        raise
     return 0

@@ -1,41 +1,100 @@
 """PNG plots from a results document (matplotlib, Agg backend: no display needed).
 
-* ``latency.png``: request round-trip median per backend, log scale, with the spread
-  over repetitions (min–max) as error bars, and p99 as a marker;
-* ``throughput.png``: one-way messages received per second per backend, log scale;
+* ``latency.png``: request round trip per backend: the median over repetitions as a dot,
+  the spread (min–max) as an error bar, p99 as a cross; log axis;
+* ``throughput.png``: one-way messages received per second per backend, the same way;
 * ``scale.png``: memory (PSS, summed over the backend's processes) and add() time
   against the number of agents, log-log, one line per backend;
-* ``failure.png``: time from the responder's death to the requester's error, log scale,
-  each bar labelled with the error it got.
+* ``failure.png``: time from the responder's death to the requester's error, each point
+  labelled with the error it got, each backend's request timeout drawn beside it.
 
-:func:`write_plots` returns the file names it wrote (plots with no data are skipped).
+Values spanning orders of magnitude go on log axes, so they are drawn as points, never
+bars (a bar's height on a log axis depends on an arbitrary baseline). Every backend has
+one colour in every plot (:data:`COLOURS`: blues for the dataspace, warm colours for
+queues, greys for agency, the reference), and every plot has a legend.
+
+:func:`write_plots` returns the file names it wrote (plots with no data are skipped); it
+is a list of plot functions, one per file, so that a new plot is one more entry.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import ScalarFormatter  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from .report import aggregate  # noqa: E402
+from .figures import aggregate  # noqa: E402
+
+COLOURS = {
+    "dataspace-assertion": "#1f4e9c",
+    "dataspace-message": "#5b9be6",
+    "remote-dataspace": "#6a3d9a",
+    "remote-dataspace-processes": "#b48ad6",
+    "queue": "#e6730f",
+    "multiprocess-queue": "#a6761d",
+    "amqp": "#2ca02c",
+    "agency-local": "#3c3c3c",
+    "agency-local-nolog": "#8c8c8c",
+    "agency-amqp": "#000000",
+    "agency-amqp-nolog": "#b8b8b8",
+}
+# Backends added later get these, in order (none of them a grey or a blue above).
+_SPARE = ("#d62728", "#17becf", "#e377c2", "#bcbd22", "#8c564b")
 
 
-def _bars(ax: Any, names: list[str], summaries: list[Any], labels: dict) -> None:
-    medians = [s.median for s in summaries]
-    low = [s.median - s.low for s in summaries]
-    high = [s.high - s.median for s in summaries]
-    positions = range(len(names))
-    ax.bar(positions, medians, yerr=[low, high], capsize=4,
-           color=["#888888" if n.startswith("agency") else "#3a7bd5" for n in names])
-    ax.set_xticks(list(positions), [labels.get(n, n) for n in names], rotation=30,
+def colour(backend: str, order: list[str]) -> str:
+    """The backend's colour, the same in every plot."""
+    if backend in COLOURS:
+        return COLOURS[backend]
+    spares = [b for b in order if b not in COLOURS]
+    return _SPARE[spares.index(backend) % len(_SPARE)] if backend in spares else _SPARE[0]
+
+
+def _plain(value: float, _position: Any = None) -> str:
+    """A tick label without powers of ten: 0.5, 60, 300, 1,000."""
+    if value >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:g}"
+
+
+def _plain_log_axis(axis: Any) -> None:
+    """Ticks at 1, 2, 3 and 5 times each power of ten, all labelled the same plain way (a
+    log axis otherwise mixes 3×10², 100 and 6×10¹)."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(_plain))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _dots(ax: Any, names: list[str], summaries: list[Any], labels: dict,
+          order: list[str]) -> None:
+    """One dot per backend (median) with its min–max spread as an error bar; log axis."""
+    for i, (name, summary) in enumerate(zip(names, summaries)):
+        ax.errorbar([i], [summary.median],
+                    yerr=[[summary.median - summary.low], [summary.high - summary.median]],
+                    fmt="o", markersize=8, capsize=5, color=colour(name, order),
+                    label=labels.get(name, name))
+    ax.set_xticks(range(len(names)), [labels.get(n, n) for n in names], rotation=30,
                   ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis)
     ax.grid(axis="y", which="both", alpha=0.3)
+
+
+def _legend(ax: Any, extra: list[Line2D] | None = None) -> None:
+    """The legend, outside the axes on the right: it never hides a point."""
+    handles, texts = ax.get_legend_handles_labels()
+    for handle in extra or []:
+        handles.append(handle)
+        texts.append(handle.get_label())
+    ax.legend(handles, texts, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1),
+              borderaxespad=0)
 
 
 def _per_backend(groups: dict, workload: str, figure: str, order: list[str]) -> tuple:
@@ -48,86 +107,144 @@ def _per_backend(groups: dict, workload: str, figure: str, order: list[str]) -> 
     return names, summaries
 
 
+def _dot_plot(groups: dict, labels: dict, order: list[str], workload: str, figure: str,
+              ylabel: str, title: str) -> tuple[Any, Any, list[str]] | None:
+    """A figure with one dot per backend for ``figure`` of ``workload`` (None: no data);
+    returns the figure, its axes and the backends in it."""
+    names, summaries = _per_backend(groups, workload, figure, order)
+    if not names:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    _dots(ax, names, summaries, labels, order)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    return fig, ax, names
+
+
+def latency(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
+    made = _dot_plot(groups, labels, order, "round_trip", "rt_us_median",
+                     "µs per request() (log scale)",
+                     "Request round trip, sequential: median (dot), min–max over"
+                     " repetitions (bar), p99 (×)")
+    if made is None:
+        return None
+    fig, ax, names = made
+    p99 = [groups[("round_trip", n, "")].get("rt_us_p99") for n in names]
+    ax.plot([i for i, s in enumerate(p99) if s], [s.median for s in p99 if s], "kx",
+            markersize=7, label="p99")
+    _legend(ax)
+    return fig
+
+
+def throughput(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
+    made = _dot_plot(groups, labels, order, "throughput", "messages_per_s",
+                     "messages received per second (log scale)",
+                     "One-way throughput, N messages to one agent: median (dot), min–max"
+                     " over repetitions (bar)")
+    if made is None:
+        return None
+    _legend(made[1])
+    return made[0]
+
+
+def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
+    points: dict[str, list] = {}
+    for (workload, backend, case), figures in groups.items():
+        if workload == "scale":
+            points.setdefault(backend, []).append((int(case[2:]), figures))
+    if not points:
+        return None
+    fig, (mem_ax, add_ax) = plt.subplots(1, 2, figsize=(13, 5))
+    lone = []
+    for backend in order:
+        runs = sorted(points.get(backend, []), key=lambda p: p[0])
+        if not runs:
+            continue
+        ks = [k for k, _ in runs]
+        reference = document["backends"].get(backend, {}).get("reference", False)
+        style = dict(color=colour(backend, order), marker="s" if reference else "o",
+                     linestyle="--" if reference else "-", label=labels.get(backend, backend))
+        memory = [(f.get("pss_mib") or f.get("rss_mib")) for _, f in runs]
+        mem_ax.plot(ks, [s.median if s else None for s in memory], **style)
+        adds = [f.get("add_ms_median") for _, f in runs]
+        add_ax.plot(ks, [s.median if s else None for s in adds], **style)
+        if reference and len(ks) == 1:
+            lone.append(f"{labels.get(backend, backend)}: K={ks[0]} only")
+    for ax, title, unit in ((mem_ax, "Memory, all processes (PSS)", "MiB (log scale)"),
+                            (add_ax, "Time per add()", "ms, median (log scale)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_log_axis(ax.xaxis)
+        _plain_log_axis(ax.yaxis)
+        ax.set_xlabel("agents (log scale)")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.grid(which="both", alpha=0.3)
+    _legend(add_ax)
+    if lone:
+        # agency runs a process per agent (~134 ms per add()): the harness adds only
+        # as many as the profile allows it (backends.py, max_agents).
+        fig.text(0.01, 0.01, "Squares, dashed: agency 1.6.3, the reference; "
+                 + "; ".join(lone) + " (a process per agent, ~134 ms per add(): larger K"
+                 " would take minutes).", fontsize=7, ha="left", va="bottom")
+    return fig
+
+
+def failure(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
+    made = _dot_plot(groups, labels, order, "failure", "detect_ms",
+                     "ms from the death to the error (log scale)", "")
+    if made is None:
+        return None
+    fig, ax, names = made
+    summaries = [groups[("failure", n, "")]["detect_ms"] for n in names]
+    errors: dict[str, set] = {}
+    timeouts: dict[str, set] = {}
+    for run in document["runs"]:
+        if run.get("ok") and run["workload"] == "failure":
+            errors.setdefault(run["backend"], set()).add(run["outcome"]["error"] or "answered")
+            timeouts.setdefault(run["backend"], set()).add(run["outcome"]["timeout_s"])
+    for i, name in enumerate(names):
+        for timeout in timeouts.get(name, ()):
+            ax.plot([i - 0.3, i + 0.3], [timeout * 1e3] * 2, color="#999999", linewidth=2,
+                    linestyle=":")
+        ax.annotate("/".join(sorted(errors.get(name, ()))), (i, summaries[i].median),
+                    xytext=(8, 0), textcoords="offset points", ha="left", va="center",
+                    fontsize=7)
+    every = {t for ts in timeouts.values() for t in ts}
+    said = (f"dotted: the request timeout, {'/'.join(f'{t:g}' for t in sorted(every))} s"
+            " on every backend" if len(every) == 1
+            else "dotted: each backend's request timeout; they differ")
+    ax.set_title(f"Failure detection: the responder dies mid-request; {said}", fontsize=9)
+    timeout_line = Line2D([], [], color="#999999", linewidth=2, linestyle=":",
+                          label="request timeout")
+    _legend(ax, [timeout_line])
+    return fig
+
+
+# One entry per PNG, in report order: name -> function(document, groups, labels, order)
+# returning a figure, or None when the run has no data for it.
+PLOTS: dict[str, Callable[..., Any]] = {
+    "latency.png": latency,
+    "throughput.png": throughput,
+    "scale.png": scale,
+    "failure.png": failure,
+}
+
+
 def write_plots(document: dict, out: Path) -> list[str]:
     groups = aggregate(document)
     labels = {name: info["label"] for name, info in document["backends"].items()}
     order = list(document["backends"])
     written = []
-
-    names, summaries = _per_backend(groups, "round_trip", "rt_us_median", order)
-    if names:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        _bars(ax, names, summaries, labels)
-        p99 = [groups[("round_trip", n, "")].get("rt_us_p99") for n in names]
-        ax.plot([i for i, s in enumerate(p99) if s], [s.median for s in p99 if s], "k_",
-                markersize=14, label="p99")
-        ax.set_ylabel("µs per request() (log)")
-        ax.set_title("Request round trip, sequential (median; bars: spread; –: p99)")
-        ax.legend()
-        written.append(_save(fig, out, "latency.png"))
-
-    names, summaries = _per_backend(groups, "throughput", "messages_per_s", order)
-    if names:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        _bars(ax, names, summaries, labels)
-        ax.set_ylabel("messages received per second (log)")
-        ax.set_title("One-way throughput, N messages to one agent")
-        written.append(_save(fig, out, "throughput.png"))
-
-    scale = {}
-    for (workload, backend, case), figures in groups.items():
-        if workload == "scale":
-            scale.setdefault(backend, []).append((int(case[2:]), figures))
-    if scale:
-        fig, (mem_ax, add_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
-        # tab20 rather than the default 10-colour cycle: a full run has 11 backends, and
-        # the 11th would share the 1st one's colour. The reference is drawn dashed.
-        palette = plt.get_cmap("tab20").colors
-        for index, backend in enumerate(order):
-            points = sorted(scale.get(backend, []), key=lambda p: p[0])
-            if not points:
-                continue
-            ks = [k for k, _ in points]
-            style = dict(color=palette[index % len(palette)], marker="o",
-                         linestyle="--" if backend.startswith("agency") else "-",
-                         label=labels.get(backend, backend))
-            memory = [(f.get("pss_mib") or f.get("rss_mib")) for _, f in points]
-            mem_ax.plot(ks, [s.median if s else None for s in memory], **style)
-            adds = [f.get("add_ms_median") for _, f in points]
-            add_ax.plot(ks, [s.median if s else None for s in adds], **style)
-        for ax, title, unit in ((mem_ax, "Memory, all processes (PSS)", "MiB"),
-                                (add_ax, "Time per add()", "ms, median")):
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.yaxis.set_major_formatter(ScalarFormatter())
-            ax.set_xlabel("agents")
-            ax.set_ylabel(unit)
-            ax.set_title(title)
-            ax.grid(which="both", alpha=0.3)
-        add_ax.legend(fontsize=7)
-        written.append(_save(fig, out, "scale.png"))
-
-    names, summaries = _per_backend(groups, "failure", "detect_ms", order)
-    if names:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        _bars(ax, names, summaries, labels)
-        errors = {}
-        for run in document["runs"]:
-            if run.get("ok") and run["workload"] == "failure":
-                errors.setdefault(run["backend"], set()).add(run["outcome"]["error"] or
-                                                             "answered")
-        for i, (name, summary) in enumerate(zip(names, summaries)):
-            ax.annotate("/".join(sorted(errors.get(name, ()))), (i, summary.median),
-                        ha="center", va="bottom", fontsize=7)
-        ax.set_ylabel("ms from the death to the error (log)")
-        ax.set_title("Failure detection: the responder dies mid-request")
-        written.append(_save(fig, out, "failure.png"))
+    for name, plot in PLOTS.items():
+        fig = plot(document, groups, labels, order)
+        if fig is not None:
+            written.append(_save(fig, out, name))
     return written
 
 
 def _save(fig: Any, out: Path, name: str) -> str:
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))  # room for a note along the bottom
     fig.savefig(out / name, dpi=110)
     plt.close(fig)
     return name

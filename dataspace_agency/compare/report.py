@@ -1,297 +1,283 @@
-"""``report.md`` from a results document: per figure the median over repetitions, the
-spread (min–max), and the ratio to the reference (agency 1.6.3's LocalSpace, as
-shipped), all from the same run.
+"""``report.md`` from a results document: first what the run found (``findings.py``) and
+the goals with their source, then each workload's sizes per backend, and per figure the
+median over repetitions, the spread (min–max), and the ratio to the reference (agency
+1.6.3's LocalSpace, as shipped), all from the same run.
 
-:func:`aggregate` groups the ok runs by (workload, backend, case) (the case is
-``K=<agents>`` for the scale workload) and summarises each figure; :func:`headline`
-computes the goals of issue 7 from those groups; :func:`render` writes the markdown.
-A ratio is written as how many times *better* a backend is than the reference
-("1,234× faster", "0.5× (slower)"), so that it reads the same for times and rates.
+:func:`render` writes the markdown as a list of sections, one function each (a new
+section is one more entry in that list). Figures are summarised by
+``figures.aggregate``. A ratio is written as how many times *better* a backend is than
+the reference ("1,234×", "0.5× (worse)"), so that it reads the same for times and rates,
+and only for equal work (:data:`EQUAL_WORK`); otherwise the cell says *not comparable*.
 """
 
 from __future__ import annotations
 
-import statistics
-from dataclasses import dataclass
-from typing import Any
-
 from .backends import REFERENCE
+from .figures import (FIGURES, Summary, advantage, aggregate, case_of, fmt,  # noqa: F401
+                      fmt_ratio, fmt_summary, summarise)  # (re-exported: report.aggregate)
+from .findings import GOALS_SOURCE, findings, goals
 
-# figure -> (label, unit, better): better is "lower", "higher" or None (not a score).
-FIGURES: dict[str, tuple[str, str, str | None]] = {
-    "rt_us_median": ("round trip, median", "µs", "lower"),
-    "rt_us_p90": ("round trip, p90", "µs", "lower"),
-    "rt_us_p99": ("round trip, p99", "µs", "lower"),
-    "requests_per_s": ("sequential requests", "/s", "higher"),
-    "async_rt_us_median": ("agent-to-agent async round trip, median", "µs", "lower"),
-    "async_rt_us_p99": ("agent-to-agent async round trip, p99", "µs", "lower"),
-    "messages_per_s": ("one-way messages received", "/s", "higher"),
-    "send_per_s": ("one-way messages sent", "/s", "higher"),
-    "fanout_ms_median": ("broadcast, all answers back, median", "ms", "lower"),
-    "fanout_ms_p99": ("broadcast, all answers back, p99", "ms", "lower"),
-    "add_ms_median": ("add(), median", "ms", "lower"),
-    "add_ms_mean": ("add(), mean", "ms", "lower"),
-    "rss_mib": ("RSS, all processes", "MiB", "lower"),
-    "pss_mib": ("PSS, all processes", "MiB", "lower"),
-    "processes": ("processes", "", None),
-    "rss_per_agent_kib": ("RSS per agent", "KiB", "lower"),
-    "pss_per_agent_kib": ("PSS per agent", "KiB", "lower"),
-    "idle_cpu_pct": ("idle CPU", "% of a core", "lower"),
-    "detect_ms": ("error after the death", "ms", "lower"),
-    "waited_ms": ("waited in all", "ms", None),
-    "timed_out": ("timed out (share of runs)", "", None),
-    "answered": ("answered (share of runs)", "", None),
-    "after_join_ms": ("answered after the join", "ms", "lower"),
-    "observe_ms": ("one observe, all seen", "ms", "lower"),
-    "broadcast_ms": ("broadcast help, all answers", "ms", "lower"),
-    "registry_ms": ("space.agents()", "ms", "lower"),
-}
+headline = goals  # the name this module gave them first
 
 # What each workload's table shows, in order.
 COLUMNS: dict[str, list[str]] = {
     "round_trip": ["rt_us_median", "rt_us_p90", "rt_us_p99", "async_rt_us_median"],
     "throughput": ["messages_per_s", "send_per_s"],
-    "broadcast": ["fanout_ms_median", "fanout_ms_p99"],
+    "broadcast": ["fanout_ms_median", "fanout_ms_p99", "fanout_ms_per_agent"],
     "scale": ["add_ms_median", "rss_mib", "pss_mib", "processes", "pss_per_agent_kib",
               "idle_cpu_pct"],
     "failure": ["detect_ms", "timed_out"],
     "late_join": ["answered", "after_join_ms", "waited_ms"],
-    "state": ["observe_ms", "broadcast_ms", "registry_ms"],
+    "state": ["observe_ms", "broadcast_ms", "registry_ms", "broadcast_ms_per_agent"],
 }
-# The figure each workload's ratio column is taken on.
+# The figure each workload's ratio column is taken on: a figure per unit of work
+# (request, message, agent, add()), so that backends run at different sizes compare.
 PRIMARY = {"round_trip": "rt_us_median", "throughput": "messages_per_s",
-           "broadcast": "fanout_ms_median", "scale": "add_ms_median",
+           "broadcast": "fanout_ms_per_agent", "scale": "add_ms_median",
            # failure: a timeout-bound backend's figure is its configured timeout, so a
            # ratio would only compare timeouts; the table shows the figures instead.
-           "failure": None, "late_join": None, "state": "broadcast_ms"}
+           "failure": None, "late_join": None, "state": "broadcast_ms_per_agent"}
 
 
-@dataclass
-class Summary:
-    median: float
-    low: float
-    high: float
-    n: int
-
-
-def summarise(values: list[float]) -> Summary | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return Summary(statistics.median(values), min(values), max(values), len(values))
-
-
-def case_of(run: dict) -> str:
-    return f"K={run['params']['agents']}" if run["workload"] == "scale" else ""
-
-
-def aggregate(document: dict) -> dict[tuple[str, str, str], dict[str, Summary]]:
-    """(workload, backend, case) -> figure -> Summary, over the ok runs."""
-    values: dict[tuple[str, str, str], dict[str, list]] = {}
-    for run in document["runs"]:
-        if not run.get("ok"):
-            continue
-        key = (run["workload"], run["backend"], case_of(run))
-        for name, value in run.get("figures", {}).items():
-            values.setdefault(key, {}).setdefault(name, []).append(value)
-    return {key: {name: s for name, vals in figures.items()
-                  if (s := summarise(vals)) is not None}
-            for key, figures in values.items()}
-
-
-def advantage(figure: str, value: float, reference: float) -> float | None:
-    """How many times better ``value`` is than ``reference`` (>1: better)."""
-    better = FIGURES.get(figure, ("", "", None))[2]
-    if better is None or not value or not reference:
-        return None
-    return reference / value if better == "lower" else value / reference
-
-
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "–"
-    magnitude = abs(value)
-    if float(value).is_integer() and magnitude < 1000:
-        return str(int(value))
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def fmt_summary(summary: Summary | None) -> str:
-    if summary is None:
-        return "–"
-    if summary.n == 1 or summary.low == summary.high:
-        return fmt(summary.median)
-    return f"{fmt(summary.median)} ({fmt(summary.low)}–{fmt(summary.high)})"
-
-
-def fmt_ratio(ratio: float | None) -> str:
-    if ratio is None:
-        return "–"
-    return f"{fmt(ratio)}×" if ratio >= 1 else f"{fmt(ratio)}× (worse)"
-
-
-def headline(groups: dict) -> list[dict]:
-    """Issue 7's goals, each with its measured ratio and whether it is met."""
-    def figure(workload: str, backend: str, name: str) -> float | None:
-        summary = groups.get((workload, backend, ""), {}).get(name)
-        return summary.median if summary else None
-
-    rows = []
-    agency_rt = figure("round_trip", REFERENCE, "rt_us_median")
-    queue_rt = figure("round_trip", "queue", "rt_us_median")
-    queue_tp = figure("throughput", "queue", "messages_per_s")
-    for mode in ("assertion", "message"):
-        backend = f"dataspace-{mode}"
-        rt = figure("round_trip", backend, "rt_us_median")
-        if rt and agency_rt:
-            ratio = agency_rt / rt
-            rows.append({"goal": f"{mode} mode round trip ≥ 1,000× faster than agency"
-                                 " LocalSpace", "measured": f"{fmt(ratio)}× faster"
-                                 f" ({fmt(rt)} µs vs {fmt(agency_rt)} µs)",
-                         "ratio": ratio, "met": ratio >= 1000})
-        art = figure("round_trip", backend, "async_rt_us_median")
-        if art and agency_rt:
-            # agency has no agent-to-agent path without threads: its only round trip.
-            ratio = agency_rt / art
-            rows.append({"goal": f"{mode} mode agent-to-agent (async) round trip ≥ 1,000×"
-                                 " faster than agency LocalSpace's round trip",
-                         "measured": f"{fmt(ratio)}× faster ({fmt(art)} µs vs"
-                                     f" {fmt(agency_rt)} µs)",
-                         "ratio": ratio, "met": ratio >= 1000})
-        if rt and queue_rt:
-            ratio = rt / queue_rt
-            rows.append({"goal": f"{mode} mode round trip within 2× of QueueSpace",
-                         "measured": f"{fmt(ratio)}× QueueSpace's time ({fmt(rt)} µs vs"
-                                     f" {fmt(queue_rt)} µs)",
-                         "ratio": ratio, "met": ratio <= 2})
-    tp = figure("throughput", "dataspace-message", "messages_per_s")
-    if tp and queue_tp:
-        ratio = queue_tp / tp
-        rows.append({"goal": "message mode throughput within 1.5× of QueueSpace",
-                     "measured": f"QueueSpace {fmt(ratio)}× as fast ({fmt(tp)}/s vs"
-                                 f" {fmt(queue_tp)}/s)",
-                     "ratio": ratio, "met": ratio <= 1.5})
-    return rows
+# The parameters that set how much work one figure of a workload stands for. A "vs
+# agency" ratio is taken only where they are equal (agency runs smaller sizes: its 100 ms
+# poll would make ours take minutes). Unlisted parameters (how many requests or messages
+# are timed) change how often a per-request or per-message figure is measured, not what it
+# is. A workload missing here (a new one) gets a ratio only where all its parameters match.
+EQUAL_WORK: dict[str, tuple[str, ...]] = {
+    "round_trip": (),      # per request
+    "throughput": (),      # per message
+    "broadcast": (),       # compared per agent (fanout_ms_per_agent)
+    "scale": ("agents",),  # per add(), at the same K (one case each)
+    "state": (),           # compared per agent (broadcast_ms_per_agent)
+}
 
 
 def render(document: dict, plots: list[str] | None = None) -> str:
+    """report.md: what the run found first, then the details, section by section."""
     groups = aggregate(document)
-    labels = {name: info["label"] for name, info in document["backends"].items()}
-    ran = [name for name, info in document["backends"].items() if not info["skipped"]]
-    lines: list[str] = []
-    add = lines.append
+    sections = [
+        _title(document),
+        _partial(document),
+        _found(groups, document),
+        _goals(groups),
+        _setup(document),
+        _sizes(document),
+        *(_workload(document, groups, workload) for workload in document["workloads"]),
+        _failed(document),
+        _plots(plots),
+    ]
+    return "\n".join(line for section in sections for line in section).rstrip() + "\n"
+
+
+def _ran(document: dict) -> list[str]:
+    return [name for name, info in document["backends"].items() if not info["skipped"]]
+
+
+def _labels(document: dict) -> dict[str, str]:
+    return {name: info["label"] for name, info in document["backends"].items()}
+
+
+def _title(document: dict) -> list[str]:
     m = document["machine"]
-    add("# dataspace-agency compare: report")
-    add("")
-    add(f"* Command: `{' '.join(document['command'])}`")
-    add(f"* Created: {document['created']}; profile `{document['profile']}`,"
-        f" {document['repeat']} repetition(s), each run in a fresh process;"
-        f" {fmt(document.get('duration_s'))} s in all.")
-    add(f"* Machine: {m['cpu_model']}, {m['cpus']} CPUs ({m['cpus_usable']} usable),"
-        f" {fmt(m['memory_mib'])} MiB; Python {m['python']}; {m['system']}.")
-    add("* Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v))
+    lines = ["# dataspace-agency compare: report", "",
+             f"* Command: `{' '.join(document['command'])}`",
+             f"* Created: {document['created']}; profile `{document['profile']}`,"
+             f" {document['repeat']} repetition(s), each run in a fresh process;"
+             f" {fmt(document.get('duration_s'))} s in all.",
+             f"* Machine: {m['cpu_model']}, {m['cpus']} CPUs ({m['cpus_usable']} usable),"
+             f" {fmt(m['memory_mib'])} MiB; Python {m['python']}; {m['system']}.",
+             "* Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)]
     for when in ("before", "after"):
         load = document["load"].get(when)
         if load:
             busiest = ", ".join(f"{b['name']} {fmt(b['cpu_pct'])}%" for b in load["busiest"])
-            add(f"* Load {when}: load average {', '.join(fmt(x) for x in load['loadavg'])};"
-                f" other processes used {fmt(load['others_cpu_pct'])}% of a core"
-                + (f" ({busiest})" if busiest else ""))
+            lines.append(f"* Load {when}: load average"
+                         f" {', '.join(fmt(x) for x in load['loadavg'])}; other processes"
+                         f" used {fmt(load['others_cpu_pct'])}% of a core"
+                         + (f" ({busiest})" if busiest else ""))
     if document.get("broker"):
         b = document["broker"]
-        add(f"* RabbitMQ: {b.get('source')}; its memory is not in any backend's figures:"
-            f" RSS {fmt(b.get('rss_mib'))} MiB, PSS {fmt(b.get('pss_mib'))} MiB at the end.")
-    add("")
-    add("Each cell: the median over repetitions, with the spread (min–max) in brackets"
-        " when it varies. Ratios are against **agency 1.6.3 LocalSpace as shipped**"
-        f" (`{REFERENCE}`), from this same run, as \"times better\" (faster, or less).")
-    add("")
-    rows = headline(groups)
-    if rows:
-        add("## Headline")
-        add("")
-        add("| goal | measured | met |")
-        add("|---|---|---|")
-        for row in rows:
-            add(f"| {row['goal']} | {row['measured']} | {'yes' if row['met'] else 'no'} |")
-        add("")
-    add("## Backends")
-    add("")
-    add("| backend | what | agents in other processes | skipped |")
-    add("|---|---|---|---|")
+        lines.append(f"* RabbitMQ: {b.get('source')}; its memory is not in any backend's"
+                     f" figures: RSS {fmt(b.get('rss_mib'))} MiB, PSS"
+                     f" {fmt(b.get('pss_mib'))} MiB at the end.")
+    return lines + [""]
+
+
+def _partial(document: dict) -> list[str]:
+    partial = document.get("partial")
+    if not partial:
+        return []
+    return [f"> **Partial results**: the run was {partial['reason']} after"
+            f" {partial['finished']} of {partial['planned']} runs. Everything below is from"
+            " the runs that finished; workloads and backends that did not run are missing.",
+            ""]
+
+
+def _found(groups: dict, document: dict) -> list[str]:
+    found = findings(groups, document)
+    if not any(found.values()):
+        return []
+    lines = ["## What this run found", ""]
+    for key, title in (("buys", "What the dataspace buys"),
+                       ("costs", "What it costs (against our QueueSpace, same work)"),
+                       ("reference", "Against agency 1.6.3 as shipped (same work)")):
+        if found[key]:
+            lines += [f"**{title}:**", ""] + [f"* {f.text}" for f in found[key]] + [""]
+    return lines
+
+
+def _goals(groups: dict) -> list[str]:
+    rows = goals(groups)
+    if not rows:
+        return []
+    lines = ["## Goals", "", f"Where they come from: {GOALS_SOURCE}.", "",
+             "| goal | measured | met |", "|---|---|---|"]
+    lines += [f"| {row['goal']} | {row['measured']} | {'yes' if row['met'] else 'no'} |"
+              for row in rows]
+    return lines + [""]
+
+
+def _setup(document: dict) -> list[str]:
+    lines = ["## Backends", "",
+             "Each cell below: the median over repetitions, with the spread (min–max) in"
+             " brackets when it varies. Ratios are against **agency 1.6.3 LocalSpace as"
+             f" shipped** (`{REFERENCE}`), from this same run, as \"times better\""
+             " (faster, or less), and only for equal work (see *Workload sizes*).", "",
+             "| backend | what | agents in other processes | skipped |", "|---|---|---|---|"]
     for name, info in document["backends"].items():
-        add(f"| `{name}` | {info['label']} | {'yes' if info['processes'] else 'no'} |"
-            f" {info['skipped'] or ''} |")
-    add("")
-    if any(document["backends"][n]["reference"] for n in ran):
-        add("agency 1.6.3 runs in a process of its own, its agents written against its own"
-            " API (`compare/agency_reference.py`). Its thread and process pools are sized"
-            " to the workload (`max_workers` = agents + 8) to work around its pool"
-            " deadlocks on small machines (with the default 6 threads and 2 processes on 2"
-            " CPUs, the third background agent's `add()` never returns). `…-nolog`"
-            " backends replace agency's `log()` with a no-op in every agency process (it"
-            " costs ~0.56 ms per call even when logging is off). Its request timings"
-            " include its 100 ms inbox poll.")
-        add("")
-    for workload in document["workloads"]:
-        cases = sorted({key[2] for key in groups if key[0] == workload},
-                       key=lambda c: int(c[2:]) if c else 0)
-        columns = [c for c in COLUMNS.get(workload, [])
-                   if any(c in groups.get((workload, b, case), {})
-                          for b in ran for case in cases)]
-        if not cases or not columns:
-            continue
-        primary = PRIMARY.get(workload)
-        add(f"## {workload}: {document['workloads'][workload]}")
-        add("")
-        header = ["backend"] + (["K"] if workload == "scale" else [])
-        header += [f"{FIGURES[c][0]} ({FIGURES[c][1]})" if FIGURES[c][1] else FIGURES[c][0]
-                   for c in columns]
-        if primary:
-            header.append(f"vs agency ({FIGURES[primary][0]})")
-        add("| " + " | ".join(header) + " |")
-        add("|" + "---|" * len(header))
-        for case in cases:
-            reference = groups.get((workload, REFERENCE, case), {}).get(primary or "")
-            for backend in ran:
-                figures = groups.get((workload, backend, case))
-                if figures is None:
-                    continue
-                cells = [labels.get(backend, backend)]
-                if workload == "scale":
-                    cells.append(case[2:])
-                cells += [fmt_summary(figures.get(c)) for c in columns]
-                if primary:
-                    value = figures.get(primary)
-                    cells.append(fmt_ratio(advantage(primary, value.median,
-                                                     reference.median))
-                                 if value and reference else "–")
-                add("| " + " | ".join(cells) + " |")
-        add("")
-        add(_outcomes(document, workload, labels))
+        lines.append(f"| `{name}` | {info['label']} | {'yes' if info['processes'] else 'no'}"
+                     f" | {info['skipped'] or ''} |")
+    lines.append("")
+    if any(document["backends"][n]["reference"] for n in _ran(document)):
+        lines += ["agency 1.6.3 runs in a process of its own, its agents written against its"
+                  " own API (`compare/agency_reference.py`). Its thread and process pools are"
+                  " sized to the workload (`max_workers` = agents + 8) to work around its"
+                  " pool deadlocks on small machines (with the default 6 threads and 2"
+                  " processes on 2 CPUs, the third background agent's `add()` never"
+                  " returns). `…-nolog` backends replace agency's `log()` with a no-op in"
+                  " every agency process (it costs ~0.56 ms per call even when logging is"
+                  " off). Its request timings include its 100 ms inbox poll.", ""]
+    return lines
+
+
+def _size_text(params: dict) -> str:
+    return ", ".join(f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}"
+                     for key, value in params.items())
+
+
+def sizes(document: dict) -> dict[str, dict[str, str]]:
+    """workload -> backend -> its parameters as text (scale: the K values it ran)."""
+    found: dict[str, dict[str, list[dict]]] = {}
+    for run in document["runs"]:
+        found.setdefault(run["workload"], {}).setdefault(run["backend"], []).append(
+            run["params"])
+    table: dict[str, dict[str, str]] = {}
+    for workload, per_backend in found.items():
+        for backend, all_params in per_backend.items():
+            agents = sorted({p.get("agents") for p in all_params
+                             if isinstance(p.get("agents"), int)})
+            first = dict(all_params[0])
+            if workload == "scale" and agents:
+                first["agents"] = "/".join(f"{k:,}" for k in agents)
+            table.setdefault(workload, {})[backend] = _size_text(first)
+    return table
+
+
+def _sizes(document: dict) -> list[str]:
+    table = sizes(document)
+    if not table:
+        return []
+    labels = _labels(document)
+    lines = ["## Workload sizes", "",
+             "What each backend ran (agency runs smaller sizes: its 100 ms inbox poll makes"
+             " ours take minutes). A \"vs agency\" ratio compares equal work: per request,"
+             " per message, per agent, or the same number of agents; anything else is"
+             " marked *not comparable*. agency's p99 comes from fewer samples (`count`)"
+             " and sits close to its maximum.", "",
+             "| workload | sizes | backends |", "|---|---|---|"]
+    for workload, per_backend in table.items():
+        alike: dict[str, list[str]] = {}  # the same sizes on one line
+        for backend, text in per_backend.items():
+            alike.setdefault(text, []).append(labels.get(backend, backend))
+        for text, names in alike.items():
+            lines.append(f"| {workload} | {text} | {', '.join(names)} |")
+    return lines + [""]
+
+
+def _comparable(document: dict, workload: str, backend: str, case: str) -> str | None:
+    """None if ``backend``'s runs of ``workload`` did the same work as the reference's
+    (EQUAL_WORK), else why not, e.g. "not comparable: agents 100 vs agency's 5"."""
+    def params(name: str) -> dict:
+        for run in document["runs"]:
+            if (run["workload"] == workload and run["backend"] == name
+                    and case_of(run) == case):
+                return run["params"]
+        return {}
+
+    ours, theirs = params(backend), params(REFERENCE)
+    keys = EQUAL_WORK.get(workload, tuple(set(ours) | set(theirs)))
+    differ = [key for key in keys if ours.get(key) != theirs.get(key)]
+    if not differ:
+        return None
+    return "not comparable: " + ", ".join(
+        f"{key} {ours.get(key)} vs agency's {theirs.get(key)}" for key in differ)
+
+
+def _workload(document: dict, groups: dict, workload: str) -> list[str]:
+    labels, ran = _labels(document), _ran(document)
+    cases = sorted({key[2] for key in groups if key[0] == workload},
+                   key=lambda c: int(c[2:]) if c else 0)
+    columns = [c for c in COLUMNS.get(workload, [])
+               if any(c in groups.get((workload, b, case), {}) for b in ran for case in cases)]
+    if not cases or not columns:
+        return []
+    primary = PRIMARY.get(workload)
+    header = ["backend"] + (["K"] if workload == "scale" else [])
+    header += [f"{FIGURES[c][0]} ({FIGURES[c][1]})" if FIGURES[c][1] else FIGURES[c][0]
+               for c in columns]
+    if primary:
+        header.append(f"vs agency ({FIGURES[primary][0]})")
+    lines = [f"## {workload}: {document['workloads'][workload]}", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for case in cases:
+        reference = groups.get((workload, REFERENCE, case), {}).get(primary or "")
+        for backend in ran:
+            figures = groups.get((workload, backend, case))
+            if figures is None:
+                continue
+            cells = [labels.get(backend, backend)]
+            if workload == "scale":
+                cells.append(case[2:])
+            cells += [fmt_summary(figures.get(c)) for c in columns]
+            if primary:
+                value = figures.get(primary)
+                if backend == REFERENCE or not value or not reference:
+                    cells.append("–")
+                else:
+                    unequal = _comparable(document, workload, backend, case)
+                    cells.append(unequal or fmt_ratio(
+                        advantage(primary, value.median, reference.median)))
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", _outcomes(document, workload, labels)]
+
+
+def _failed(document: dict) -> list[str]:
     failed = [r for r in document["runs"] if not r.get("ok")]
-    if failed:
-        add("## Runs that failed or were skipped")
-        add("")
-        for run in failed:
-            add(f"* {run['workload']} on `{run['backend']}` (repetition"
-                f" {run['repetition'] + 1}, {run['params']}): {run.get('error')}")
-        add("")
-    if plots:
-        add("## Plots")
-        add("")
-        for plot in plots:
-            add(f"![{plot}]({plot})")
-            add("")
-    return "\n".join(lines).rstrip() + "\n"
+    if not failed:
+        return []
+    return ["## Runs that failed or were skipped", ""] + [
+        f"* {run['workload']} on `{run['backend']}` (repetition {run['repetition'] + 1},"
+        f" {run['params']}): {run.get('error')}" for run in failed] + [""]
+
+
+def _plots(plots: list[str] | None) -> list[str]:
+    if not plots:
+        return []
+    lines = ["## Plots", ""]
+    for plot in plots:
+        lines += [f"![{plot}]({plot})", ""]
+    return lines
 
 
 def _outcomes(document: dict, workload: str, labels: dict) -> str:

@@ -9,7 +9,8 @@ so that a slow spell on a shared machine spreads over backends instead of hittin
 measure each other), each as ``python -m dataspace_agency.compare.worker`` in a new
 process group with a time limit (a run over its limit is ended, its whole group by the
 group's id, and recorded as failed), with rich progress bars, and returns the
-``results.json`` document (schema in ``docs/compare.md``).
+``results.json`` document (schema in ``docs/compare.md``). Ctrl-C ends the run in
+progress (its whole process group) and returns what finished, with ``partial`` saying so.
 """
 
 from __future__ import annotations
@@ -106,13 +107,13 @@ def run_worker(run: dict, options: Options, timeout: float) -> dict:
                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches only our process group, not the worker's (start_new_session):
+        # end the worker and everything it started, then let the interrupt go on up.
+        _end_group(process)
+        raise
     except subprocess.TimeoutExpired:
-        # Its own process group (start_new_session): end it and everything it started.
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        stdout, stderr = process.communicate()
+        stdout, stderr = _end_group(process)
         return {"ok": False, "error": f"the run took over {timeout:.0f} s; ended",
                 "stderr_tail": stderr[-2000:], "process_s": time.perf_counter() - started}
     process_s = time.perf_counter() - started
@@ -126,6 +127,16 @@ def run_worker(run: dict, options: Options, timeout: float) -> dict:
     return {"ok": False, "error": f"the worker exited with {process.returncode} and no"
                                   " result", "stderr_tail": stderr[-2000:],
             "process_s": process_s}
+
+
+def _end_group(process: subprocess.Popen) -> tuple[str, str]:
+    """SIGKILL a worker's process group (its own: start_new_session), so that nothing it
+    started lives on; its output so far."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return process.communicate()
 
 
 Progress = Callable[[int, int, dict, dict | None], None]
@@ -161,16 +172,22 @@ def execute(the_plan: Plan, *, command: list[str] | None = None,
     with Progress(*columns, disable=not progress, transient=False) as bars:
         overall = bars.add_task("all runs", total=len(the_plan.runs))
         current = bars.add_task("", total=None)
-        for index, run in enumerate(the_plan.runs):
-            bars.update(current, description=f"{run['workload']} on {run['backend']}"
-                        f" (repetition {run['repetition'] + 1}/{the_plan.repeat})")
-            result = run_worker(run, the_plan.options, timeout)
-            record = {**run, **result}
-            document["runs"].append(record)
-            if on_result is not None:
-                on_result(index, len(the_plan.runs), run, result)
-            bars.advance(overall)
-        bars.update(current, description="done", total=1, completed=1)
+        try:
+            for index, run in enumerate(the_plan.runs):
+                bars.update(current, description=f"{run['workload']} on {run['backend']}"
+                            f" (repetition {run['repetition'] + 1}/{the_plan.repeat})")
+                result = run_worker(run, the_plan.options, timeout)
+                record = {**run, **result}
+                document["runs"].append(record)
+                if on_result is not None:
+                    on_result(index, len(the_plan.runs), run, result)
+                bars.advance(overall)
+            bars.update(current, description="done", total=1, completed=1)
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what finished, marked partial (report.md says so at the top).
+            document["partial"] = {"reason": "interrupted (Ctrl-C)",
+                                   "finished": len(document["runs"]),
+                                   "planned": len(the_plan.runs)}
     document["load"]["after"] = load()
     document["duration_s"] = time.perf_counter() - began
     return document

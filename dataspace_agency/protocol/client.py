@@ -81,10 +81,20 @@ class ConnectionFailed(ConnectionError):
 
 
 def parse_address(address: Any) -> tuple[str, Any]:
-    """``("tcp", (host, port))`` or ``("unix", path)`` from any accepted address form."""
+    """``("tcp", (host, port))`` or ``("unix", path)`` from any accepted address form:
+    ``(host, port)``, ``<tcp "HOST" PORT>`` / ``<unix "PATH">`` (Preserves text or value),
+    ``HOST:PORT`` (TCP, as ``serve --tcp`` takes it; ``[::1]:PORT`` for IPv6), or any other
+    string, a unix socket path."""
     if isinstance(address, tuple) and len(address) == 2 and isinstance(address[1], int):
         return "tcp", (str(address[0]), address[1])
     if isinstance(address, str) and not address.lstrip().startswith("<"):
+        # HOST:PORT is TCP, as `serve --tcp` writes it; a unix socket path that looks
+        # like one can still be given as <unix "PATH">.
+        host, sep, port = address.strip().rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")  # [::1]:PORT
+        if (sep and host and port.isdigit() and int(port) <= 65535 and "/" not in host
+                and (bracketed or ":" not in host)):
+            return "tcp", (host[1:-1] if bracketed else host, int(port))
         return "unix", address
     if isinstance(address, str):
         try:
@@ -99,8 +109,8 @@ def parse_address(address: Any) -> tuple[str, Any]:
             return "tcp", (fields[0], fields[1])
         if address.key == _UNIX and len(fields) == 1 and isinstance(fields[0], str):
             return "unix", fields[0]
-    raise ValueError(f'unsupported address {address!r}: want <tcp "HOST" PORT> or '
-                     f'<unix "PATH">')
+    raise ValueError(f'unsupported address {address!r}: want HOST:PORT, <tcp "HOST" PORT>'
+                     f' or <unix "PATH">')
 
 
 def address_text(address: Any) -> str:

@@ -26,6 +26,7 @@ import time
 
 from preserves import stringify
 
+from dataspace_agency.commands.failures import run_command
 from dataspace_agency.protocol.process import ServerProcess
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -126,4 +127,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
+    sys.exit(run_command("syndicate_interop", lambda: main()))
