@@ -30,10 +30,12 @@ import inspect
 from typing import Any, Callable
 
 from . import requests, values
-from .core import CURRENT, ActionError, AgentCore, InboxFull, Invocation, error_text
+# InboxFull and the access policies are re-exported: users import them from here.
+from .core import CURRENT, ActionError, AgentCore, InboxFull, Invocation, error_text  # noqa: F401
 from .help import generate_help
 from .message import validate_agent_id
-from .spec import ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, POLICIES, ActionSpec
+from .spec import (ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED,  # noqa: F401
+                   POLICIES, ActionSpec)
 
 _POLICIES = POLICIES
 

@@ -28,6 +28,11 @@ facts answering a request this agent holds), :meth:`AgentCore.withdrawn` and
 :meth:`AgentCore.requests_failed`. Other threads reach the core only through
 :meth:`AgentCore.run_soon`.
 
+The core is three files: this one (lifecycle, the way in from other threads, outbound,
+matching replies, inbound, scheduling), ``running.py`` (running handlers on worker
+threads and tasks, and answering) and ``inbox.py`` (bounded inboxes); ``invocation.py``
+holds what they, the transports and the callers share.
+
 Thread crossings of a request from a plain thread to a plain-function action, and why
 each is needed: (1) caller -> runtime, to route the message (the dataspace and routers
 live there); (2) runtime -> worker thread, because a plain action may block; (3) worker
@@ -40,18 +45,18 @@ trio's thread cache, and the reply is built on the worker, off the runtime threa
 from __future__ import annotations
 
 import collections
-import contextvars
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
-from . import values
 from .inbox import EMPTY_DEQUE, InboxAccounts, InboxFull, Inboxes
-from .message import BROADCAST, ERROR, RESPONSE, make_reply
-from .spec import ACCESS_DENIED, ACCESS_REQUESTED, ActionSpec
+from .invocation import (CURRENT, ActionError, Invocation, Slot, Ticket, Transport,
+                         error_text, handled, reply_outcome)
+from .message import BROADCAST, ERROR, RESPONSE
+from .running import ActionRunner
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -67,89 +72,6 @@ log = logging.getLogger(__name__)
 _ABANDONED_KEPT = 10_000
 
 
-class ActionError(Exception):
-    """An action answered with an error; ``str(error)`` is ``"ExcClass: message"``."""
-
-
-class Ticket:
-    """What a transport attaches to an inbound message: a request its sender may withdraw
-    (dataspace assertion mode, carrying the route for the reply), or a delivery to
-    acknowledge once handled (a broker). Transports subclass it."""
-
-    def __init__(self) -> None:
-        self.withdrawn = False
-        self.invocation: Invocation | None = None
-
-    def handled(self) -> None:
-        """Called once, when the core is done with the message: answered, resolved,
-        ignored, or dropped because it was withdrawn. Override to acknowledge."""
-
-
-class Transport(Protocol):
-    """What a space provides to an agent's core (all called on the runtime thread)."""
-
-    def deliver(self, message: dict) -> None:
-        """Send a message (an action, a broadcast, or a reply without a ticket)."""
-
-    def withdraw(self, message: dict) -> None:
-        """The sender no longer waits for an answer to ``message``."""
-
-    def reply(self, ticket: Ticket, reply: dict) -> None:
-        """Answer the request behind ``ticket``."""
-
-    # Optional: ``whereabouts(agent_id) -> str | None``, what the transport knows of
-    # an agent's presence, for the text of a request's TimeoutError.
-
-
-# The invocation being handled in this thread or task, for current_message(),
-# respond_with(), cancelled() and releasing the slot while blocked in request().
-CURRENT: contextvars.ContextVar["Invocation | None"] = contextvars.ContextVar(
-    "dataspace_agency_invocation", default=None)
-
-
-class _Slot:
-    """One of an agent's ``max_concurrency`` places, held by a running handler. An action
-    blocked in ``request()`` releases it and reacquires it when the answer is in."""
-
-    __slots__ = ("_core", "held")
-
-    def __init__(self, core: "AgentCore") -> None:
-        self._core = core
-        self.held = True
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self._core._release_slot()
-
-    async def reacquire(self) -> None:
-        if not self.held:
-            await self._core._acquire_slot()
-            self.held = True
-
-
-@dataclass(eq=False)
-class Invocation:
-    """One action (or reply handler) being handled."""
-
-    core: "AgentCore"
-    message: dict
-    ticket: Ticket | None
-    slot: _Slot
-    cancel_scope: trio.CancelScope | None = None
-    cancelled: bool = False
-    _answered: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def claim_answer(self) -> bool:
-        """True for the first caller only: the one that may answer."""
-        with self._lock:
-            if self._answered:
-                return False
-            self._answered = True
-            return True
-
-
 @dataclass(eq=False)
 class _Pending:
     """A message we sent and await an answer to. ``completion`` receives the reply for a
@@ -159,25 +81,7 @@ class _Pending:
     completion: "Completion | None"
 
 
-def _handled(ticket: Ticket | None) -> None:
-    if ticket is not None:
-        ticket.handled()
-        ticket.invocation = None  # the two point at each other: no cycle left behind
-
-
-def error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def reply_outcome(reply: dict) -> Any:
-    """The value a reply carries, or raise the ActionError it carries."""
-    args = reply["action"].get("args", {})
-    if reply["action"]["name"] == ERROR:
-        raise ActionError(args.get("error", ""))
-    return args.get("value")
-
-
-class AgentCore(InboxAccounts):
+class AgentCore(InboxAccounts, ActionRunner):
     """Runs one agent: created by a space, fed by its transport, driven by :meth:`run`."""
 
     def __init__(self, agent: "Agent", transport: Transport,
@@ -273,7 +177,7 @@ class AgentCore(InboxAccounts):
                 log.exception('agent "%s": a call on the runtime thread failed',
                               self.agent.id)
 
-    def blocking_slot(self) -> _Slot | None:
+    def blocking_slot(self) -> Slot | None:
         """The slot of the handler of this agent running in this thread or task, if
         any: a caller about to block gives it back meanwhile."""
         invocation = CURRENT.get()
@@ -377,18 +281,18 @@ class AgentCore(InboxAccounts):
         agent = self.agent
         if (message["to"] == BROADCAST and message["from"] == agent.id
                 and not agent.receive_own_broadcasts):
-            _handled(ticket)
+            handled(ticket)
             return
         if message["action"]["name"] in (RESPONSE, ERROR):
             self.reply_arrived(message, message["from"])
-            _handled(ticket)
+            handled(ticket)
             return
         agent._message_log.append(message)
         message_id = message["meta"]["id"]
         if ticket is not None and ticket.withdrawn:
             if message_id in self._reserved:
                 self._started(message_id)
-            _handled(ticket)
+            handled(ticket)
             return
         self._enqueue(("action", message, ticket), message_id)
 
@@ -418,19 +322,6 @@ class AgentCore(InboxAccounts):
         else:
             self._enqueue(("handler", handler, argument, reply))
 
-    def _handle_inline(self, handler: Callable[[Any], None], argument: Any,
-                       reply: dict) -> None:
-        """Run a reply handler here, on the runtime thread, for agents of this package
-        whose handlers only file the reply (a client handle's inbox): two thread
-        crossings fewer per reply than a worker thread."""
-        invocation = Invocation(self, reply, None, _Slot(self))
-        invocation.slot.held = False  # holds no slot: releasing it must do nothing
-        invocation.claim_answer()  # a reply is never answered
-        try:
-            contextvars.Context().run(self._job, invocation, lambda: handler(argument))
-        except Exception:
-            log.exception('agent "%s": reply handler failed', self.agent.id)
-
     # --- scheduling (runtime thread) ------------------------------------------------------
 
     def _enqueue(self, work: tuple, message_id: str | None = None) -> None:
@@ -449,10 +340,10 @@ class AgentCore(InboxAccounts):
             work, message_id = self._queue.popleft()
             self._started(message_id)
             if work[0] == "action":
-                self._start_action(work[1], work[2], _Slot(self))
+                self._start_action(work[1], work[2], Slot(self))
             else:
                 _, handler, argument, reply = work
-                invocation = Invocation(self, reply, None, _Slot(self))
+                invocation = Invocation(self, reply, None, Slot(self))
                 invocation.claim_answer()  # a reply is never answered
                 self._in_worker(invocation, lambda: handler(argument))
 
@@ -472,172 +363,3 @@ class AgentCore(InboxAccounts):
             self._slot_waiters = collections.deque()
         self._slot_waiters.append(handed_over)
         await handed_over.wait()
-
-    # --- handling (runtime thread; plain functions on worker threads) ------------------------
-
-    def _start_action(self, message: dict, ticket: Ticket | None, slot: _Slot) -> None:
-        agent = self.agent
-        invocation = Invocation(self, message, ticket, slot)
-        if ticket is not None:
-            if ticket.withdrawn:  # withdrawn while it waited in the queue
-                _handled(ticket)
-                slot.release()
-                return
-            ticket.invocation = invocation
-        spec = agent._action_specs().get(message["action"]["name"])
-        if spec is None or spec.access_policy == ACCESS_DENIED:
-            if spec is not None:
-                self.answer(invocation, error=error_text(self._denied(spec)))
-            elif message["to"] != BROADCAST:  # unknown actions in broadcasts: ignored
-                self.answer(invocation, error=f'AttributeError: "{message["action"]["name"]}"'
-                                              f' not found on "{agent.id}"')
-            _handled(ticket)
-            slot.release()
-        elif spec.is_async:
-            self._start_task(self._perform_async, invocation, spec)
-        else:
-            self._in_worker(invocation, lambda: self._run_plain(invocation, spec))
-
-    def _denied(self, spec: ActionSpec) -> PermissionError:
-        return PermissionError(f'"{self.agent.id}.{spec.name}" not permitted')
-
-    def _in_worker(self, invocation: Invocation, call: Callable[[], Any]) -> None:
-        """Run ``call()`` on a worker thread with ``invocation`` current; what it returns
-        (a reply to send, or None) is sent and the slot released back on this thread."""
-        self._threaded.add(invocation)
-
-        def job() -> Any:
-            # A fresh context per job: a cached worker thread must not carry one job's
-            # current invocation into the next.
-            return contextvars.Context().run(self._job, invocation, call)
-
-        def done(result: Any) -> None:  # on the worker thread
-            try:
-                self.run_soon(lambda: self._worker_done(invocation, result))
-            except RuntimeError:
-                pass  # the runtime has gone: nobody to answer
-
-        trio.lowlevel.start_thread_soon(job, done)
-
-    @staticmethod
-    def _job(invocation: Invocation, call: Callable[[], Any]) -> Any:
-        CURRENT.set(invocation)
-        return call()
-
-    def _worker_done(self, invocation: Invocation, result: Any) -> None:
-        self._threaded.discard(invocation)
-        try:
-            reply = result.unwrap()
-        except Exception:
-            log.exception('agent "%s": handler failed', self.agent.id)
-        else:
-            if reply is not None and not self.stopped:
-                self._send_reply(invocation, reply)
-        _handled(invocation.ticket)
-        invocation.slot.release()
-
-    def _run_plain(self, invocation: Invocation, spec: ActionSpec) -> dict | None:
-        """On the worker thread: permission, before_action, the action, after_action;
-        returns the reply to send (built here, off the runtime thread)."""
-        agent, message = self.agent, invocation.message
-        if invocation.cancelled:  # withdrawn before it started
-            return None
-        if spec.access_policy == ACCESS_REQUESTED and not agent.request_permission(message):
-            return self.reply_for(invocation, error=error_text(self._denied(spec)))
-        method = getattr(agent, spec.method_name)
-        args = message["action"].get("args", {})
-        value, error = agent._around_action(message, lambda: method(**args))
-        if error is not None:
-            return self.reply_for(invocation, error=error_text(error))
-        return self.reply_for(invocation, value=value)
-
-    async def _perform_async(self, invocation: Invocation, spec: ActionSpec) -> None:
-        # This scope is cancelled when the agent stops, or when the sender withdraws the
-        # request.
-        with trio.CancelScope() as scope:
-            self._running.add(scope)
-            try:
-                if not (invocation.ticket is not None and invocation.ticket.withdrawn):
-                    value, error = await self._run_async(invocation, spec, scope)
-                    if error is not None:
-                        self.answer(invocation, error=error_text(error))
-                    else:
-                        self.answer(invocation, value=value)
-            except Exception:
-                log.exception('agent "%s": handler failed', self.agent.id)
-            finally:
-                self._running.discard(scope)
-                _handled(invocation.ticket)
-                invocation.slot.release()
-
-    async def _run_async(self, invocation: Invocation, spec: ActionSpec,
-                         scope: trio.CancelScope) -> tuple[Any, BaseException | None]:
-        """Permission, before_action, the ``async def`` action, after_action."""
-        agent, message = self.agent, invocation.message
-        CURRENT.set(invocation)  # this task's context
-        hooks = agent._overridden_hooks()
-        if spec.access_policy == ACCESS_REQUESTED:
-            allowed = await self._maybe_threaded(hooks, "request_permission", message,
-                                                 default=False)
-            if not allowed:
-                return None, self._denied(spec)
-        try:
-            await self._maybe_threaded(hooks, "before_action", message)
-        except Exception as error:
-            return None, error
-        value, error = None, None
-        invocation.cancel_scope = scope
-        if invocation.cancelled:
-            scope.cancel()
-        try:
-            value = await getattr(agent, spec.method_name)(**message["action"].get("args", {}))
-        except Exception as exc:
-            error = exc
-        try:
-            await self._maybe_threaded(hooks, "after_action", message, value, error)
-        except Exception:
-            log.exception('agent "%s": after_action failed', agent.id)
-        return value, error
-
-    async def _maybe_threaded(self, hooks: frozenset, name: str, *args: Any,
-                              default: Any = None) -> Any:
-        """Call an overridable callback on a worker thread, or skip it if not overridden."""
-        if name not in hooks:
-            return default
-        return await trio.to_thread.run_sync(getattr(self.agent, name), *args,
-                                             limiter=self._threads, abandon_on_cancel=True)
-
-    # --- answering ------------------------------------------------------------------------------
-
-    def reply_for(self, invocation: Invocation, *, value: Any = None,
-                  error: str | None = None) -> dict | None:
-        """Any thread: the one reply to ``invocation``, or None if it was answered
-        already or withdrawn. The request was validated on arrival; the value is
-        checked here."""
-        if not invocation.claim_answer() or invocation.cancelled:
-            return None
-        if error is None:
-            try:
-                # One level less than args may nest: the reply's args hold it.
-                values.check_json(value, "the return value", values.MAX_DEPTH - 1)
-            except values.NotJSON as exc:
-                error = error_text(exc)
-        if error is not None:
-            reply = make_reply(invocation.message, self.agent.id, error=error, check=False)
-        else:
-            reply = make_reply(invocation.message, self.agent.id, value=value, check=False)
-        self.agent._message_log.append(reply)  # a deque: appends are thread-safe
-        return reply
-
-    def _send_reply(self, invocation: Invocation, reply: dict) -> None:
-        if invocation.ticket is not None:
-            self.transport.reply(invocation.ticket, reply)
-        else:
-            self.transport.deliver(reply)
-
-    def answer(self, invocation: Invocation, *, value: Any = None,
-               error: str | None = None) -> None:
-        """Runtime thread: send the one reply to ``invocation`` (later calls do nothing)."""
-        reply = self.reply_for(invocation, value=value, error=error)
-        if reply is not None:
-            self._send_reply(invocation, reply)

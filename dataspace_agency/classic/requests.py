@@ -205,12 +205,18 @@ async def asend(core: AgentCore, message: dict, timeout: float) -> str:
         core.agent._message_log.append(message)
         core.start_send(message)
         return message["meta"]["id"]
-    receiver = core.inbox_for(message)
-    if receiver is not None and not receiver.try_reserve(core, message["meta"]["id"]):
-        await in_thread(admit, core, message, timeout)
+    await _admit_elsewhere(core, message, timeout)
     core.agent._message_log.append(message)
     core.run_soon(lambda: core.start_send(message))
     return message["meta"]["id"]
+
+
+async def _admit_elsewhere(core: AgentCore, message: dict, timeout: float) -> None:
+    """Admission from a loop other than the runtime's: reserved at once when there is
+    room; else waited for on a thread, so that the caller's loop is not blocked."""
+    receiver = core.inbox_for(message)
+    if receiver is not None and not receiver.try_reserve(core, message["meta"]["id"]):
+        await in_thread(admit, core, message, timeout)
 
 
 # --- requesting -------------------------------------------------------------------------
@@ -255,9 +261,7 @@ async def arequest(core: AgentCore, message: dict, timeout: float) -> Any:
         await aadmit(core, message, timeout)
         completion: TaskCompletion | LoopCompletion = TaskCompletion()
     else:
-        receiver = core.inbox_for(message)
-        if receiver is not None and not receiver.try_reserve(core, message["meta"]["id"]):
-            await in_thread(admit, core, message, timeout)
+        await _admit_elsewhere(core, message, timeout)
         completion = LoopCompletion()
     core.agent._message_log.append(message)
     slot = core.blocking_slot() if on_runtime else None
