@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import trio
 
-        from ..inspect import parse_http, run_inspector
+        from ..inspect import oserror_unwrapped, parse_http, run_inspector
     except ImportError as exc:
         print(f"dataspace-agency inspect: {exc}", file=sys.stderr)
         return 2
@@ -69,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(run_inspector, address, args.cap, host, port)
-            print(f"inspector {url}")
-            print("ready", flush=True)
+        with oserror_unwrapped():
+            async with trio.open_nursery() as nursery:
+                url = await nursery.start(run_inspector, address, args.cap, host, port)
+                print(f"inspector {url}")
+                print("ready", flush=True)
 
     try:
         trio.run(main)

@@ -36,13 +36,13 @@ from .patterns import BadPattern, parse_template
 from .view import View
 
 try:
-    from .web import make_app, serve
+    from .web import make_app, oserror_unwrapped, serve
 except ImportError as exc:  # starlette / hypercorn: the `inspect` extra
     raise ImportError(f"the inspector needs the `inspect` extra ({exc}): pip install"
                       " 'dataspace-agency[inspect]'") from exc
 
-__all__ = ["BadPattern", "Inspector", "View", "make_app", "parse_http", "parse_template",
-           "run_inspector"]
+__all__ = ["BadPattern", "Inspector", "View", "make_app", "oserror_unwrapped",
+           "parse_http", "parse_template", "run_inspector"]
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ async def run_inspector(address: Any, cap: Any, host: str = "127.0.0.1", port: i
     """Inspect the dataspace ``cap`` resolves to at ``address`` (a server), serving the
     page on ``host:port`` until cancelled; starts (``nursery.start``) with its URL once
     listening, whether or not the server is reachable yet."""
-    async with open_runtime() as runtime:
-        source = Source(View())
-        async with trio.open_nursery() as nursery:
+    source = Source(View())
+    with oserror_unwrapped():
+        async with open_runtime() as runtime, trio.open_nursery() as nursery:
             nursery.start_soon(follow_remote, runtime, address, cap, source)
             url = await nursery.start(serve, source, host, port)
             task_status.started(url)
@@ -156,7 +156,7 @@ async def _inspect_space(source: Source, host: str, port: int, scope: trio.Cance
     handle = source.handle
     assert handle is not None
     try:
-        with scope:
+        with scope, oserror_unwrapped():
             async with trio.open_nursery() as nursery:
                 await nursery.start(follow, handle, source.view)
                 if source.remote is not None:

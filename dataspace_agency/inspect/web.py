@@ -23,11 +23,11 @@ not reachable (an empty list would claim that nobody is there).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from functools import partial
 from importlib import resources
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import trio
 from starlette.applications import Starlette
@@ -39,7 +39,7 @@ from .feed import Source
 from .patterns import BadPattern, Template, parse_template
 from .view import text
 
-__all__ = ["make_app", "serve"]
+__all__ = ["make_app", "oserror_unwrapped", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ def make_app(source: Source) -> Starlette:
 async def serve(source: Source, host: str, port: int, *,
                 task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the inspector on ``host:port`` (port 0: a free one) until cancelled; starts
-    (for ``nursery.start``) with the page's URL once listening."""
+    (for ``nursery.start``) with the page's URL once listening. A port that cannot be
+    bound raises that ``OSError`` itself (not wrapped in Hypercorn's exception groups)."""
     from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
 
@@ -166,6 +167,24 @@ async def serve(source: Source, host: str, port: int, *,
     config.errorlog = log  # Hypercorn's own errors go to our logger
     config.graceful_timeout = 0.5  # event streams never end by themselves
 
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(partial(hypercorn_serve, make_app(source), config))
-        task_status.started(urls[0] + "/")
+    class Started:  # Hypercorn reports its URLs; we report the page's
+        @staticmethod
+        def started(urls: list[str]) -> None:
+            task_status.started(urls[0] + "/")
+    with oserror_unwrapped():
+        await hypercorn_serve(make_app(source), config, task_status=Started())
+
+
+@contextlib.contextmanager
+def oserror_unwrapped() -> Iterator[None]:
+    """Raise an ``OSError`` (say, a port in use) found in an exception group as itself,
+    so callers can catch it; nurseries wrap what their tasks raise."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        failed, _rest = group.split(OSError)
+        if failed is None:
+            raise
+        while isinstance(failed, BaseExceptionGroup):
+            failed = failed.exceptions[0]
+        raise failed from None
