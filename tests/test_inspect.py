@@ -6,12 +6,14 @@ for a space of this process. The page in a real browser: test_inspect_browser.py
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from preserves import Record, Symbol
@@ -286,3 +288,36 @@ def test_bad_command_lines_are_refused_clearly():
         done = subprocess.run([sys.executable, "-m", "dataspace_agency.cli", "inspect", *args],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and problem in done.stderr, (args, done.stderr)
+
+
+# --- the examples ---------------------------------------------------------------------------
+
+def test_failure_example_can_be_watched_with_the_inspector():
+    """examples/failure.py --inspect: the page lists the pending request until the worker
+    dies (Enter), then the example reports the ActionError as usual."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    process = subprocess.Popen(
+        [sys.executable, "failure.py", "--backend", "dataspace-assertion",
+         "--inspect", "127.0.0.1:0"], cwd=examples, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE)
+    try:
+        output = b""
+        deadline = time.monotonic() + 60
+        while b"press Enter" not in output:
+            assert time.monotonic() < deadline, output
+            chunk = os.read(process.stdout.fileno(), 4096)
+            assert chunk, f"the example exited early: {output!r}"
+            output += chunk
+        url = re.search(rb"watch (http://\S+/)", output).group(1).decode()
+        status, pending = get_json(url + "api/requests")
+        assert status == 200
+        assert [(r["requester"], r["responder"], r["action"]) for r in pending] == [
+            ("me", "worker", "work")]
+        assert {a["id"] for a in get_json(url + "api/agents")[1]} == {"me", "worker"}
+        rest, _ = process.communicate(b"\n", timeout=60)
+        assert b'ActionError: agent "worker" stopped before answering "work"' in rest
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
