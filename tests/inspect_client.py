@@ -1,4 +1,5 @@
-"""Test helpers for the inspector: its JSON, its event streams, and the command in a child.
+"""Test helpers for the inspector: its JSON, its event streams, the command in a child,
+and the agents the tests watch.
 
 Everything here talks real HTTP to a real inspector (urllib, no test client)."""
 
@@ -10,6 +11,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -17,6 +19,61 @@ import urllib.request
 from typing import Any, Callable
 
 from preserves import stringify
+
+from dataspace_agency import Agent, action
+
+WAIT = 10.0  # generous bound for things that happen in milliseconds
+
+
+class Calculator(Agent):
+    @action
+    def add(self, a: float, b: float) -> float:
+        """Add two numbers.
+
+        Args:
+            a: The first number.
+            b: The second number.
+        """
+        return a + b
+
+    @action
+    def average(self, numbers: list) -> float:
+        """The mean of a list of numbers.
+
+        Args:
+            numbers: What to average.
+        """
+        return sum(numbers) / len(numbers)
+
+
+class Researcher(Agent):
+    """Its action waits for the test's gate (a threading.Event): a request to it stays
+    pending until the test opens the gate."""
+
+    def __init__(self, id: str, gate: threading.Event) -> None:
+        super().__init__(id)
+        self._gate = gate
+
+    @action
+    def search(self, query: str) -> str:
+        """Search the library for a query.
+
+        Args:
+            query: What to look for.
+        """
+        self._gate.wait(WAIT)
+        return f"results for {query}"
+
+
+class Planner(Agent):
+    @action
+    def plan(self, goal: str) -> list:
+        """Break a goal into steps.
+
+        Args:
+            goal: What to achieve.
+        """
+        return [goal]
 
 
 def get_json(url: str, timeout: float = 10.0) -> tuple[int, Any]:
@@ -79,6 +136,15 @@ class EventStream:
 
 def agent_ids(snapshot: dict) -> set[str]:
     return {agent["id"] for agent in snapshot["agents"]}
+
+
+def offers(snapshot: dict) -> dict[str, list[str]]:
+    """``{agent id: [action names]}`` (presence and each action are facts of their own,
+    so an agent may show up a moment before its actions)."""
+    return {agent["id"]: [a["name"] for a in agent["actions"]] for agent in snapshot["agents"]}
+
+
+CALCULATOR = ["add", "average", "help"]  # what a Calculator offers
 
 
 def free_tcp_port() -> int:

@@ -5,6 +5,7 @@ for a space of this process. The page in a real browser: test_inspect_browser.py
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -18,42 +19,13 @@ from pathlib import Path
 import pytest
 from preserves import Record, Symbol
 
-from dataspace_agency import Agent, DataspaceSpace, action
+from dataspace_agency import DataspaceSpace
 from dataspace_agency.inspect import BadPattern, View, parse_http, parse_template
 from dataspace_agency.native import open_dataspace
 from dataspace_agency.protocol.process import ServerProcess
 from dataspace_agency.spaces import MultiprocessDataspaceSpace, RemoteDataspaceSpace
-from inspect_client import (Child, EventStream, agent_ids, facts_url, free_tcp_port,
-                            get_json, inspector)
-
-WAIT = 10.0  # generous bound for things that happen in milliseconds
-
-
-class Calc(Agent):
-    @action
-    def add(self, a: int, b: int) -> int:
-        """Add two numbers.
-
-        Args:
-            a: The first number.
-            b: The second number.
-        """
-        return a + b
-
-
-class Gate(Agent):
-    """Its action waits until the test opens the gate (a threading.Event passed in)."""
-
-    def __init__(self, id: str, gate: threading.Event) -> None:
-        super().__init__(id)
-        self._gate = gate
-
-    @action
-    def wait(self) -> str:
-        """Wait for the gate."""
-        self._gate.wait(WAIT)
-        return "through"
-
+from inspect_client import (CALCULATOR, WAIT, Calculator, Child, EventStream, Researcher,
+                            agent_ids, facts_url, free_tcp_port, get_json, inspector, offers)
 
 # --- templates: the pattern box's text ----------------------------------------------------
 
@@ -150,23 +122,24 @@ def test_space_inspect_shows_agents_pending_requests_and_facts():
             space.inspect(http="127.0.0.1:0") as inspector:
         base = inspector.url
         with EventStream(base + "api/events") as events:
-            space.add(Calc, "calc")
-            space.add(Gate, "gate", gate)
+            space.add(Calculator, "calc")
+            space.add(Researcher, "gate", gate)
             me = space.connect("me")
-            snapshot = events.wait_for(lambda s: {"calc", "gate", "me"} <= agent_ids(s), WAIT)
+            snapshot = events.wait_for(lambda s: offers(s).get("calc") == CALCULATOR
+                                       and offers(s).get("gate") == ["help", "search"]
+                                       and "me" in offers(s), WAIT)
             calc = next(agent for agent in snapshot["agents"] if agent["id"] == "calc")
-            assert [a["name"] for a in calc["actions"]] == ["add", "help"]
             assert calc["actions"][0]["help"]["description"] == "Add two numbers."
             assert snapshot["status"]["connected"] is True
 
-            message_id = me.send("gate", "wait")  # held as a request until answered
+            message_id = me.send("gate", "search", query="x")  # a request until answered
             waiting = events.wait_for(lambda s: s["requests"], WAIT)["requests"]
             assert [(r["requester"], r["responder"], r["action"], r["id"])
-                    for r in waiting] == [("me", "gate", "wait", message_id)]
+                    for r in waiting] == [("me", "gate", "search", message_id)]
             status, pending = get_json(base + "api/requests")
             assert status == 200 and pending[0]["age_s"] >= 0
             gate.set()
-            assert me.receive(timeout=WAIT)["action"]["args"]["value"] == "through"
+            assert me.receive(timeout=WAIT)["action"]["args"]["value"] == "results for x"
             events.wait_for(lambda s: not s["requests"], WAIT)
 
             for n in range(20):
@@ -220,13 +193,12 @@ def test_inspector_drops_agents_of_a_killed_process_within_a_second():
     with ServerProcess.start() as server, inspector(server.address, server.capability) as ins, \
             MultiprocessDataspaceSpace(server.address, server.capability) as space, \
             EventStream(ins.url + "api/events") as events:
-        space.add(Calc, "calc")
-        space.add(Calc, "bystander")
-        events.wait_for(lambda s: {"calc", "bystander"} <= agent_ids(s), WAIT)
+        space.add(Calculator, "calc")
+        space.add(Calculator, "bystander")
+        both = {"calc": CALCULATOR, "bystander": CALCULATOR}
+        events.wait_for(lambda s: offers(s) == both, WAIT)
         status, listed = get_json(ins.url + "api/agents")
-        assert status == 200
-        assert {agent["id"]: [a["name"] for a in agent["actions"]] for agent in listed} == {
-            "calc": ["add", "help"], "bystander": ["add", "help"]}
+        assert status == 200 and offers({"agents": listed}) == both
 
         os.kill(space.pid_of("calc"), signal.SIGKILL)
         killed = time.monotonic()
@@ -262,7 +234,7 @@ def test_unreachable_and_lost_servers_are_reported_and_survived():
         try:
             events.wait_for(lambda s: s["status"]["connected"], WAIT)
             with RemoteDataspaceSpace(address, cap, reconnect=True) as space:
-                space.add(Calc, "calc")
+                space.add(Calculator, "calc")
                 events.wait_for(lambda s: agent_ids(s) == {"calc"}, WAIT)
                 server.process.kill()  # the server dies: the connection is lost
                 server.stop()
@@ -321,3 +293,19 @@ def test_failure_example_can_be_watched_with_the_inspector():
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_odd_facts_from_native_actors_cannot_break_the_view():
+    view = View()
+    view.on_agent("added", 12)  # not a classic agent id: ignored
+    view.on_agent("added", "x")
+    view.on_action("added", "x", "nan", float("nan"))
+    view.on_action("added", "x", "rec", rec("weird", 1))
+    view.on_request("added", "x", "r1", Symbol("no body"))
+    view.on_reply("added", Symbol("to"), 7, None)
+    snapshot = view.snapshot()
+    json.dumps(snapshot, allow_nan=False)  # the page's data is always valid JSON
+    assert agent_ids(snapshot) == {"x"}
+    assert {a["name"]: a["help"] for a in snapshot["agents"][0]["actions"]} == {
+        "nan": {"preserves": '#xd"7ff8000000000000"'}, "rec": {"preserves": "<weird 1>"}}
+    assert snapshot["requests"][0]["requester"] is None

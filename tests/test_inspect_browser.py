@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from dataspace_agency import Agent, DataspaceSpace, action
+from dataspace_agency import DataspaceSpace
 from dataspace_agency.spaces import RemoteDataspaceSpace
-from inspect_client import Child, free_tcp_port, inspector
+from inspect_client import (WAIT, Calculator, Child, Planner, Researcher, free_tcp_port,
+                            inspector)
 
-WAIT = 10.0
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCREENSHOT_ENV = "DATASPACE_AGENCY_SCREENSHOT"
 LAPTOP = (1366, 768)  # a common laptop screen; the page must be readable at this size
@@ -85,56 +85,6 @@ def status_badge(driver) -> tuple[str, str]:
         "const b = document.getElementById('status'); return [b.dataset.connected, b.innerText]"))
 
 
-class Calculator(Agent):
-    @action
-    def add(self, a: float, b: float) -> float:
-        """Add two numbers.
-
-        Args:
-            a: The first number.
-            b: The second number.
-        """
-        return a + b
-
-    @action
-    def average(self, numbers: list) -> float:
-        """The mean of a list of numbers.
-
-        Args:
-            numbers: What to average.
-        """
-        return sum(numbers) / len(numbers)
-
-
-class Researcher(Agent):
-    """Its action waits for the test's gate: a request to it stays pending."""
-
-    def __init__(self, id: str, gate: threading.Event) -> None:
-        super().__init__(id)
-        self._gate = gate
-
-    @action
-    def search(self, query: str) -> str:
-        """Search the library for a query.
-
-        Args:
-            query: What to look for.
-        """
-        self._gate.wait(WAIT)
-        return f"results for {query}"
-
-
-class Planner(Agent):
-    @action
-    def plan(self, goal: str) -> list:
-        """Break a goal into steps.
-
-        Args:
-            goal: What to achieve.
-        """
-        return [goal]
-
-
 def test_the_page_shows_agents_come_and_go_live(browser, tmp_path):
     gate = threading.Event()
     with DataspaceSpace(mode="assertion") as space, \
@@ -145,7 +95,9 @@ def test_the_page_shows_agents_come_and_go_live(browser, tmp_path):
         assert agent_rows(browser) == set()
 
         space.add(Calculator, "calculator")
-        wait_until(browser, lambda d: "calculator" in agent_rows(d), "the new agent")
+        # Its presence and each of its actions are facts of their own: wait for all.
+        wait_until(browser, lambda d: "average(numbers)" in "".join(
+            texts(d, 'tr.agent[data-agent="calculator"]')), "the new agent and its actions")
         row, = texts(browser, 'tr.agent[data-agent="calculator"]')
         assert "add(a, b)" in row and "Add two numbers." in row
 

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _address(text: str) -> object:
     """``HOST:PORT`` as a TCP address; anything else as the client reads it."""
     host, sep, port = text.rpartition(":")
-    if sep and host and not text.lstrip().startswith("<") and port.isdigit():
+    if (sep and host and port.isdigit() and not text.lstrip().startswith("<")
+            and "/" not in host):
         return (host, int(port))
     return text
 

@@ -14,6 +14,7 @@ way the view's status says what is going on, in words for the page.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Callable
 
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between samples of the message totals (rates, ages on the page)
 
+Apply = Callable[[View, str, tuple], None]  # how one observer's events reach the view
+
 # (pattern, how its events reach the view). Raw patterns, as the adapter builds them.
-_OBSERVERS: list[tuple[Any, Callable[[View, str, tuple], None]]] = [
+_OBSERVERS: list[tuple[Any, Apply]] = [
     (rec(AGENT, CAPTURE), lambda view, kind, c: view.on_agent(kind, *c)),
     (rec(ACTION, CAPTURE, CAPTURE, CAPTURE), lambda view, kind, c: view.on_action(kind, *c)),
     (rec(REQUEST, CAPTURE, CAPTURE, CAPTURE), lambda view, kind, c: view.on_request(kind, *c)),
@@ -61,25 +64,37 @@ class Source:
 
 async def follow(handle: DataspaceHandle, view: View, *,
                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Keep ``view`` up to date from ``handle`` until cancelled; started (for
-    ``nursery.start``) once every observer is asserted."""
-    async def pump(pattern: Any, apply: Callable[[View, str, tuple], None], *,
-                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with handle.observe(pattern) as events:
-            task_status.started()
-            async for event in events:
-                apply(view, event.kind, event.captures)
+    """Keep ``view`` up to date from ``handle`` until cancelled. Starts (for
+    ``nursery.start``) once the view holds every fact there was when it was called."""
+    def apply_waiting(events: trio.MemoryReceiveChannel, apply: Apply) -> None:
+        while True:
+            try:
+                event = events.receive_nowait()
+            except trio.WouldBlock:
+                return
+            apply(view, event.kind, event.captures)
+
+    async def pump(events: trio.MemoryReceiveChannel, apply: Apply) -> None:
+        async for event in events:
+            apply(view, event.kind, event.captures)
+            apply_waiting(events, apply)  # a burst in one go
 
     async def tick() -> None:
         while True:
             view.tick()
             await trio.sleep(TICK)
 
-    async with trio.open_nursery() as nursery:
-        for pattern, apply in _OBSERVERS:
-            await nursery.start(pump, pattern, apply)
-        nursery.start_soon(tick)
-        task_status.started()
+    async with contextlib.AsyncExitStack() as stack:
+        observing = [(await stack.enter_async_context(handle.observe(pattern)), apply)
+                     for pattern, apply in _OBSERVERS]
+        await handle.sync()  # the dataspace has replayed every current fact to us by now
+        for events, apply in observing:
+            apply_waiting(events, apply)
+        async with trio.open_nursery() as nursery:
+            for events, apply in observing:
+                nursery.start_soon(pump, events, apply)
+            nursery.start_soon(tick)
+            task_status.started()
 
 
 async def follow_remote(runtime: Runtime, address: Any, cap: Any, source: Source, *,
@@ -99,8 +114,9 @@ async def follow_remote(runtime: Runtime, address: Any, cap: Any, source: Source
             break
         except ConnectionFailed as exc:
             view.set_status(False, f"cannot reach the dataspace ({exc}); trying again"
-                                   f" (try {tries}, every {retry.maximum:g} s at most)")
-            log.warning("inspector: %s", exc)
+                                   f" every {retry.maximum:g} s at most")
+            log.log(logging.WARNING if tries == 1 else logging.DEBUG,
+                    "inspector: %s; trying again", exc)
         await trio.sleep(delay)
         delay = min(delay * retry.factor, retry.maximum)
     source.handle = source.remote = handle

@@ -18,6 +18,7 @@ lets the web side push a new snapshot when something changed.
 from __future__ import annotations
 
 import collections
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -59,10 +60,13 @@ def text(value: Any) -> str:
 
 
 def _json(value: Any) -> Any:
-    """A Preserves value as JSON when the classic mapping allows, else as text."""
+    """A Preserves value as JSON when the classic mapping allows (and JSON can carry it:
+    not NaN or infinities), else as its text, so that no fact can break the page."""
     try:
-        return values.from_preserves(value)
-    except (TypeError, ValueError):
+        converted = values.from_preserves(value)
+        json.dumps(converted, allow_nan=False)
+        return converted
+    except (TypeError, ValueError, RecursionError):
         return {"preserves": text(value)}
 
 

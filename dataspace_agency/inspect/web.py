@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..native import DataspaceHandle
 from .feed import Source
 from .patterns import BadPattern, Template, parse_template
 from .view import text
@@ -96,7 +97,8 @@ def make_app(source: Source) -> Starlette:
     async def requests(_request: Request) -> Response:
         return unreachable() or JSONResponse(view.requests_json())
 
-    async def facts(request: Request) -> Response:
+    def checked(request: Request) -> tuple[Template, DataspaceHandle] | JSONResponse:
+        """The request's template and the handle to look with, or why not."""
         template = template_of(request)
         if isinstance(template, JSONResponse):
             return template
@@ -104,8 +106,15 @@ def make_app(source: Source) -> Starlette:
         if problem is not None:
             return problem
         assert source.handle is not None
+        return template, source.handle
+
+    async def facts(request: Request) -> Response:
+        ready = checked(request)
+        if isinstance(ready, JSONResponse):
+            return ready
+        template, handle = ready
         with trio.move_on_after(QUERY_TIMEOUT):
-            found = await source.handle.query(template.pattern)
+            found = await handle.query(template.pattern)
             rows = [_fact_row(template, captures) for captures in found[:MAX_FACTS]]
             return JSONResponse({"pattern": template.text, "names": list(template.names),
                                  "count": len(found), "truncated": len(found) > MAX_FACTS,
@@ -125,14 +134,10 @@ def make_app(source: Source) -> Starlette:
                                  headers=_SSE_HEADERS)
 
     async def fact_events(request: Request) -> Response:
-        template = template_of(request)
-        if isinstance(template, JSONResponse):
-            return template
-        problem = unreachable()
-        if problem is not None:
-            return problem
-        handle = source.handle
-        assert handle is not None
+        ready = checked(request)
+        if isinstance(ready, JSONResponse):
+            return ready
+        template, handle = ready
 
         async def stream() -> AsyncIterator[str]:
             yield _sse("start", {"pattern": template.text, "names": list(template.names)})
