@@ -209,6 +209,19 @@ def test_inspector_drops_agents_of_a_killed_process_within_a_second():
         assert took < 1.0
 
 
+def test_space_inspect_on_a_multiprocess_space_sees_its_children():
+    """space.inspect() on a space whose dataspace is a server: it shows the whole
+    server, agents in the space's child processes included."""
+    with MultiprocessDataspaceSpace() as space, space.inspect(http="127.0.0.1:0") as ins, \
+            EventStream(ins.url + "api/events") as events:
+        space.add(Calculator, "child-calc")
+        snapshot = events.wait_for(lambda s: offers(s) == {"child-calc": CALCULATOR}, WAIT)
+        assert snapshot["status"]["connected"] is True
+        assert snapshot["status"]["message"].startswith("connected to unix:")
+        os.kill(space.pid_of("child-calc"), signal.SIGKILL)
+        events.wait_for(lambda s: not s["agents"], WAIT)
+
+
 def _serve(port: int, key: str) -> Child:
     return Child("serve", "--tcp", f"127.0.0.1:{port}", "--key", key, "--exit-on-stdin-eof",
                  "--log-level", "WARNING")
