@@ -155,6 +155,7 @@ async def _inspect_space(source: Source, host: str, port: int, scope: trio.Cance
                          task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     handle = source.handle
     assert handle is not None
+    started = False
     try:
         with scope, oserror_unwrapped():
             async with trio.open_nursery() as nursery:
@@ -167,6 +168,14 @@ async def _inspect_space(source: Source, host: str, port: int, scope: trio.Cance
                                            target="this process")
                 url = await nursery.start(serve, source, host, port)
                 task_status.started(url)
+                started = True
+    except Exception:
+        # This task runs in the space's runtime nursery: a failure once serving must end
+        # the inspector only, never the space. A failure to start (a port in use) goes
+        # to the caller of space.inspect(), through nursery.start.
+        if not started:
+            raise
+        log.exception("the inspector stopped")
     finally:
         handle.close()
         done.set()

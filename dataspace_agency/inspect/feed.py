@@ -22,7 +22,7 @@ import trio
 
 from ..classic.vocabulary import (ACTION, AGENT, CAPTURE, DISCARD, MESSAGE, REPLY, REQUEST,
                                   rec)
-from ..native import DataspaceHandle
+from ..native import DataspaceHandle, Event
 from ..protocol.client import (ConnectionFailed, Reconnect, RemoteDataspaceHandle,
                                address_text, open_connection)
 from ..runtime import Runtime
@@ -66,17 +66,23 @@ async def follow(handle: DataspaceHandle, view: View, *,
                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Keep ``view`` up to date from ``handle`` until cancelled. Starts (for
     ``nursery.start``) once the view holds every fact there was when it was called."""
+    def safely(apply: Apply, event: Event) -> None:
+        try:
+            apply(view, event.kind, event.captures)
+        except Exception:  # noqa: BLE001 - one odd fact must not stop the inspector
+            log.exception("inspector: could not take in %s", event)
+
     def apply_waiting(events: trio.MemoryReceiveChannel, apply: Apply) -> None:
         while True:
             try:
                 event = events.receive_nowait()
             except trio.WouldBlock:
                 return
-            apply(view, event.kind, event.captures)
+            safely(apply, event)
 
     async def pump(events: trio.MemoryReceiveChannel, apply: Apply) -> None:
         async for event in events:
-            apply(view, event.kind, event.captures)
+            safely(apply, event)
             apply_waiting(events, apply)  # a burst in one go
 
     async def tick() -> None:
