@@ -144,5 +144,5 @@ async def watch_connection(handle: RemoteDataspaceHandle, view: View, target: st
         view.set_status(False, f"connection to {target} lost ({connection.close_reason});"
                                " reconnecting")
         if not await handle.wait_connected():
-            view.set_status(False, f"connection to {target} lost; gave up reconnecting")
+            view.set_status(False, f"connection to {target} lost; not reconnecting")
             return
