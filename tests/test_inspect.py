@@ -63,6 +63,8 @@ async def test_templates_match_what_they_say():
     ("#{1 2}", "sets cannot be matched"),
     ("<$label 1>", "record label cannot be a hole"),
     ("x" * 5000, "too long"),
+    ("<pair $a $a>", r"\$a is used twice"),
+    ("<agent $>", "a hole needs a name"),
 ])
 def test_bad_templates_say_what_is_wrong(text, problem):
     with pytest.raises(BadPattern, match=problem):

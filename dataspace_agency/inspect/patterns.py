@@ -62,6 +62,9 @@ def parse_template(text: str) -> Template:
         compile_pattern(pattern)  # the dataspace's own check, so it cannot refuse it later
     except (InvalidPattern, TypeError, ValueError, RecursionError) as exc:
         raise BadPattern(f"cannot match on {text.strip()!r}: {exc}") from None
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # a name stands for one column; patterns cannot require equal values
+        raise BadPattern(f"each hole needs a name of its own: ${repeated[0]} is used twice")
     return Template(text.strip(), pattern, tuple(names))
 
 
@@ -72,6 +75,8 @@ def _pattern(value: Any, names: list[str]) -> Any:
         if value.name.startswith("$$"):
             return P.lit(Symbol(value.name[1:]))
         if value.name.startswith("$"):
+            if len(value.name) == 1:
+                raise BadPattern("a hole needs a name: $name (or _ for an unnamed one)")
             names.append(value.name[1:])
             return P.bind(P._)
         return P.lit(value)
