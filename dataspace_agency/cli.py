@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "compare",
     "repl",
     "serve",
+    "inspect",
     "example",
 )
 

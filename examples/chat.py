@@ -17,6 +17,14 @@ Stock syndicate-py programs speak the same vocabulary: see examples/syndicate_in
 
 One process: `.venv/bin/python examples/chat.py --demo` (a scripted conversation; the server runs
 in this process and every participant still has a connection of its own).
+
+Watch the room with the inspector (docs/inspect.md), in one more terminal, with the same
+address and capability:
+
+    dataspace-agency inspect --connect '<tcp "127.0.0.1" 8001>' --cap '<ref {...}>'
+
+then open http://127.0.0.1:8080/ and type `<Present $who>` in the pattern box: people
+appear as they join and vanish as they leave (or are killed).
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ from dataspace_agency.runtime import open_runtime
 PRESENT, SAY = Symbol("Present"), Symbol("Say")
 PRESENCE = P.rec("Present", P.CAPTURE)
 SAID = P.rec("Say", P.CAPTURE, P.CAPTURE)
+INSPECT_HELP = ("Watch the room live: dataspace-agency inspect --connect ADDRESS --cap CAP,"
+                " then open http://127.0.0.1:8080/ and watch the pattern <Present $who>"
+                " (docs/inspect.md).")
 
 # connect(name) -> an async context manager yielding that participant's own connection:
 # a DataspaceHandle (publish, message, observe, sync). Everything it asserted is retracted
@@ -270,7 +281,7 @@ async def run_demo() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=INSPECT_HELP)
     parser.add_argument("name", nargs="?", help="your name in the room")
     parser.add_argument("--connect", metavar="ADDRESS",
                         help="""the server: 127.0.0.1:8001, '<tcp "127.0.0.1" 8001>' or"""

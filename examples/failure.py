@@ -12,6 +12,11 @@ death, is printed for each backend, then the difference.
 * multiprocess-queue: the router sees the child's pipe close and answers for the dead agent.
 
 Run: .venv/bin/python examples/failure.py [--backend dataspace-assertion --backend queue ...]
+
+Watch it with the inspector (docs/inspect.md): `--inspect 127.0.0.1:8080` serves a live
+page of the dataspace-assertion space and waits for Enter before the worker dies. Open
+the page: "me" and "worker" are present, and (assertion mode) me's request to worker is
+pending, its age growing; press Enter, and the worker and the request vanish together.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from dataspace_agency.commands.failures import run_command
 from dataspace_agency.spaces import MultiprocessQueueSpace
 
 
+PATIENCE = 600  # seconds a person may watch the inspector before pressing Enter
+
+
 class Worker(Agent):
     """Starts working and never finishes by itself: it dies first. ``started`` (an event,
     or a Manager proxy of one across processes) tells the example it is mid-action."""
@@ -46,17 +54,28 @@ class Worker(Agent):
         return "finished"
 
 
-def run_on(backend: str, amqp_url: str | None, timeout: float, manager) -> float:
-    """Ask, kill the worker mid-action, print the outcome; returns seconds after the death."""
+def run_on(backend: str, amqp_url: str | None, timeout: float, manager,
+           inspect: str | None = None) -> float:
+    """Ask, kill the worker mid-action, print the outcome; returns seconds after the death.
+    ``inspect``: serve the inspector's page there (assertion mode) and wait for Enter
+    before the death."""
     # Events the worker (possibly in another process) and this thread both see.
     started, release = ((manager.Event(), manager.Event()) if backend == "multiprocess-queue"
                         else (threading.Event(), threading.Event()))
     with open_space(backend, amqp_url) as space, ThreadPoolExecutor(1) as pool:
+        # Watching (assertion mode, where the request is a fact to see): the request
+        # waits for a person too, so its patience grows by as long as one may take.
+        watching = inspect is not None and getattr(space, "mode", None) == "assertion"
         space.add(Worker, "worker", started, release)
         me = space.add_foreground(Agent, "me")
-        answer = pool.submit(me.request, msg("worker", "work"), timeout=timeout)
+        answer = pool.submit(me.request, msg("worker", "work"),
+                             timeout=timeout + (PATIENCE if watching else 0))
         if not started.wait(10):
             raise RuntimeError("the worker never started working")
+        if watching:
+            with space.inspect(http=inspect) as inspector:
+                input(f"{backend}: watch {inspector.url} ; press Enter to make the worker"
+                      " die ")
 
         died = time.monotonic()
         if isinstance(space, MultiprocessQueueSpace):
@@ -77,14 +96,16 @@ def run_on(backend: str, amqp_url: str | None, timeout: float, manager) -> float
     return after
 
 
-def main(backends: list[str], amqp_url: str | None, timeout: float) -> None:
+def main(backends: list[str], amqp_url: str | None, timeout: float,
+         inspect: str | None = None) -> None:
     print(f"request timeout: {timeout:g} s")
     manager = None
     if "multiprocess-queue" in backends:
         import multiprocessing
         manager = multiprocessing.Manager()  # events shared with the worker's process
     try:
-        took = {backend: run_on(backend, amqp_url, timeout, manager) for backend in backends}
+        took = {backend: run_on(backend, amqp_url, timeout, manager, inspect)
+                for backend in backends}
     finally:
         if manager is not None:
             manager.shutdown()
@@ -99,9 +120,13 @@ if __name__ == "__main__":
     add_backend_arguments(parser, default="dataspace-assertion,queue", many=True)
     parser.add_argument("--timeout", type=float, default=2.0,
                         help="the requester's patience, in seconds (default: 2)")
+    parser.add_argument("--inspect", metavar="HOST:PORT",
+                        help="serve the inspector's live page of the dataspace-assertion"
+                             " backend there (e.g. 127.0.0.1:8080) and wait for Enter"
+                             " before the worker dies")
     args = parser.parse_args()
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
     # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
     sys.exit(run_command("failure", lambda: main(chosen_backends(args), args.amqp_url,
-                                                 args.timeout)))
+                                                 args.timeout, args.inspect)))

@@ -16,7 +16,12 @@ In the style of agency's demo, with no model and no network:
   (`--approve all`, `--approve none`, or `--approve ask`: one y/n line per question from
   stdin), and finally the planner's answer.
 
-Run: .venv/bin/python examples/tool_agents.py [--approve all|none|ask]
+Run: .venv/bin/python examples/tool_agents.py [--approve all|none|ask] [--inspect HOST:PORT]
+
+Watch it with the inspector (docs/inspect.md): `--approve ask --inspect 127.0.0.1:8080`
+serves a live page of this space; open it, and while the host waits for your y/n you see
+the three agents, their tools with help, and the planner's request to the host pending
+(assertion mode), its age growing, until you answer.
 """
 
 from __future__ import annotations
@@ -235,8 +240,10 @@ def decide(question: dict, policy: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def main(policy: str) -> None:
+def main(policy: str, inspect: str | None = None) -> None:
     with DataspaceSpace(mode="assertion") as space:
+        if inspect:
+            say(f"inspector: {space.inspect(http=inspect).url}")
         host = space.add_foreground(Host, "host")  # foreground only to show its workspace
         space.add(Planner, "planner")
         with space.connect("human") as human:  # the person: a handle, not an agent
@@ -261,6 +268,10 @@ if __name__ == "__main__":
     parser.add_argument("--approve", choices=["all", "none", "ask"], default="all",
                         help="how the human answers permission requests (default: all;"
                              " ask: read y/n lines from stdin)")
+    parser.add_argument("--inspect", metavar="HOST:PORT",
+                        help="serve the inspector's live page of this space there (e.g."
+                             " 127.0.0.1:8080; with --approve ask, watch the requests"
+                             " wait for you)")
     args = parser.parse_args()
     # Ctrl-C, or `| head` closing the pipe: one line or none, not a traceback.
-    sys.exit(run_command("tool_agents", lambda: main(args.approve)))
+    sys.exit(run_command("tool_agents", lambda: main(args.approve, args.inspect)))

@@ -33,6 +33,7 @@ from ..runtime import Runtime
 from .base import Space
 
 if TYPE_CHECKING:
+    from ..inspect import Inspector
     from .handle import DataspaceClientHandle
 
 class DataspaceSpace(Space):
@@ -168,3 +169,13 @@ class DataspaceSpace(Space):
         """Start a native syndicate-py actor; ``boot(dataspace_ref)`` is its first turn."""
         self._check_open()
         self._background.call(lambda rt: rt.spawn(lambda: boot(self._ds), name=name))
+
+    def inspect(self, http: "str | tuple[str, int]" = "127.0.0.1:8080") -> "Inspector":
+        """Serve a live web page of this space (agents, actions, pending requests, message
+        rates, facts matching a pattern) at ``http`` (``HOST:PORT``; port 0 picks a free
+        one), on this space's runtime; returns the :class:`~dataspace_agency.inspect.
+        Inspector` (its ``url``; ``close()`` it, or destroy the space). Read-only. Needs
+        the ``inspect`` extra. See docs/inspect.md."""
+        self._check_open()
+        from ..inspect import Inspector  # a layer above: imported only when asked for
+        return Inspector.for_space(self._background, self._ds, self._client, http)
