@@ -26,7 +26,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
         ROOT / "examples" / "syndicate_interop" / "README.md"]
 # First words that need no venv: the set-up itself, and the shell's and system's own.
 NO_VENV = {"python3", "cd", "git", "sudo", "apt-get", "export", "source", "printf", "echo",
-           "kill", "ls", "cat", "head"}
+           "kill", "ls", "cat", "head", "curl"}
 CHEAP = (r"\.venv/bin/dataspace-agency( \w+)? --help", r"\.venv/bin/dataspace-agency --version",
          r"\.venv/bin/dataspace-agency example --list",
          r"\.venv/bin/python examples/native_api\.py")
