@@ -181,6 +181,7 @@ def _take(relay: Relay, reader: PacketReader, data: bytes, peer: str) -> str | N
     the module docstring); None to go on reading, or why the connection ends."""
     if relay.closed:
         return relay.close_reason or "closed"
+    relay.stats.reads += 1
     reader.feed(data)
     try:
         return relay.runtime.system.run_inline(lambda: _handle(relay, reader))
