@@ -134,12 +134,14 @@ def measure_classic(make: Callable[[], Any], messages: int, count: int,
         def ask(name: str, **args: Any) -> Any:
             return me.request({"to": "producer", "action": {"name": name, "args": args}},
                               timeout=600)
-        wire = getattr(space, "wire_stats", None)
-        before = (_cpu_seconds(), _cpu_seconds(server_pid) if wire else 0.0,
-                  wire() if wire else {})
+        wire = getattr(space, "wire_stats", None)  # RemoteDataspaceSpace
+
+        def sample() -> tuple:
+            return (_cpu_seconds(), _cpu_seconds(server_pid) if server_pid else 0.0,
+                    wire() if wire else {})
+        before = sample()
         rate = ask("one_way", count=messages)
-        after = (_cpu_seconds(), _cpu_seconds(server_pid) if wire else 0.0,
-                 wire() if wire else {})
+        after = sample()
         median, p99 = ask("round_trips", count=count)
     per = 1e6 / messages
     return {"rate": rate, "median": median, "p99": p99,

@@ -13,10 +13,14 @@ client). It is an actor of its own on the runtime:
 * **Handle maps**: the peer's assertion handles -> the local handles we asserted for
   them (retracted when the peer retracts, or all at once when the connection closes:
   they are published from the relay actor, so stopping it retracts them).
-* **Batching**: events for the peer made while the runtime drains its queue are
-  collected and written as one Turn packet, after what was queued before them, as soon
-  as that packet is complete (on a socket, written from inside the runtime's queue:
-  see ``transport.py``, which carries the packets over a stream).
+* **Batching**: events for the peer are encoded, as they are made, into one open Turn
+  packet (refs rewritten by the encoder as it goes: one walk per value). A server's
+  relay writes it as soon as the turns that made it are done (on a socket, from
+  inside the runtime's queue: see ``transport.py``); a client's (``coalesce``) once
+  its process has nothing else to run, so a burst made by many trio tasks (classic
+  actions answering, one per task) is one packet, one write and one turn at the
+  server. A packet is closed at 64 KiB, or as soon as it would take the connection
+  over its high-water mark.
 
 * **Flow control** (:class:`FlowControl`, docs/limits.md): the bytes waiting to be
   written are counted. Over the high-water mark a connection is *congested*: a server
@@ -51,6 +55,8 @@ from syndicate.actor import Entity, Ref
 from trio.testing import wait_all_tasks_blocked
 
 from ..runtime import Runtime
+from .flow import (DEFAULT_HIGH_WATER, DEFAULT_STALL_TIMEOUT,  # noqa: F401 (re-exported)
+                   FlowControl, WireStats)
 from .codec import (Assert, ErrorPacket, Message, ProtocolError, Retract, Sync, WireRef,
                     encode_error, encode_event_into, parse_packet, show)
 
@@ -63,82 +69,12 @@ class PeerError(ConnectionError):
     """The peer sent us an ``Error`` packet."""
 
 
-DEFAULT_HIGH_WATER = 8 * 1024 * 1024  # bytes waiting to be written, per connection
-DEFAULT_STALL_TIMEOUT = 30.0  # seconds a server connection may stay congested
 _IOV_MAX = 1024  # buffers per writev (the POSIX minimum of IOV_MAX)
 # An open Turn packet is closed and written once it is this long: far below any peer's
 # max_packet (DEFAULT_MAX_PACKET is 16 MiB), and large enough that a burst costs few
 # packets (about 300 classic messages).
 _PACKET_TARGET = 64 * 1024
 _ERROR_GRACE = 2.0  # seconds a cut-off peer gets to take its Error packet
-
-
-class FlowControl:
-    """Output limits shared by a set of connections: a server's, or one client's.
-
-    ``high_water``: bytes waiting to be written to one peer above which its connection
-    is congested; ``low_water``: it is clear again once below this (default a quarter
-    of ``high_water``); ``stall_timeout``: seconds a connection may stay congested
-    before it is cut off (None: never, the client's default). While any connection
-    is congested, the others do not read (:meth:`must_wait`): nothing new is taken in
-    that could add to its backlog, and producers are pushed back through TCP."""
-
-    def __init__(self, high_water: int = DEFAULT_HIGH_WATER, low_water: int | None = None,
-                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT) -> None:
-        if high_water < 1:
-            raise ValueError(f"high_water must be at least 1 byte, got {high_water}")
-        low_water = high_water // 4 if low_water is None else low_water
-        if not 0 <= low_water <= high_water:
-            raise ValueError(f"low_water must be between 0 and high_water ({high_water}),"
-                             f" got {low_water}")
-        if stall_timeout is not None and not stall_timeout > 0:
-            raise ValueError(f"stall_timeout must be > 0 seconds or None, got {stall_timeout}")
-        self.high_water = high_water
-        self.low_water = low_water
-        self.stall_timeout = stall_timeout
-        self.congested: set["Relay"] = set()
-        self._clear: trio.Event | None = None  # set when the last congestion ends
-        # Statistics: how often reading was paused, connections cut off.
-        self.pauses = 0
-        self.queue_pauses = 0  # reads put off while the runtime caught up (transport.py)
-        self.cut_off = 0
-
-    def must_wait(self, relay: "Relay") -> bool:
-        """Whether ``relay``'s connection should not read now."""
-        return bool(self.congested) and relay not in self.congested
-
-    async def wait_clear(self, relay: "Relay") -> None:
-        """Wait until ``relay`` may read again."""
-        self.pauses += 1
-        while self.must_wait(relay):
-            if self._clear is None:
-                self._clear = trio.Event()
-            await self._clear.wait()
-
-    def _over(self, relay: "Relay") -> None:
-        self.congested.add(relay)
-
-    def _under(self, relay: "Relay") -> None:
-        self.congested.discard(relay)
-        if not self.congested and self._clear is not None:
-            self._clear.set()
-            self._clear = None
-
-
-class WireStats:
-    """What crossed one connection, counted (cheap enough to be always on): for seeing
-    how many packets, events and system calls a workload costs per message
-    (``benchmarks/remote_classic.py``; docs/server.md, "Where the time goes")."""
-
-    __slots__ = ("packets_in", "events_in", "reads", "packets_out", "events_out", "writes",
-                 "bytes_out")
-
-    def __init__(self) -> None:
-        self.packets_in = self.events_in = self.reads = 0
-        self.packets_out = self.events_out = self.writes = self.bytes_out = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class _Entry:
