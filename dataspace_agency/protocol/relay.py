@@ -19,7 +19,7 @@ client). It is an actor of its own on the runtime:
   inside the runtime's queue: see ``transport.py``); a client's (``coalesce``) once
   its process has nothing else to run, so a burst made by many trio tasks (classic
   actions answering, one per task) is one packet, one write and one turn at the
-  server. A packet is closed at 64 KiB, or as soon as it would take the connection
+  server. A packet is closed at 16 KiB, or as soon as it would take the connection
   over its high-water mark.
 
 * **Flow control** (:class:`FlowControl`, docs/limits.md): the bytes waiting to be
@@ -72,8 +72,10 @@ class PeerError(ConnectionError):
 _IOV_MAX = 1024  # buffers per writev (the POSIX minimum of IOV_MAX)
 # An open Turn packet is closed and written once it is this long: far below any peer's
 # max_packet (DEFAULT_MAX_PACKET is 16 MiB), and large enough that a burst costs few
-# packets (about 300 classic messages).
-_PACKET_TARGET = 64 * 1024
+# packets (about 80 classic messages), and small beside a read (64 KiB): the input a
+# server handles at once (one read, plus the rest of a packet it completes) stays near
+# one read, which bounds the output it makes at once (docs/limits.md).
+_PACKET_TARGET = 16 * 1024
 _ERROR_GRACE = 2.0  # seconds a cut-off peer gets to take its Error packet
 
 
