@@ -113,10 +113,7 @@ def native_run(args: argparse.Namespace, profile_to: str | None = None) -> tuple
     extra = ()
     directory = tempfile.mkdtemp(prefix="remote-bench-")
     unix = os.path.join(directory, "ds.sock")
-    if profile_to:
-        server = _profiled_server(unix, profile_to)
-    else:
-        server = ServerProcess.start(unix, extra_args=extra)
+    server = ServerProcess.start(unix, extra_args=extra, profile_to=profile_to)
     from preserves import stringify
     address, cap = stringify(server.address), stringify(server.capability)
     echo = subprocess.Popen([sys.executable, __file__, "--role", "echo", address, cap],
@@ -130,21 +127,6 @@ def native_run(args: argparse.Namespace, profile_to: str | None = None) -> tuple
         echo.wait(10)
         echo.stdout.close()
         server.stop()
-
-
-def _profiled_server(unix: str, profile_to: str) -> ServerProcess:
-    """A ServerProcess whose child runs under cProfile (written when it exits)."""
-    import secrets
-
-    from dataspace_agency.protocol import process as launch
-    from dataspace_agency.protocol.sturdy import mint
-    key = secrets.token_bytes(16)
-    command = [sys.executable, "-m", "cProfile", "-o", profile_to, "-m",
-               "dataspace_agency.cli", "serve", "--unix", unix, "--key", key.hex(),
-               "--exit-on-stdin-eof", "--log-level", "WARNING"]
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    launch._wait_ready(child, 30)
-    return ServerProcess(child, Record(Symbol("unix"), [unix]), mint(key), None)
 
 
 def codec_share(profile_file: str) -> tuple[float, float]:

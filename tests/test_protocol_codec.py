@@ -90,6 +90,37 @@ def test_packet_reader_reassembles_values_split_anywhere(items, data):
     assert got == items
 
 
+def test_a_turn_arriving_in_many_reads_is_read_once_and_not_held_whole():
+    # Events are decoded as they complete and their bytes let go: the reader holds the
+    # unfinished event and the last piece, not the packet so far (which it used to
+    # decode again from its start at every read: quadratic in the packet's length).
+    events = [(7, Message(Record(Symbol("take"), [i, "x" * (i % 50)]))) for i in range(2000)]
+    data = encode_turn(events)
+    reader = PacketReader()
+    got, held = [], 0
+    for start in range(0, len(data), 100):
+        reader.feed(data[start:start + 100])
+        got.extend(reader)
+        held = max(held, len(reader._buf) - reader._start)
+    assert len(got) == 1 and parse_packet(got[0]) == events
+    assert held < 200  # bytes: an event (at most ~70) and a piece (100)
+
+
+def test_a_turn_over_the_limit_is_refused_before_it_is_complete():
+    data = encode_turn([(1, Message(i)) for i in range(100)])
+    reader = PacketReader(max_packet=300)
+    for start in range(0, 350, 50):
+        reader.feed(data[start:start + 50])
+        if start < 300:
+            assert list(reader) == []
+    with pytest.raises(ProtocolError, match="exceeds the limit of 300 bytes .*incomplete"):
+        list(reader)
+    reader = PacketReader(max_packet=300)  # an event whose length prefix promises too much
+    reader.feed(encode_turn([(1, Message(i)) for i in range(10)])[:-1] + b"\xb2\x80\x10")
+    with pytest.raises(ProtocolError, match="exceeds the limit of 300 bytes .*promises"):
+        list(reader)
+
+
 @settings(max_examples=300)
 @given(st.binary(max_size=64))
 def test_garbage_is_a_protocol_error_or_incomplete_never_anything_else(data):

@@ -46,10 +46,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import math
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterator
 
@@ -207,6 +205,12 @@ async def _open_stream(kind: str, where: Any) -> trio.SocketStream:
     return await trio.open_unix_socket(where)
 
 
+# A client's relay gathers what it sends until this process has nothing else to run, for
+# at most this long (Relay's ``coalesce``): a burst costs one packet, one write and one
+# turn at the server instead of one per event (docs/server.md, "Where the time goes").
+COALESCE = 0.001  # seconds
+
+
 async def open_connection_raw(runtime: Runtime, address: Any, cap: Any, *,
                               timeout: float = 10.0,
                               max_packet: int = DEFAULT_MAX_PACKET) -> Connection:
@@ -220,7 +224,7 @@ async def open_connection_raw(runtime: Runtime, address: Any, cap: Any, *,
             stream = await _open_stream(kind, where)
     except (OSError, trio.TooSlowError) as exc:
         raise ConnectionFailed(f"cannot connect to {label}: {exc or 'timed out'}") from None
-    relay = Relay(runtime, f"client {label}", import0=True)
+    relay = Relay(runtime, f"client {label}", import0=True, coalesce=COALESCE)
     runtime.system.nursery.start_soon(
         lambda: run_stream(relay, stream, max_packet=max_packet, peer=label))
     resolution = _Resolution()
@@ -250,9 +254,6 @@ async def open_connection_raw(runtime: Runtime, address: Any, cap: Any, *,
     return Connection(relay, resolution.ds, label)
 
 
-# Events a handle makes within this long of its last immediately written one are
-# batched (see RemoteDataspaceHandle._now).
-_BURST = 50e-6
 
 
 class _Forwarder(Entity):
@@ -343,7 +344,6 @@ class RemoteDataspaceHandle(DataspaceHandle):
             self._forwarder = _Forwarder(reconnect.max_queued)
             ref = runtime.run_turn(facet, lambda: turn.ref(self._forwarder))
         super().__init__(runtime, ref, None, facet)
-        self._last_immediate = -math.inf
         self.connection = connection
         self._address, self._cap, self._options = address, cap, options
         self.reconnections = 0  # connections made again after one ended
@@ -356,29 +356,22 @@ class RemoteDataspaceHandle(DataspaceHandle):
             runtime.run_turn(facet, lambda: self._forwarder.attach(connection.ds))
             runtime.system.nursery.start_soon(self._supervise)
 
-    # publish, retract and message run what they cause at once (run_inline), so that a
-    # lone event is on its way to the server when they return, with no wait for the
-    # runtime's drain task to get its turn. Calls that follow one another closely (a
-    # burst: within _BURST seconds of the last immediate one) are left to the drain
-    # task instead, which sends all of them in one packet as soon as the caller yields,
-    # so pipelined messages cost one write per burst, not one per message. Nothing
-    # waits on a timer either way.
-
-    def _now(self, action: Callable[[], Any]) -> Any:
-        now = time.perf_counter()
-        if now - self._last_immediate < _BURST:
-            return action()
-        self._last_immediate = now
-        return self.runtime.system.run_inline(action)
+    # publish, retract and message run what they cause at once (run_inline), so that
+    # the event is in the relay's open packet when they return, with no wait for the
+    # runtime's drain task to get its turn; the packet goes out once this process is
+    # idle (the relay's ``coalesce``), so a burst of calls costs one write.
 
     def publish(self, value: Any) -> int:
-        return self._now(lambda: super(RemoteDataspaceHandle, self).publish(value))
+        return self.runtime.system.run_inline(
+            lambda: super(RemoteDataspaceHandle, self).publish(value))
 
     def retract(self, handle: int) -> None:
-        self._now(lambda: super(RemoteDataspaceHandle, self).retract(handle))
+        self.runtime.system.run_inline(
+            lambda: super(RemoteDataspaceHandle, self).retract(handle))
 
     def message(self, value: Any) -> None:
-        self._now(lambda: super(RemoteDataspaceHandle, self).message(value))
+        self.runtime.system.run_inline(
+            lambda: super(RemoteDataspaceHandle, self).message(value))
 
     async def wait_writable(self) -> None:
         """Backpressure for a producer (docs/limits.md): returns at once unless more

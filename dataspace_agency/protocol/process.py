@@ -46,15 +46,20 @@ class ServerProcess:
 
     @classmethod
     def start(cls, unix_path: str | None = None, timeout: float = 30.0,
-              extra_args: tuple[str, ...] = ()) -> "ServerProcess":
+              extra_args: tuple[str, ...] = (),
+              profile_to: str | None = None) -> "ServerProcess":
         """Start a server on ``unix_path`` (default: a fresh temp dir) and wait until it
-        listens."""
+        listens. ``extra_args``: more ``serve`` options. ``profile_to``: run it under
+        cProfile, whose statistics are written to that file when it stops (for
+        benchmarks: ``benchmarks/remote_classic.py --profile``)."""
         directory = None
         if unix_path is None:
             directory = tempfile.mkdtemp(prefix="dataspace-agency-")
             unix_path = os.path.join(directory, "dataspace.sock")
         key = secrets.token_bytes(16)
-        command = [sys.executable, "-m", "dataspace_agency.cli", "serve", "--unix", unix_path,
+        profiler = ("-m", "cProfile", "-o", profile_to) if profile_to else ()
+        command = [sys.executable, *profiler, "-m", "dataspace_agency.cli", "serve",
+                   "--unix", unix_path,
                    "--key", key.hex(), "--exit-on-stdin-eof", "--log-level", "WARNING",
                    *extra_args]
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)

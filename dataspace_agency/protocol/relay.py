@@ -13,10 +13,14 @@ client). It is an actor of its own on the runtime:
 * **Handle maps**: the peer's assertion handles -> the local handles we asserted for
   them (retracted when the peer retracts, or all at once when the connection closes:
   they are published from the relay actor, so stopping it retracts them).
-* **Batching**: events for the peer made while the runtime drains its queue are
-  collected and written as one Turn packet, after what was queued before them, as soon
-  as that packet is complete (on a socket, written from inside the runtime's queue:
-  see ``transport.py``, which carries the packets over a stream).
+* **Batching**: events for the peer are encoded, as they are made, into one open Turn
+  packet (refs rewritten by the encoder as it goes: one walk per value). A server's
+  relay writes it as soon as the turns that made it are done (on a socket, from
+  inside the runtime's queue: see ``transport.py``); a client's (``coalesce``) once
+  its process has nothing else to run, so a burst made by many trio tasks (classic
+  actions answering, one per task) is one packet, one write and one turn at the
+  server. A packet is closed at 16 KiB, or as soon as it would take the connection
+  over its high-water mark.
 
 * **Flow control** (:class:`FlowControl`, docs/limits.md): the bytes waiting to be
   written are counted. Over the high-water mark a connection is *congested*: a server
@@ -46,10 +50,15 @@ from preserves import Embedded, ImmutableDict, Record, Symbol
 from preserves.values import preserve
 from syndicate import turn
 from syndicate.actor import Entity, Ref
+# "Until every other task is blocked": trio's own idle detection (an epoll with no
+# timeout once the run queue is empty, no polling); public API, in trio.testing.
+from trio.testing import wait_all_tasks_blocked
 
 from ..runtime import Runtime
+from .flow import (DEFAULT_HIGH_WATER, DEFAULT_STALL_TIMEOUT,  # noqa: F401 (re-exported)
+                   FlowControl, WireStats)
 from .codec import (Assert, ErrorPacket, Message, ProtocolError, Retract, Sync, WireRef,
-                    encode_error, encode_turn, parse_packet, show)
+                    encode_error, encode_event_into, parse_packet, show)
 
 log = logging.getLogger(__name__)
 
@@ -60,62 +69,14 @@ class PeerError(ConnectionError):
     """The peer sent us an ``Error`` packet."""
 
 
-DEFAULT_HIGH_WATER = 8 * 1024 * 1024  # bytes waiting to be written, per connection
-DEFAULT_STALL_TIMEOUT = 30.0  # seconds a server connection may stay congested
 _IOV_MAX = 1024  # buffers per writev (the POSIX minimum of IOV_MAX)
+# An open Turn packet is closed and written once it is this long: far below any peer's
+# max_packet (DEFAULT_MAX_PACKET is 16 MiB), and large enough that a burst costs few
+# packets (about 80 classic messages), and small beside a read (64 KiB): the input a
+# server handles at once (one read, plus the rest of a packet it completes) stays near
+# one read, which bounds the output it makes at once (docs/limits.md).
+_PACKET_TARGET = 16 * 1024
 _ERROR_GRACE = 2.0  # seconds a cut-off peer gets to take its Error packet
-
-
-class FlowControl:
-    """Output limits shared by a set of connections: a server's, or one client's.
-
-    ``high_water``: bytes waiting to be written to one peer above which its connection
-    is congested; ``low_water``: it is clear again once below this (default a quarter
-    of ``high_water``); ``stall_timeout``: seconds a connection may stay congested
-    before it is cut off (None: never, the client's default). While any connection
-    is congested, the others do not read (:meth:`must_wait`): nothing new is taken in
-    that could add to its backlog, and producers are pushed back through TCP."""
-
-    def __init__(self, high_water: int = DEFAULT_HIGH_WATER, low_water: int | None = None,
-                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT) -> None:
-        if high_water < 1:
-            raise ValueError(f"high_water must be at least 1 byte, got {high_water}")
-        low_water = high_water // 4 if low_water is None else low_water
-        if not 0 <= low_water <= high_water:
-            raise ValueError(f"low_water must be between 0 and high_water ({high_water}),"
-                             f" got {low_water}")
-        if stall_timeout is not None and not stall_timeout > 0:
-            raise ValueError(f"stall_timeout must be > 0 seconds or None, got {stall_timeout}")
-        self.high_water = high_water
-        self.low_water = low_water
-        self.stall_timeout = stall_timeout
-        self.congested: set["Relay"] = set()
-        self._clear: trio.Event | None = None  # set when the last congestion ends
-        # Statistics: how often reading was paused, connections cut off.
-        self.pauses = 0
-        self.queue_pauses = 0  # reads put off while the runtime caught up (transport.py)
-        self.cut_off = 0
-
-    def must_wait(self, relay: "Relay") -> bool:
-        """Whether ``relay``'s connection should not read now."""
-        return bool(self.congested) and relay not in self.congested
-
-    async def wait_clear(self, relay: "Relay") -> None:
-        """Wait until ``relay`` may read again."""
-        self.pauses += 1
-        while self.must_wait(relay):
-            if self._clear is None:
-                self._clear = trio.Event()
-            await self._clear.wait()
-
-    def _over(self, relay: "Relay") -> None:
-        self.congested.add(relay)
-
-    def _under(self, relay: "Relay") -> None:
-        self.congested.discard(relay)
-        if not self.congested and self._clear is not None:
-            self._clear.set()
-            self._clear = None
 
 
 class _Entry:
@@ -243,11 +204,15 @@ class Relay:
     the life of the connection. ``import0``: make :attr:`peer0` a ref to the peer's
     oid 0 (the client's view of the gatekeeper). ``flow``: the :class:`FlowControl`
     shared with other connections (a server's); by default one of its own that never
-    cuts the connection off (a client's)."""
+    cuts the connection off (a client's). ``coalesce``: None, each packet is written
+    as soon as the turns that made it are done (a server); or seconds, events wait
+    until this process has nothing else to run, at most that long, and go out in one
+    packet (a client; see :meth:`_plan_flush`)."""
 
     def __init__(self, runtime: Runtime, name: str, *,
                  export0: Callable[["Relay"], Entity] | None = None,
-                 import0: bool = False, flow: FlowControl | None = None) -> None:
+                 import0: bool = False, flow: FlowControl | None = None,
+                 coalesce: float | None = None) -> None:
         self.runtime = runtime
         self.name = name
         self.facet = runtime.spawn_host(name=name)
@@ -262,7 +227,10 @@ class Relay:
         self._next_oid = 0
         self._inbound: dict[int, tuple[int | None, list]] = {}  # peer handle -> (ours, pins)
         self._outbound: dict[int, list] = {}  # our handle -> pins
-        self._pending: list[tuple[int, Any]] = []
+        self.coalesce = coalesce
+        self._packet = bytearray()  # the open Turn packet's events (see _add_event)
+        self._packet_events = 0
+        self._flush_planned = False
         self._out: list[bytes | memoryview] = []  # written in order, then dropped
         self._wakeup: trio.Event | None = None  # the writer task waits on it
         self._finished = False
@@ -274,6 +242,7 @@ class Relay:
         self.flow = flow if flow is not None else FlowControl(stall_timeout=None)
         self.out_bytes = 0  # bytes waiting to be written
         self.peak_out_bytes = 0
+        self.stats = WireStats()
         self._head_partial = False
         self._congested_since: float | None = None
         self._room: trio.Event | None = None  # set when a congestion ends
@@ -332,6 +301,8 @@ class Relay:
         if isinstance(packet, ErrorPacket):
             raise PeerError(f"peer reported an error: {packet.message:.200} "
                             f"({show(packet.detail)})")
+        self.stats.packets_in += 1
+        self.stats.events_in += len(packet)
         errors: list[ProtocolError] = []
 
         def run() -> None:
@@ -411,62 +382,93 @@ class Relay:
 
     # --- outbound (runtime thread, in turns delivering to proxies) -------------------------
 
-    def _ref_out(self, ref: Any, pins: list, transient: bool) -> Embedded:
+    def _ref_out(self, ref: Any, pins: list, transient: bool) -> tuple:
+        """What goes on the wire after the embedded tag for ``ref``, pinned in ``pins``."""
         if not isinstance(ref, Ref):
             raise TypeError(f"only refs can be embedded in what goes to a peer, got {ref!r:.100}")
         entity = ref.entity
         if type(entity) is _Proxy and entity.relay is self:
             entity.entry.grab(pins)
-            return Embedded(WireRef(False, entity.oid))
+            return (1, entity.oid)
         if transient:
             entry = self._export_by_key.get((id(ref.facet), id(entity)))
             if entry is None or self._exports.get(entry.oid) is not entry:
                 raise _NewRef()
             entry.grab(pins)
-            return Embedded(WireRef(True, entry.oid))
-        return Embedded(WireRef(True, self._export(ref, pins).oid))
+            return (0, entry.oid)
+        return (0, self._export(ref, pins).oid)
 
-    def _queue(self, oid: int, event: Any) -> None:
-        if not self._pending:
+    # Events are encoded as they are made, into the open Turn packet (one walk of the
+    # value, refs rewritten by the encoder's embed callback), so what a burst makes goes
+    # out as one packet; and a value that cannot be sent is refused here, alone. The
+    # packet is closed and written by _flush: see _plan_flush for when.
+
+    def _add_event(self, oid: int, event: Any, pins: list | None, transient: bool) -> bool:
+        """Encode ``event`` for ``oid`` into the open packet, its refs pinned in ``pins``
+        (None: it has none to rewrite); False (nothing added) if it cannot be sent."""
+        packet = self._packet
+        mark = len(packet)
+        try:
+            if pins is None:
+                encode_event_into(packet, oid, event)
+            else:
+                encode_event_into(packet, oid, event,
+                                  lambda ref: self._ref_out(ref, pins, transient))
+        except _NewRef:
+            del packet[mark:]
+            log.warning("%s: dropping a message that would introduce a new ref to the peer "
+                        "(the protocol forbids it): %s", self.name, show(event))
+            return False
+        except TypeError as exc:  # not a ref, or not a Preserves value
+            del packet[mark:]
+            log.warning("%s: not sending %s: %s", self.name, type(event).__name__.lower(), exc)
+            return False
+        self._packet_events += 1
+        if not self._flush_planned:
+            self._plan_flush()
+        if (len(packet) >= _PACKET_TARGET
+                or self.out_bytes + len(packet) > self.flow.high_water):
+            # Bounded packets (the peer's max_packet; no long stall), and flow control
+            # sees the open packet's bytes at once: over the high-water mark it is
+            # written (queued) now, so the connection is congested one event past it.
+            self._flush()
+        return True
+
+    def _plan_flush(self) -> None:
+        """See that the open packet is written: as soon as what the runtime is running
+        now is done (queued behind it), or, with ``coalesce`` (a client), once this
+        process has nothing else to run (``_writer``). The first keeps a server's
+        latency down; the second gathers the events that trio tasks make one after
+        another (classic actions answering a burst, one per task) into one packet,
+        instead of a packet, a write and a turn at the server for each."""
+        self._flush_planned = True
+        if self.coalesce is None:
             self.runtime.system.queue_task(self._flush)
-        self._pending.append((oid, event))
+        else:
+            self._wake_writer()
 
     def _out_assert(self, proxy: _Proxy, value: Any, handle: int) -> None:
         if self.closed:
             return
         pins: list = []
-        try:
-            wire = _map_embedded(value, lambda ref: self._ref_out(ref, pins, False))
-        except TypeError as exc:
+        if not self._add_event(proxy.oid, Assert(value, handle), pins, False):
             _drop_all(pins)
-            log.warning("%s: not sending an assertion: %s", self.name, exc)
             return
         proxy.entry.grab(pins)
         self._outbound[handle] = pins
-        self._queue(proxy.oid, Assert(wire, handle))
 
     def _out_retract(self, proxy: _Proxy, handle: int) -> None:
         pins = self._outbound.pop(handle, None)
         if pins is None or self.closed:
             return  # never sent (see _out_assert)
-        self._queue(proxy.oid, Retract(handle))
+        self._add_event(proxy.oid, Retract(handle), None, False)
         _drop_all(pins)
 
     def _out_message(self, proxy: _Proxy, value: Any) -> None:
         if self.closed:
             return
         pins: list = []
-        try:
-            wire = _map_embedded(value, lambda ref: self._ref_out(ref, pins, True))
-        except _NewRef:
-            log.warning("%s: dropping a message that would introduce a new ref to the peer "
-                        "(the protocol forbids it): %r", self.name, value)
-            wire = None
-        except TypeError as exc:
-            log.warning("%s: not sending a message: %s", self.name, exc)
-            wire = None
-        if wire is not None:
-            self._queue(proxy.oid, Message(wire))
+        self._add_event(proxy.oid, Message(value), pins, True)
         _drop_all(pins)
 
     def _out_sync(self, proxy: _Proxy, peer: Ref) -> None:
@@ -476,15 +478,22 @@ class Relay:
         proxy.entry.grab(pins)
         reply = Ref(self.facet, _SyncReply(peer, pins))
         entry = self._export(reply, pins)
-        self._queue(proxy.oid, Sync(WireRef(True, entry.oid)))
+        self._add_event(proxy.oid, Sync(WireRef(True, entry.oid)), None, False)
 
     def _flush(self) -> None:
-        if not self._pending:
+        """Close the open packet, if it has any event, and write it."""
+        self._flush_planned = False
+        if not self._packet_events:
             return
-        events, self._pending = self._pending, []
+        packet, self._packet = self._packet, bytearray()
+        events, self._packet_events = self._packet_events, 0
         if self.closed:
             return
-        self._write(encode_turn(events))
+        self.stats.packets_out += 1
+        self.stats.events_out += events
+        packet[:0] = b"\xb5"
+        packet += b"\x84"
+        self._write(bytes(packet))
 
     def _write(self, data: bytes) -> None:
         # On a socket, a packet is written here and now, as the turn that made it has
@@ -521,6 +530,8 @@ class Relay:
             self._write_error = exc
             self._fd = None
             return
+        self.stats.writes += 1
+        self.stats.bytes_out += sent
         sent_total = sent
         if sent == self.out_bytes:
             out.clear()
@@ -571,7 +582,8 @@ class Relay:
                   " the peer is not reading (slow consumer cut off)")
         log.warning("%s: %s", self.name, reason)
         flow.cut_off += 1
-        self._pending = []
+        self._packet.clear()
+        self._packet_events = 0
         kept = self._out[:1] if self._head_partial else []
         self._sent(self.out_bytes - sum(len(part) for part in kept))
         self._out[:] = kept
@@ -634,6 +646,12 @@ class Relay:
         while True:
             if self._write_error is not None:
                 raise self._write_error
+            if self._flush_planned and self.coalesce is not None and not self._finished:
+                # Whatever runs until the process is idle adds to the open packet.
+                with trio.move_on_after(self.coalesce):
+                    await wait_all_tasks_blocked()
+                self._flush()
+                continue
             if self._out:
                 fd = self._fd
                 with trio.move_on_at(self._stall_deadline()) as waiting:
@@ -645,7 +663,10 @@ class Relay:
                         parts = list(self._out)
                         await stream.send_all(b"".join(parts))
                         del self._out[:len(parts)]
-                        self._sent(sum(len(part) for part in parts))
+                        sent = sum(len(part) for part in parts)
+                        self.stats.writes += 1
+                        self.stats.bytes_out += sent
+                        self._sent(sent)
                 self._write_scope = None
                 if waiting.cancelled_caught:
                     self._cut_off()

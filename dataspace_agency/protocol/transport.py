@@ -15,10 +15,13 @@ descriptor directly:
   the relays write the resulting packets (to other connections, or answers) from
   inside those turns. A hop through the server is then one task step and one trip
   round trio's loop: read, turns, writes.
-* **Writing**: a Turn packet is written by :meth:`Relay._write` as soon as the turn
-  that made it commits (non-blocking ``os.write``); the writer task only waits for
-  the kernel when a write came back short, and writes the rest in order. No timer,
-  no batching delay: events made in one drain of the queue go out as one packet.
+* **Writing**: events are encoded into the relay's open Turn packet as they are made;
+  the packet is written (non-blocking ``os.write``) by :meth:`Relay._flush`: on a
+  server as soon as the turns that made it are done, on a client once the process has
+  nothing else to run (at most ``client.COALESCE`` later), so that what a burst of
+  trio tasks makes goes out as one packet (see ``Relay._plan_flush``). The writer
+  task only waits for the kernel when a write came back short, and writes the rest
+  in order.
 
 * **Backpressure**: before each read, a connection whose :class:`~.relay.FlowControl`
   has another connection congested (too much output waiting for a slow reader) waits
@@ -181,6 +184,7 @@ def _take(relay: Relay, reader: PacketReader, data: bytes, peer: str) -> str | N
     the module docstring); None to go on reading, or why the connection ends."""
     if relay.closed:
         return relay.close_reason or "closed"
+    relay.stats.reads += 1
     reader.feed(data)
     try:
         return relay.runtime.system.run_inline(lambda: _handle(relay, reader))

@@ -133,6 +133,14 @@ class RemoteDataspaceSpace(DataspaceSpace):
             return False
         return self._background.call_async(wait)
 
+    def wire_stats(self) -> dict[str, int]:
+        """What this space's connection has carried so far, counted on this side:
+        packets, events, reads and writes (system calls) in and out, bytes written
+        (``protocol.relay.WireStats``). Take it before and after a workload to see what
+        each message costs on the wire (``benchmarks/remote_classic.py``)."""
+        self._check_open()
+        return self._background.call(lambda rt: self._client.connection.relay.stats.as_dict())
+
     def fact_count(self) -> int:
         """Distinct assertions in the server's dataspace (not counting the observation
         made to count them), once everything done here before the call has reached it."""
