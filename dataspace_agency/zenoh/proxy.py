@@ -1,0 +1,325 @@
+"""The dataspace on Zenoh, seen from this process as one syndicate-py entity.
+
+``ZenohDataspace`` is a local proxy: actors publish, retract, send and sync to its ref
+exactly as to an in-process ``Dataspace`` or a server's dataspace through the protocol
+client, and it carries each event over a Zenoh session:
+
+* ``on_publish(value)``: a liveliness token whose key holds the value (``keys.py``). Keys
+  are unique per handle, so two handles asserting equal values are two tokens (a bag),
+  and a token vanishes with its session: a crashed process's facts go by themselves.
+* ``on_publish(<Observe pattern #:observer>)``: an *interest* in the narrowest key
+  expression the pattern allows: a liveliness subscriber with history (the tokens alive
+  now, then every change) and a subscriber for messages. What they deliver is asserted,
+  retracted and sent into a local ``Dataspace`` entity (the *mirror*), where the observer
+  is registered: the package's own index does the exact matching, capture counting and
+  replay. Observers whose patterns give the same key expression share one interest.
+* ``on_message(value)``: a publication (``put``) whose payload is the value.
+* ``on_sync(peer)``: answered once the Zenoh router has seen everything this session did
+  before: a liveliness query (ordered after our declarations) and a query (ordered after
+  our publications), both answered by the router, plus any large value still being
+  fetched for an interest. Our own tokens and messages reach our own interests inside
+  the call that made them, so by then local observers have been told too.
+
+Zenoh calls back on its own threads: every callback only hands its sample to the runtime
+(``Runtime.external``, the thread-safe entry), whose turns do the rest. Callbacks are
+registered ``indirect=False`` (run on Zenoh's receiving thread, in arrival order) rather
+than through zenoh-python's per-callback Python thread, which would reorder a
+subscriber's samples against another's and against the answer to a sync.
+
+What Zenoh does not give: Observe assertions stay local (their observer is a ref, which
+cannot cross), so patterns over ``Observe`` see only this session's interest; messages
+and assertions travel on different priority lanes, so a message sent after an assertion
+may be seen before it by a remote observer; messages published while no router is
+reachable are lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Callable
+
+import zenoh
+from syndicate import turn
+from syndicate.actor import Entity, Facet, Ref
+
+from ..dataspace.entity import Dataspace, parse_observe
+from ..runtime import Runtime, RuntimeClosed
+from .keys import (MalformedKey, NotTransferable, ValueTooLarge, assertion_key, decode_data,
+                   encode_value, message_key, parse_assertion_key, pattern_key, value_key)
+
+log = logging.getLogger(__name__)
+
+# Publications block rather than being dropped when the link is congested: a dataspace
+# message is not a sensor reading that the next one replaces.
+_BLOCK = zenoh.CongestionControl.BLOCK
+
+
+def _direct(callback: Callable[[Any], None], drop: Callable[[], None] | None = None) -> Any:
+    return zenoh.handlers.Callback(callback, drop, indirect=False)
+
+
+class _Interest:
+    """One key expression observed: its Zenoh subscribers and the mirror dataspace in
+    which this process's observers of it are registered."""
+
+    def __init__(self, proxy: "ZenohDataspace", key_expr: str) -> None:
+        self.proxy = proxy
+        self.key_expr = key_expr
+        self.observers = 0
+        self.mirror: Ref = turn.ref(Dataspace())
+        self.live: dict[str, int] = {}  # token key -> handle of its value in the mirror
+        self.fetching: set[str] = set()  # token keys whose large value is on its way
+        self.closed = False
+        namespace = proxy.namespace
+        session = proxy.session
+        self._tokens = session.liveliness().declare_subscriber(
+            f"{namespace}/a/{key_expr}", _direct(self._token_arrived), history=True)
+        self._messages = session.declare_subscriber(
+            f"{namespace}/m/{key_expr}", _direct(self._message_arrived))
+
+    # Zenoh threads: hand over, nothing else (no logging: it would register the thread).
+
+    def _token_arrived(self, sample: zenoh.Sample) -> None:
+        put = sample.kind == zenoh.SampleKind.PUT
+        key = str(sample.key_expr)
+        self.proxy.enter(lambda: self.token_put(key) if put else self.token_deleted(key))
+
+    def _message_arrived(self, sample: zenoh.Sample) -> None:
+        key, payload = str(sample.key_expr), sample.payload.to_bytes()
+        self.proxy.enter(lambda: self.message(key, payload))
+
+    # Turns in the proxy's facet.
+
+    def token_put(self, key: str) -> None:
+        if self.closed or key in self.live or key in self.fetching:
+            return
+        try:
+            parsed = parse_assertion_key(key)
+        except MalformedKey as exc:
+            log.warning("ignoring a token from a peer: %s", exc)
+            return
+        if parsed.value is not None:
+            self.live[key] = turn.publish(self.mirror, parsed.value)
+        else:
+            self.fetching.add(key)
+            self.proxy.fetch(key, parsed.owner, parsed.digest, self)
+
+    def fetched(self, key: str, value: Any) -> None:
+        if key in self.fetching and not self.closed:
+            self.fetching.discard(key)
+            self.live[key] = turn.publish(self.mirror, value)
+
+    def token_deleted(self, key: str) -> None:
+        self.fetching.discard(key)
+        handle = self.live.pop(key, None)
+        if handle is not None:
+            turn.retract(handle)
+
+    def message(self, key: str, payload: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            value = decode_data(payload, key)
+        except MalformedKey as exc:
+            log.warning("ignoring a message from a peer: %s", exc)
+            return
+        turn.send(self.mirror, value)
+
+    def close(self) -> None:
+        """Stop listening; drop what was mirrored (no observer is left to be told)."""
+        self.closed = True
+        for subscriber in (self._tokens, self._messages):
+            try:
+                subscriber.undeclare()
+            except zenoh.ZError:
+                pass  # the session has closed already
+        for handle in self.live.values():
+            turn.retract(handle)
+        self.live.clear()
+        self.fetching.clear()
+
+
+class ZenohDataspace(Entity):
+    """The local proxy (see the module docstring). Create it in a turn of the facet it
+    lives in (``facet``); hand out ``turn.ref(proxy)``."""
+
+    def __init__(self, runtime: Runtime, session: zenoh.Session, namespace: str,
+                 facet: Facet) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.namespace = namespace
+        self.facet = facet
+        self._zid = str(session.zid())
+        self._next = 0
+        self._tokens: dict[int, tuple[Any, str | None]] = {}  # handle -> (token, large id)
+        self._observes: dict[int, tuple[_Interest, int]] = {}  # handle -> (interest, in mirror)
+        self._interests: dict[str, _Interest] = {}
+        self._large: dict[str, bytes] = {}  # our large values, by their number
+        self._queryable: Any = None
+        self._fetches = 0  # large values being fetched
+        self._waiting_syncs: list[Ref] = []
+        self.closed = False
+
+    @property
+    def interest_count(self) -> int:
+        return len(self._interests)
+
+    @property
+    def token_count(self) -> int:
+        return len(self._tokens)
+
+    def enter(self, action: Callable[[], None]) -> None:
+        """Run ``action`` as a turn in the proxy's facet, from any thread."""
+        try:
+            self.runtime.external(self.facet, action)
+        except RuntimeClosed:
+            pass  # shutting down: what arrives now has no one to go to
+
+    # --- the entity -------------------------------------------------------------------------
+
+    def on_publish(self, value: Any, handle: int) -> None:
+        if self.closed:
+            return
+        observe = parse_observe(value)
+        if observe is not None:
+            key_expr = pattern_key(value.fields[0])
+            interest = self._interests.get(key_expr)
+            if interest is None:
+                interest = self._interests[key_expr] = _Interest(self, key_expr)
+            interest.observers += 1
+            self._observes[handle] = (interest, turn.publish(interest.mirror, value))
+            return
+        try:
+            key, data = encode_value(value)
+        except (NotTransferable, ValueTooLarge) as exc:
+            # Handles check this before publishing; this is native code's direct publish.
+            log.warning("not asserted on Zenoh: %s", exc)
+            return
+        number = str(self._next)
+        self._next += 1
+        token_key, large = assertion_key(self.namespace, key, data, f"u{self._zid}.{number}")
+        if large:
+            self._serve_large_values()
+            self._large[number] = data
+        token = self.session.liveliness().declare_token(token_key)
+        self._tokens[handle] = (token, number if large else None)
+
+    def on_retract(self, handle: int) -> None:
+        held = self._tokens.pop(handle, None)
+        if held is not None:
+            token, number = held
+            if not self.closed:
+                token.undeclare()
+            if number is not None:
+                self._large.pop(number, None)
+            return
+        observed = self._observes.pop(handle, None)
+        if observed is not None:
+            interest, mirror_handle = observed
+            turn.retract(mirror_handle)
+            interest.observers -= 1
+            if interest.observers == 0:
+                del self._interests[interest.key_expr]
+                interest.close()
+
+    def on_message(self, value: Any) -> None:
+        if self.closed:
+            return
+        try:
+            key, data = encode_value(value)
+        except (NotTransferable, ValueTooLarge) as exc:
+            log.warning("not sent on Zenoh: %s", exc)
+            return
+        self.session.put(message_key(self.namespace, key), data, congestion_control=_BLOCK)
+
+    def on_sync(self, peer: Ref) -> None:
+        if self.closed:
+            turn.send(peer, True)
+            return
+        remaining = [2]
+
+        def one_done() -> None:  # a Zenoh thread, or this one
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self.enter(lambda: self._synced(peer))
+
+        barrier = f"{self.namespace}/sync/{self._zid}"
+        # Answered by the router once it has processed what came before on each lane.
+        self.session.liveliness().get(barrier, _direct(lambda _reply: None, one_done))
+        self.session.get(barrier, _direct(lambda _reply: None, one_done))
+
+    def _synced(self, peer: Ref) -> None:
+        if self._fetches:
+            self._waiting_syncs.append(peer)  # answered once the fetches are in
+        else:
+            turn.send(peer, True)
+
+    # --- large values (keys.py: served by their owner, fetched by observers) ------------------
+
+    def _serve_large_values(self) -> None:
+        if self._queryable is None:
+            self._queryable = self.session.declare_queryable(
+                value_key(self.namespace, f"{self._zid}/*"), _direct(self._answer))
+
+    def _answer(self, query: zenoh.Query) -> None:  # a Zenoh thread
+        number = str(query.key_expr).rsplit("/", 1)[-1]
+        data = self._large.get(number)  # a dict read: safe from another thread
+        if data is not None:
+            query.reply(query.key_expr, data)
+
+    def fetch(self, key: str, owner: str, digest: str, interest: _Interest) -> None:
+        """Ask the owner of a large value for it (a turn; the answer comes back as one)."""
+        zid, _, number = owner[1:].partition(".")
+        self._fetches += 1
+        got: list[bytes] = []
+
+        def reply(answer: zenoh.Reply) -> None:  # a Zenoh thread
+            if answer.ok is not None and not got:
+                got.append(answer.ok.payload.to_bytes())
+
+        def done() -> None:  # a Zenoh thread
+            self.enter(lambda: self._fetched(key, digest, got, interest))
+
+        self.session.get(value_key(self.namespace, f"{zid}/{number}"), _direct(reply, done),
+                         timeout=10.0)
+
+    def _fetched(self, key: str, digest: str, got: list[bytes], interest: _Interest) -> None:
+        self._fetches -= 1
+        if not got:
+            if key in interest.fetching:  # not retracted meanwhile: its owner is unreachable
+                log.warning("no answer for the value of %s: left out", key[:200])
+                interest.fetching.discard(key)
+        elif hashlib.sha256(got[0]).hexdigest() != digest:
+            log.warning("ignoring a value whose digest does not match its key %s", key[:200])
+        else:
+            try:
+                interest.fetched(key, decode_data(got[0], key))
+            except MalformedKey as exc:
+                log.warning("ignoring a value from a peer: %s", exc)
+        if not self._fetches:
+            for peer in self._waiting_syncs:
+                turn.send(peer, True)
+            self._waiting_syncs.clear()
+
+    # --- shutdown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Undeclare everything (a turn in the proxy's facet); the session stays open."""
+        if self.closed:
+            return
+        self.closed = True
+        for interest in list(self._interests.values()):
+            interest.close()
+        self._interests.clear()
+        for token, _number in self._tokens.values():
+            try:
+                token.undeclare()
+            except zenoh.ZError:
+                pass
+        self._tokens.clear()
+        if self._queryable is not None:
+            self._queryable.undeclare()
+        for peer in self._waiting_syncs:
+            turn.send(peer, True)
+        self._waiting_syncs.clear()
