@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "compare",
     "repl",
     "serve",
+    "router",
     "example",
 )
 
