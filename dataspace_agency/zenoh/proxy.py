@@ -70,6 +70,8 @@ class _Interest:
         self.mirror: Ref = turn.ref(Dataspace())
         self.live: dict[str, int] = {}  # token key -> handle of its value in the mirror
         self.fetching: set[str] = set()  # token keys whose large value is on its way
+        self.deleted: set[str] = set()  # token keys seen to go (a catch-up never revives them)
+        self.caught_up = False  # a sync has queried the router for what history replays
         self.closed = False
         namespace = proxy.namespace
         session = proxy.session
@@ -85,13 +87,21 @@ class _Interest:
         key = str(sample.key_expr)
         self.proxy.enter(lambda: self.token_put(key) if put else self.token_deleted(key))
 
+    def catch_up(self, reply: zenoh.Reply) -> None:
+        if reply.ok is not None:
+            key = str(reply.ok.key_expr)
+            self.proxy.enter(lambda: self.token_put(key, catching_up=True))
+
     def _message_arrived(self, sample: zenoh.Sample) -> None:
         key, payload = str(sample.key_expr), sample.payload.to_bytes()
         self.proxy.enter(lambda: self.message(key, payload))
 
     # Turns in the proxy's facet.
 
-    def token_put(self, key: str) -> None:
+    def token_put(self, key: str, catching_up: bool = False) -> None:
+        if catching_up and key in self.deleted:
+            return  # the subscriber saw it go after the router answered: stays gone
+        self.deleted.discard(key)  # a token may come back: a reconnection declares it again
         if self.closed or key in self.live or key in self.fetching:
             return
         try:
@@ -111,6 +121,7 @@ class _Interest:
             self.live[key] = turn.publish(self.mirror, value)
 
     def token_deleted(self, key: str) -> None:
+        self.deleted.add(key)
         self.fetching.discard(key)
         handle = self.live.pop(key, None)
         if handle is not None:
@@ -237,7 +248,11 @@ class ZenohDataspace(Entity):
         if self.closed:
             turn.send(peer, True)
             return
-        remaining = [2]
+        # A new interest's history (the tokens alive when it was declared) is not ordered
+        # with the router's answers below, so for each interest no sync has covered yet the
+        # sync asks the router for those tokens itself and adds any not seen yet.
+        fresh = [i for i in self._interests.values() if not i.caught_up]
+        remaining = [2 + len(fresh)]
 
         def one_done() -> None:  # a Zenoh thread, or this one
             remaining[0] -= 1
@@ -248,6 +263,10 @@ class ZenohDataspace(Entity):
         # Answered by the router once it has processed what came before on each lane.
         self.session.liveliness().get(barrier, _direct(lambda _reply: None, one_done))
         self.session.get(barrier, _direct(lambda _reply: None, one_done))
+        for interest in fresh:
+            interest.caught_up = True
+            self.session.liveliness().get(f"{self.namespace}/a/{interest.key_expr}",
+                                          _direct(interest.catch_up, one_done))
 
     def _synced(self, peer: Ref) -> None:
         if self._fetches:
