@@ -75,6 +75,7 @@ class _Interest:
         self.closed = False
         namespace = proxy.namespace
         session = proxy.session
+        self.pattern = zenoh.KeyExpr(f"{namespace}/a/{key_expr}")
         self._tokens = session.liveliness().declare_subscriber(
             f"{namespace}/a/{key_expr}", _direct(self._token_arrived), history=True)
         self._messages = session.declare_subscriber(
@@ -99,6 +100,8 @@ class _Interest:
     # Turns in the proxy's facet.
 
     def token_put(self, key: str, catching_up: bool = False) -> None:
+        if self.proxy.is_own(key):
+            return  # told directly by the proxy (see ZenohDataspace._tell_local)
         if catching_up and key in self.deleted:
             return  # the subscriber saw it go after the router answered: stays gone
         self.deleted.discard(key)  # a token may come back: a reconnection declares it again
@@ -121,8 +124,20 @@ class _Interest:
             self.live[key] = turn.publish(self.mirror, value)
 
     def token_deleted(self, key: str) -> None:
+        if self.proxy.is_own(key):
+            return
         self.deleted.add(key)
         self.fetching.discard(key)
+        handle = self.live.pop(key, None)
+        if handle is not None:
+            turn.retract(handle)
+
+    def own_put(self, key: str, value: Any) -> None:
+        if not self.closed and key not in self.live and self.pattern.intersects(
+                zenoh.KeyExpr(key)):
+            self.live[key] = turn.publish(self.mirror, value)
+
+    def own_deleted(self, key: str) -> None:
         handle = self.live.pop(key, None)
         if handle is not None:
             turn.retract(handle)
@@ -163,7 +178,9 @@ class ZenohDataspace(Entity):
         self.facet = facet
         self._zid = str(session.zid())
         self._next = 0
-        self._tokens: dict[int, tuple[Any, str | None]] = {}  # handle -> (token, large id)
+        self._own = f"u{self._zid}."
+        # handle -> (token, its key, its value, number of a large value or None)
+        self._tokens: dict[int, tuple[Any, str, Any, str | None]] = {}
         self._observes: dict[int, tuple[_Interest, int]] = {}  # handle -> (interest, in mirror)
         self._interests: dict[str, _Interest] = {}
         self._large: dict[str, bytes] = {}  # our large values, by their number
@@ -179,6 +196,13 @@ class ZenohDataspace(Entity):
     @property
     def token_count(self) -> int:
         return len(self._tokens)
+
+    def is_own(self, token_key: str) -> bool:
+        """Whether a token is this session's. Zenoh's delivery of our own tokens to our
+        own subscribers is not ordered with the router's answers to a sync, so the proxy
+        tells its interests of its own tokens itself, in the turn that makes or ends them,
+        and ignores Zenoh's copies (they also survive a router restart: nothing to redo)."""
+        return token_key.rsplit("/", 1)[-1].startswith(self._own)
 
     def enter(self, action: Callable[[], None]) -> None:
         """Run ``action`` as a turn in the proxy's facet, from any thread."""
@@ -198,6 +222,8 @@ class ZenohDataspace(Entity):
             interest = self._interests.get(key_expr)
             if interest is None:
                 interest = self._interests[key_expr] = _Interest(self, key_expr)
+                for _token, token_key, own_value, _number in self._tokens.values():
+                    interest.own_put(token_key, own_value)
             interest.observers += 1
             self._observes[handle] = (interest, turn.publish(interest.mirror, value))
             return
@@ -214,12 +240,16 @@ class ZenohDataspace(Entity):
             self._serve_large_values()
             self._large[number] = data
         token = self.session.liveliness().declare_token(token_key)
-        self._tokens[handle] = (token, number if large else None)
+        self._tokens[handle] = (token, token_key, value, number if large else None)
+        for interest in self._interests.values():
+            interest.own_put(token_key, value)
 
     def on_retract(self, handle: int) -> None:
         held = self._tokens.pop(handle, None)
         if held is not None:
-            token, number = held
+            token, token_key, _value, number = held
+            for interest in self._interests.values():
+                interest.own_deleted(token_key)
             if not self.closed:
                 token.undeclare()
             if number is not None:
@@ -331,7 +361,7 @@ class ZenohDataspace(Entity):
         for interest in list(self._interests.values()):
             interest.close()
         self._interests.clear()
-        for token, _number in self._tokens.values():
+        for token, *_rest in self._tokens.values():
             try:
                 token.undeclare()
             except zenoh.ZError:
