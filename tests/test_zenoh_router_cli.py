@@ -39,3 +39,16 @@ def test_bad_endpoints_are_errors_naming_them():
         assert done.returncode == 1 and router.endpoint in done.stderr
     finally:
         router.stop()
+
+
+def test_the_zenoh_agents_example():
+    from pathlib import Path
+    example = Path(__file__).resolve().parent.parent / "examples" / "zenoh_agents.py"
+    done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                          timeout=90)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1:] == [
+        "present, seen from B: ['greeter', 'me']",
+        "greeter answered: hello, ann (from a space attached to the other router)",
+        "after the greeter left, seen from B: ['me']"]
