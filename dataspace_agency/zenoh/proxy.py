@@ -227,12 +227,10 @@ class ZenohDataspace(Entity):
             interest.observers += 1
             self._observes[handle] = (interest, turn.publish(interest.mirror, value))
             return
-        try:
-            key, data = encode_value(value)
-        except (NotTransferable, ValueTooLarge) as exc:
-            # Handles check this before publishing; this is native code's direct publish.
-            log.warning("not asserted on Zenoh: %s", exc)
+        encoded = self._encode(value, "asserted")
+        if encoded is None:
             return
+        key, data = encoded
         number = str(self._next)
         self._next += 1
         token_key, large = assertion_key(self.namespace, key, data, f"u{self._zid}.{number}")
@@ -267,12 +265,20 @@ class ZenohDataspace(Entity):
     def on_message(self, value: Any) -> None:
         if self.closed:
             return
+        encoded = self._encode(value, "sent")
+        if encoded is not None:
+            self.session.put(message_key(self.namespace, encoded[0]), encoded[1],
+                             congestion_control=_BLOCK)
+
+    @staticmethod
+    def _encode(value: Any, what: str) -> tuple[Any, bytes] | None:
+        """The value's key and bytes, or None (logged) if Zenoh cannot carry it. Handles
+        refuse such values before publishing; this is native code's direct publish."""
         try:
-            key, data = encode_value(value)
+            return encode_value(value)
         except (NotTransferable, ValueTooLarge) as exc:
-            log.warning("not sent on Zenoh: %s", exc)
-            return
-        self.session.put(message_key(self.namespace, key), data, congestion_control=_BLOCK)
+            log.warning("not %s on Zenoh: %s", what, exc)
+            return None
 
     def on_sync(self, peer: Ref) -> None:
         if self.closed:
