@@ -93,6 +93,11 @@ async def test_observers_share_an_interest_per_key_expression(ds):
         assert ds.proxy.interest_count == 1
     await ds.sync()
     assert ds.proxy.interest_count == 0
+    assert ds.proxy.idle_interest_count == 1  # kept for reuse, still up to date:
+    ds.publish(rec("Present", "late"))
+    async with ds.observe(P.rec("Present", P.CAPTURE)) as events:
+        assert await next_events(events, 1) == [Event("added", ("late",))]
+        assert ds.proxy.idle_interest_count == 0
 
 
 async def test_large_values_are_served_by_their_owner(ds, router):

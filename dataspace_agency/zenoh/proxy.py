@@ -20,6 +20,9 @@ client, and it carries each event over a Zenoh session:
   fetched for an interest. Our own tokens and messages reach our own interests inside
   the call that made them, so by then local observers have been told too.
 
+An interest outlives its last observer for a while (``MAX_IDLE_INTERESTS``), so that
+observing the same key expression again costs no declaration.
+
 Zenoh calls back on its own threads: every callback only hands its sample to the runtime
 (``Runtime.external``, the thread-safe entry), whose turns do the rest. Callbacks are
 registered ``indirect=False`` (run on Zenoh's receiving thread, in arrival order) rather
@@ -35,6 +38,7 @@ reachable are lost.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 from typing import Any, Callable
@@ -53,6 +57,13 @@ log = logging.getLogger(__name__)
 # Publications block rather than being dropped when the link is congested: a dataspace
 # message is not a sensor reading that the next one replaces.
 _BLOCK = zenoh.CongestionControl.BLOCK
+
+
+MAX_IDLE_INTERESTS = 256
+"""Interests whose last observer has gone are kept (listening, their mirror up to date)
+for reuse, up to this many, the least recently used closed first: declaring one costs a
+round trip to the router, and the classic adapter observes a responder's presence for
+each request it makes, dropping the observation when answered."""
 
 
 def _direct(callback: Callable[[Any], None], drop: Callable[[], None] | None = None) -> Any:
@@ -182,7 +193,8 @@ class ZenohDataspace(Entity):
         # handle -> (token, its key, its value, number of a large value or None)
         self._tokens: dict[int, tuple[Any, str, Any, str | None]] = {}
         self._observes: dict[int, tuple[_Interest, int]] = {}  # handle -> (interest, in mirror)
-        self._interests: dict[str, _Interest] = {}
+        self._interests: dict[str, _Interest] = {}  # in use or idle
+        self._idle: collections.OrderedDict[str, _Interest] = collections.OrderedDict()
         self._large: dict[str, bytes] = {}  # our large values, by their number
         self._queryable: Any = None
         self._fetches = 0  # large values being fetched
@@ -191,7 +203,12 @@ class ZenohDataspace(Entity):
 
     @property
     def interest_count(self) -> int:
-        return len(self._interests)
+        """Key expressions observed now (idle ones kept for reuse not counted)."""
+        return len(self._interests) - len(self._idle)
+
+    @property
+    def idle_interest_count(self) -> int:
+        return len(self._idle)
 
     @property
     def token_count(self) -> int:
@@ -220,6 +237,7 @@ class ZenohDataspace(Entity):
         if observe is not None:
             key_expr = pattern_key(value.fields[0])
             interest = self._interests.get(key_expr)
+            self._idle.pop(key_expr, None)
             if interest is None:
                 interest = self._interests[key_expr] = _Interest(self, key_expr)
                 for _token, token_key, own_value, _number in self._tokens.values():
@@ -259,8 +277,11 @@ class ZenohDataspace(Entity):
             turn.retract(mirror_handle)
             interest.observers -= 1
             if interest.observers == 0:
-                del self._interests[interest.key_expr]
-                interest.close()
+                self._idle[interest.key_expr] = interest
+                if len(self._idle) > MAX_IDLE_INTERESTS:
+                    _key_expr, oldest = self._idle.popitem(last=False)
+                    del self._interests[oldest.key_expr]
+                    oldest.close()
 
     def on_message(self, value: Any) -> None:
         if self.closed:
@@ -367,6 +388,7 @@ class ZenohDataspace(Entity):
         for interest in list(self._interests.values()):
             interest.close()
         self._interests.clear()
+        self._idle.clear()
         for token, *_rest in self._tokens.values():
             try:
                 token.undeclare()
