@@ -35,6 +35,14 @@ def no_leaks():
                     pytrace=False)
 
 
+@pytest.fixture(scope="module")
+def zenoh_router():
+    """A Zenoh router in this process for a test module (the Zenoh spaces' tests)."""
+    from dataspace_agency.zenoh import Router
+    with Router() as router:
+        yield router
+
+
 @pytest.fixture
 async def ds():
     """A fresh in-process dataspace on its own runtime, shut down after the test."""

@@ -28,7 +28,7 @@ from dataspace_agency.spaces.multiprocess_space import MultiprocessQueueSpace
 from dataspace_agency.spaces.remote_process_space import MultiprocessDataspaceSpace
 from dataspace_agency.spaces.remote_space import RemoteDataspaceSpace
 from dataspace_agency.spaces.zenoh_space import ZenohDataspaceSpace
-from zenoh_fixtures import fresh_namespace, router  # noqa: F401 - the router fixture
+from zenoh_fixtures import fresh_namespace
 
 
 WAIT = 5.0  # seconds to wait for an event that should come at once
@@ -52,7 +52,7 @@ SPACE_FACTORIES: list = [
 
 def zenoh_space(request: pytest.FixtureRequest, mode: str) -> ZenohDataspaceSpace:
     """A Zenoh space on the module's router, in a namespace of its own."""
-    router = request.getfixturevalue("router")
+    router = request.getfixturevalue("zenoh_router")  # conftest.py
     return ZenohDataspaceSpace(router.endpoints, mode=mode, namespace=fresh_namespace())
 
 

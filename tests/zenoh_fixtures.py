@@ -1,5 +1,5 @@
-"""Fixtures for the Zenoh tests: one router per test module (in this process), and a
-fresh dataspace handle per test in a namespace of its own on it."""
+"""Fixtures for the Zenoh tests: one router per test module (conftest.py's zenoh_router,
+here as ``router``), and a fresh dataspace handle per test in a namespace of its own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from dataspace_agency.zenoh import Router, connect
+from dataspace_agency.zenoh import connect
 
 _namespaces = itertools.count()
 
@@ -17,9 +17,8 @@ def fresh_namespace() -> str:
 
 
 @pytest.fixture(scope="module")
-def router():
-    with Router() as running:
-        yield running
+def router(zenoh_router):
+    return zenoh_router
 
 
 @pytest.fixture

@@ -51,9 +51,10 @@ class DelayProxy:
                 self._start(self._write, sink, chunks)
 
     def _read(self, source: socket.socket, chunks: queue.Queue) -> None:
+        buffer = bytearray(65536)
         while True:
             try:
-                data = source.recv(65536)
+                data = bytes(buffer[:source.recv_into(buffer)])  # raw bytes, never unpickled
             except OSError:
                 data = b""
             chunks.put((time.monotonic() + self.delay, data))
