@@ -7,7 +7,7 @@ Layers, bottom up (no layer imports one above it):
 * ``native``: ``open_dataspace()`` for trio code: publish, retract, message, observe.
 * ``classic``: ``Agent``, ``@action`` and the adapter to the dataspace.
 * ``spaces``: ``DataspaceSpace``, ``QueueSpace``, ``MultiprocessQueueSpace``, ``AMQPSpace``,
-  ``RemoteDataspaceSpace``, ``MultiprocessDataspaceSpace``.
+  ``RemoteDataspaceSpace``, ``MultiprocessDataspaceSpace``, ``ZenohDataspaceSpace``.
 * ``protocol``: the Syndicate wire protocol: ``dataspace-agency serve``, and a client.
 """
 
@@ -26,13 +26,13 @@ __all__ = [
     "Agent", "DataspaceHandle", "DataspaceSpace", "EvalAgent", "EvalMixin", "Event",
     "MessageError",
     "MultiprocessDataspaceSpace", "MultiprocessQueueSpace", "QueueSpace",
-    "RemoteDataspaceSpace", "action", "during", "on_message",
+    "RemoteDataspaceSpace", "ZenohDataspaceSpace", "action", "during", "on_message",
     "open_dataspace",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "AMQPSpace":  # optional dependency (pika): imported only when asked for
-        from . import spaces
-        return spaces.AMQPSpace
+    if name in ("AMQPSpace", "ZenohDataspaceSpace"):  # optional dependencies (pika,
+        from . import spaces                          # eclipse-zenoh): imported when asked
+        return getattr(spaces, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

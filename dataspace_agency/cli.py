@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "repl",
     "serve",
     "inspect",
+    "router",
     "example",
 )
 

@@ -36,6 +36,14 @@ def no_leaks():
                     pytrace=False)
 
 
+@pytest.fixture(scope="module")
+def zenoh_router():
+    """A Zenoh router in this process for a test module (the Zenoh spaces' tests)."""
+    from dataspace_agency.zenoh import Router
+    with Router() as router:
+        yield router
+
+
 @pytest.fixture
 def ctrl_c_raises():
     """SIGINT raises ``KeyboardInterrupt`` in the main thread during the test, whatever the

@@ -27,6 +27,8 @@ from dataspace_agency.spaces.amqp_space import AMQPSpace
 from dataspace_agency.spaces.multiprocess_space import MultiprocessQueueSpace
 from dataspace_agency.spaces.remote_process_space import MultiprocessDataspaceSpace
 from dataspace_agency.spaces.remote_space import RemoteDataspaceSpace
+from dataspace_agency.spaces.zenoh_space import ZenohDataspaceSpace
+from zenoh_fixtures import fresh_namespace
 
 
 WAIT = 5.0  # seconds to wait for an event that should come at once
@@ -42,8 +44,16 @@ SPACE_FACTORIES: list = [
     pytest.param(lambda: RemoteDataspaceSpace(mode="assertion"), id="remote-assertion"),
     pytest.param(lambda: RemoteDataspaceSpace(mode="message"), id="remote-message"),
     pytest.param(lambda: MultiprocessDataspaceSpace(mode="assertion"), id="remote-processes"),
+    pytest.param(lambda request: zenoh_space(request, "assertion"), id="zenoh-assertion"),
+    pytest.param(lambda request: zenoh_space(request, "message"), id="zenoh-message"),
     pytest.param(lambda request: AMQPSpace(request.getfixturevalue("amqp_url"), exchange=f"contract-{uuid.uuid4().hex}"), id="amqp"),
 ]
+
+
+def zenoh_space(request: pytest.FixtureRequest, mode: str) -> ZenohDataspaceSpace:
+    """A Zenoh space on the module's router, in a namespace of its own."""
+    router = request.getfixturevalue("zenoh_router")  # conftest.py
+    return ZenohDataspaceSpace(router.endpoints, mode=mode, namespace=fresh_namespace())
 
 
 @pytest.fixture(params=SPACE_FACTORIES)

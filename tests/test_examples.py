@@ -662,7 +662,7 @@ def test_example_runs_a_directory_example():
 
 
 # Examples whose tests live in another file (that file must name the example).
-TESTED_ELSEWHERE = {"interactive": "test_interactive.py"}
+TESTED_ELSEWHERE = {"interactive": "test_interactive.py", "zenoh_agents": "test_zenoh_router_cli.py"}
 
 
 def test_every_example_has_a_test():

@@ -97,6 +97,11 @@ def _remote_processes(options: Options) -> Any:
     return module.MultiprocessDataspaceSpace()  # assertion mode; an agent per process
 
 
+def _zenoh(options: Options) -> Any:
+    module = importlib.import_module("dataspace_agency.spaces.zenoh_space")
+    return module.ZenohDataspaceSpace(mode="assertion")  # a private router in this process
+
+
 _SMALL = {"tiny": 5, "quick": 10, "full": 50}  # agency: a process per agent, 134 ms per add
 # agency's AMQPSpace opens a connection per message sent: ~10 messages/s.
 _AGENCY_AMQP = {("full", "throughput"): {"messages": 100},
@@ -115,6 +120,9 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in [
             "dataspace", _remote_processes, ("full",), processes=True,
             max_agents={"tiny": 5, "quick": 100, "full": 1_000},
             requires=("dataspace_agency.spaces.remote_process_space",)),
+    Backend("zenoh", "ZenohDataspaceSpace (assertion, router in process)", "dataspace",
+            _zenoh, ("full",), max_agents={"tiny": 5, "quick": 100, "full": 1_000},
+            requires=("zenoh", "dataspace_agency.spaces.zenoh_space")),
     Backend("queue", "QueueSpace", "queue", _queue, ("tiny", "quick", "full")),
     Backend("multiprocess-queue", "MultiprocessQueueSpace", "queue", _multiprocess,
             ("full",), processes=True,

@@ -9,6 +9,8 @@
 * ``MultiprocessDataspaceSpace(mode)``: each ``add``ed agent in a process of its own, all
   meeting in one dataspace server.
 * ``AMQPSpace(url, exchange)``: messages through RabbitMQ (needs the ``amqp`` extra: pika).
+* ``ZenohDataspaceSpace(endpoints, mode)``: the dataspace on Zenoh routers (needs the
+  ``zenoh`` extra: eclipse-zenoh).
 """
 
 from typing import Any
@@ -21,7 +23,7 @@ from .remote_process_space import MultiprocessDataspaceSpace
 from .remote_space import RemoteDataspaceSpace
 
 __all__ = ["AMQPSpace", "DataspaceSpace", "MultiprocessDataspaceSpace", "MultiprocessQueueSpace",
-           "QueueSpace", "RemoteDataspaceSpace", "Space"]
+           "QueueSpace", "RemoteDataspaceSpace", "Space", "ZenohDataspaceSpace"]
 
 
 def __getattr__(name: str) -> Any:
@@ -33,4 +35,11 @@ def __getattr__(name: str) -> Any:
             raise ImportError(f"AMQPSpace needs the amqp extra ({exc}): "
                               "pip install 'dataspace-agency[amqp]'") from exc
         return AMQPSpace
+    if name == "ZenohDataspaceSpace":  # eclipse-zenoh, likewise optional
+        try:
+            from .zenoh_space import ZenohDataspaceSpace
+        except ImportError as exc:
+            raise ImportError(f"ZenohDataspaceSpace needs the zenoh extra ({exc}): "
+                              "pip install 'dataspace-agency[zenoh]'") from exc
+        return ZenohDataspaceSpace
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,219 @@
+"""Preserves values as Zenoh key expressions, and patterns as the narrowest key expression
+that can hold their matches.
+
+A liveliness token carries nothing but its key, so an assertion's key must hold the whole
+value; routers route on keys, so the key also starts with what patterns test most: the
+label and the literal fields. An assertion of ``<Present "alice" 3>`` under handle 7 of a
+session becomes::
+
+    dsa/a/ryPresent/salice/i3/=v<base64url of the Preserves binary>/u<session id>.7
+    |   | |         |      |  |                                    + unique per handle
+    |   | |         |      |  + the whole value (or =h<digest>, see below)
+    |   | |         |      + each top-level field: an atom chunk, or "_" if compound
+    |   | |         + the root: r<label> (record), q (sequence), m (dictionary), a<atom>
+    |   | + "a" assertions, "m" messages, "v" large values
+    |   + the namespace (several dataspaces can share routers)
+
+A pattern observes the same layout up to its last literal top-level field, then ``**``:
+``<Present $who _>`` observes ``dsa/a/ryPresent/**`` and ``<reply "bob" "m1" $ $>``
+observes ``dsa/a/ryreply/sbob/sm1/**``, so routers send an observer only assertions that
+agree with its label and literal fields; the rest of the pattern is matched locally.
+Messages use the same root and field chunks under ``m``; their value is the payload.
+
+Atom chunks: ``s`` string, ``y`` symbol, ``i`` integer, ``d`` double (its 64 bits in hex,
+so 0.0 and -0.0 differ), ``b`` bytes (hex), ``T``/``F`` booleans: Preserves equality, so
+``1``, ``1.0`` and ``true`` give three different chunks. Characters outside
+``[A-Za-z0-9_.-]`` are written ``%XX`` (UTF-8), which keeps Zenoh's reserved ``* $ ? # /``
+out of keys. An atom chunk longer than :data:`MAX_ATOM_CHUNK` becomes ``h`` + a digest of
+it: still exact for routing (a literal in a pattern digests the same way).
+
+Large values. Zenoh writes a declaration in one batch (64 KiB; a larger key makes the
+engine panic), so a value whose encoding is over :data:`INLINE_LIMIT` bytes travels as
+``=h<sha256>`` and the asserting session serves the bytes from a queryable at
+``<ns>/v/<session id>/<n>`` (``proxy.py``). Values over :data:`MAX_VALUE_BYTES` are
+refused with :class:`ValueTooLarge`. Embedded references (Syndicate refs) are local to a
+process and cannot cross: :class:`NotTransferable`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import preserves
+from preserves import Symbol
+
+from ..dataspace.keys import Key, to_key
+from ..dataspace.patterns import compile_pattern
+
+INLINE_LIMIT = 8 * 1024
+"""Encoded values up to this many bytes travel inside the token's key."""
+
+MAX_VALUE_BYTES = 4 * 1024 * 1024
+"""The largest value (Preserves binary) an assertion or message may have."""
+
+MAX_ATOM_CHUNK = 96
+"""Atom chunks longer than this are replaced by a digest (routing stays exact)."""
+
+DEFAULT_NAMESPACE = "dsa"
+
+_SAFE = re.compile(r"[A-Za-z0-9_.\-]")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
+
+
+class NotTransferable(TypeError):
+    """A value that cannot be carried by Zenoh (an embedded reference, a non-Preserves
+    object)."""
+
+
+class ValueTooLarge(ValueError):
+    """A value whose encoding is over :data:`MAX_VALUE_BYTES`."""
+
+
+class MalformedKey(ValueError):
+    """A key from a peer that is not a dataspace key (named in the message)."""
+
+
+def check_namespace(namespace: str) -> str:
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"namespace must be /-separated chunks of [A-Za-z0-9_.-], got "
+                         f"{namespace!r}")
+    return namespace
+
+
+def _escape(text: str) -> str:
+    return "".join(c if _SAFE.match(c) else "".join(f"%{b:02X}" for b in c.encode())
+                   for c in text)
+
+
+def atom_chunk(key: Key) -> str | None:
+    """The chunk of an atom (in key form, ``dataspace.keys``), None for compound values."""
+    kind = type(key)
+    if kind is str:
+        chunk = "s" + _escape(key)
+    elif kind is Symbol:
+        chunk = "y" + _escape(key.name)
+    elif kind is int:
+        chunk = f"i{key}"
+    elif kind is bytes:
+        chunk = "b" + key.hex()
+    elif kind is tuple and key[0] == "b":
+        chunk = "T" if key[1] else "F"
+    elif kind is tuple and key[0] == "f":
+        chunk = f"d{key[1] & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+    else:
+        return None
+    if len(chunk) > MAX_ATOM_CHUNK:
+        chunk = "h" + hashlib.sha256(chunk.encode()).hexdigest()[:40]
+    return chunk
+
+
+def _field(key: Key) -> str:
+    return atom_chunk(key) or "_"
+
+
+def shape_chunks(key: Key) -> list[str]:
+    """Root and top-level field chunks of a value in key form."""
+    if type(key) is tuple:
+        tag = key[0]
+        if tag == "r":
+            return ["r" + _field(key[1]), *(_field(f) for f in key[2:])]
+        if tag == "s":
+            return ["q", *(_field(item) for item in key[1:])]
+        if tag == "d":
+            return ["m"]
+        if tag == "S" or tag == "e":
+            return ["x"]
+    return ["a" + _field(key)]
+
+
+def encode_value(value: Any) -> tuple[Key, bytes]:
+    """``(key form, Preserves binary)`` of a value that may cross Zenoh."""
+    try:
+        key = to_key(value)
+    except TypeError as exc:
+        raise NotTransferable(str(exc)) from None  # "not a Preserves value: ..."
+    try:
+        data = preserves.encode(value)
+    except Exception as exc:  # noqa: BLE001 - preserves raises several kinds
+        raise NotTransferable(
+            f"cannot carry {value!r:.200} over Zenoh ({exc}): embedded references "
+            f"(Syndicate refs) are local to a process") from None
+    if len(data) > MAX_VALUE_BYTES:
+        raise ValueTooLarge(f"value of {len(data)} bytes is over the Zenoh dataspace's "
+                            f"limit of {MAX_VALUE_BYTES} bytes: {value!r:.120}")
+    return key, data
+
+
+@dataclass(frozen=True)
+class AssertionKey:
+    """An assertion's token key, parsed: the value inline, or the digest to fetch."""
+
+    value: Any | None  # None when the value is served by a queryable (digest)
+    digest: str | None
+    owner: str  # the unique chunk: "u<session id>.<n>"
+
+
+def assertion_key(namespace: str, key: Key, data: bytes, unique: str) -> tuple[str, bool]:
+    """The token key of a value; ``True`` beside it when the value is too large to be
+    inline and must be served (at :func:`value_key`)."""
+    shape = "/".join(shape_chunks(key))
+    if len(data) <= INLINE_LIMIT:
+        body = "=v" + base64.urlsafe_b64encode(data).decode().rstrip("=")
+        return f"{namespace}/a/{shape}/{body}/{unique}", False
+    return f"{namespace}/a/{shape}/=h{hashlib.sha256(data).hexdigest()}/{unique}", True
+
+
+def value_key(namespace: str, unique: str) -> str:
+    """Where the session owning ``unique`` serves a large value."""
+    return f"{namespace}/v/{unique}"
+
+
+def message_key(namespace: str, key: Key) -> str:
+    return f"{namespace}/m/" + "/".join(shape_chunks(key))
+
+
+def parse_assertion_key(key_expr: str) -> AssertionKey:
+    """Read a token key back; :class:`MalformedKey` names the key if it is not one."""
+    chunks = key_expr.split("/")
+    if len(chunks) < 3 or not chunks[-1].startswith("u") or not chunks[-2].startswith("="):
+        raise MalformedKey(f"not a dataspace assertion key: {key_expr!r:.300}")
+    body = chunks[-2]
+    if body.startswith("=h"):
+        return AssertionKey(None, body[2:], chunks[-1])
+    if body.startswith("=v"):
+        return AssertionKey(decode_data(body[2:], key_expr), None, chunks[-1])
+    raise MalformedKey(f"not a dataspace assertion key: {key_expr!r:.300}")
+
+
+def decode_data(text: str | bytes, where: str) -> Any:
+    """A value from base64url text (a key) or Preserves binary (a payload)."""
+    try:
+        data = (base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+                if isinstance(text, str) else text)
+        return preserves.decode(data)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's
+        raise MalformedKey(f"malformed value in {where!r:.300}: {exc}") from None
+
+
+def pattern_key(pattern: Any) -> str:
+    """The narrowest key expression, below ``<namespace>/a`` (assertions) or
+    ``<namespace>/m`` (messages), that holds every value ``pattern`` matches (see the
+    module docstring). Raises ``InvalidPattern`` for a bad pattern."""
+    compiled = compile_pattern(pattern)
+    root = dict(compiled.shape).get(())
+    consts = dict(zip(compiled.const_paths, compiled.const_values))
+    if () in consts:  # the pattern is one literal
+        return "/".join(shape_chunks(consts[()])) + "/**"
+    if root is None:
+        return "**"
+    if root == "d":
+        return "m/**"
+    head = "q" if root == "s" else "r" + _field(root[1])
+    fields = {path[0]: atom_chunk(value) for path, value in consts.items() if len(path) == 1}
+    fields = {index: chunk for index, chunk in fields.items() if chunk is not None}
+    chunks = [head] + [fields.get(i, "*") for i in range(max(fields, default=-1) + 1)]
+    return "/".join(chunks) + "/**"

@@ -1,0 +1,402 @@
+"""The dataspace on Zenoh, seen from this process as one syndicate-py entity.
+
+``ZenohDataspace`` is a local proxy: actors publish, retract, send and sync to its ref
+exactly as to an in-process ``Dataspace`` or a server's dataspace through the protocol
+client, and it carries each event over a Zenoh session:
+
+* ``on_publish(value)``: a liveliness token whose key holds the value (``keys.py``). Keys
+  are unique per handle, so two handles asserting equal values are two tokens (a bag),
+  and a token vanishes with its session: a crashed process's facts go by themselves.
+* ``on_publish(<Observe pattern #:observer>)``: an *interest* in the narrowest key
+  expression the pattern allows: a liveliness subscriber with history (the tokens alive
+  now, then every change) and a subscriber for messages. What they deliver is asserted,
+  retracted and sent into a local ``Dataspace`` entity (the *mirror*), where the observer
+  is registered: the package's own index does the exact matching, capture counting and
+  replay. Observers whose patterns give the same key expression share one interest.
+* ``on_message(value)``: a publication (``put``) whose payload is the value.
+* ``on_sync(peer)``: answered once the Zenoh router has seen everything this session did
+  before: a liveliness query (ordered after our declarations) and a query (ordered after
+  our publications), both answered by the router, plus any large value still being
+  fetched for an interest. Our own tokens and messages reach our own interests inside
+  the call that made them, so by then local observers have been told too.
+
+An interest outlives its last observer for a while (``MAX_IDLE_INTERESTS``), so that
+observing the same key expression again costs no declaration.
+
+Zenoh calls back on its own threads: every callback only hands its sample to the runtime
+(``Runtime.external``, the thread-safe entry), whose turns do the rest. Callbacks are
+registered ``indirect=False`` (run on Zenoh's receiving thread, in arrival order) rather
+than through zenoh-python's per-callback Python thread, which would reorder a
+subscriber's samples against another's and against the answer to a sync.
+
+What Zenoh does not give: Observe assertions stay local (their observer is a ref, which
+cannot cross), so patterns over ``Observe`` see only this session's interest; messages
+and assertions travel on different priority lanes, so a message sent after an assertion
+may be seen before it by a remote observer; messages published while no router is
+reachable are lost.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+from typing import Any, Callable
+
+import zenoh
+from syndicate import turn
+from syndicate.actor import Entity, Facet, Ref
+
+from ..dataspace.entity import Dataspace, parse_observe
+from ..runtime import Runtime, RuntimeClosed
+from .keys import (MalformedKey, NotTransferable, ValueTooLarge, assertion_key, decode_data,
+                   encode_value, message_key, parse_assertion_key, pattern_key, value_key)
+
+log = logging.getLogger(__name__)
+
+# Publications block rather than being dropped when the link is congested: a dataspace
+# message is not a sensor reading that the next one replaces.
+_BLOCK = zenoh.CongestionControl.BLOCK
+
+
+MAX_IDLE_INTERESTS = 256
+"""Interests whose last observer has gone are kept (listening, their mirror up to date)
+for reuse, up to this many, the least recently used closed first: declaring one costs a
+round trip to the router, and the classic adapter observes a responder's presence for
+each request it makes, dropping the observation when answered."""
+
+
+def _direct(callback: Callable[[Any], None], drop: Callable[[], None] | None = None) -> Any:
+    return zenoh.handlers.Callback(callback, drop, indirect=False)
+
+
+class _Interest:
+    """One key expression observed: its Zenoh subscribers and the mirror dataspace in
+    which this process's observers of it are registered."""
+
+    def __init__(self, proxy: "ZenohDataspace", key_expr: str) -> None:
+        self.proxy = proxy
+        self.key_expr = key_expr
+        self.observers = 0
+        self.mirror: Ref = turn.ref(Dataspace())
+        self.live: dict[str, int] = {}  # token key -> handle of its value in the mirror
+        self.fetching: set[str] = set()  # token keys whose large value is on its way
+        self.deleted: set[str] = set()  # token keys seen to go (a catch-up never revives them)
+        self.caught_up = False  # a sync has queried the router for what history replays
+        self.closed = False
+        namespace = proxy.namespace
+        session = proxy.session
+        self.pattern = zenoh.KeyExpr(f"{namespace}/a/{key_expr}")
+        self._tokens = session.liveliness().declare_subscriber(
+            f"{namespace}/a/{key_expr}", _direct(self._token_arrived), history=True)
+        self._messages = session.declare_subscriber(
+            f"{namespace}/m/{key_expr}", _direct(self._message_arrived))
+
+    # Zenoh threads: hand over, nothing else (no logging: it would register the thread).
+
+    def _token_arrived(self, sample: zenoh.Sample) -> None:
+        put = sample.kind == zenoh.SampleKind.PUT
+        key = str(sample.key_expr)
+        self.proxy.enter(lambda: self.token_put(key) if put else self.token_deleted(key))
+
+    def catch_up(self, reply: zenoh.Reply) -> None:
+        if reply.ok is not None:
+            key = str(reply.ok.key_expr)
+            self.proxy.enter(lambda: self.token_put(key, catching_up=True))
+
+    def _message_arrived(self, sample: zenoh.Sample) -> None:
+        key, payload = str(sample.key_expr), sample.payload.to_bytes()
+        self.proxy.enter(lambda: self.message(key, payload))
+
+    # Turns in the proxy's facet.
+
+    def token_put(self, key: str, catching_up: bool = False) -> None:
+        if self.proxy.is_own(key):
+            return  # told directly by the proxy (see ZenohDataspace._tell_local)
+        if catching_up and key in self.deleted:
+            return  # the subscriber saw it go after the router answered: stays gone
+        self.deleted.discard(key)  # a token may come back: a reconnection declares it again
+        if self.closed or key in self.live or key in self.fetching:
+            return
+        try:
+            parsed = parse_assertion_key(key)
+        except MalformedKey as exc:
+            log.warning("ignoring a token from a peer: %s", exc)
+            return
+        if parsed.value is not None:
+            self.live[key] = turn.publish(self.mirror, parsed.value)
+        else:
+            self.fetching.add(key)
+            self.proxy.fetch(key, parsed.owner, parsed.digest, self)
+
+    def fetched(self, key: str, value: Any) -> None:
+        if key in self.fetching and not self.closed:
+            self.fetching.discard(key)
+            self.live[key] = turn.publish(self.mirror, value)
+
+    def token_deleted(self, key: str) -> None:
+        if self.proxy.is_own(key):
+            return
+        self.deleted.add(key)
+        self.fetching.discard(key)
+        handle = self.live.pop(key, None)
+        if handle is not None:
+            turn.retract(handle)
+
+    def own_put(self, key: str, value: Any) -> None:
+        if not self.closed and key not in self.live and self.pattern.intersects(
+                zenoh.KeyExpr(key)):
+            self.live[key] = turn.publish(self.mirror, value)
+
+    def own_deleted(self, key: str) -> None:
+        handle = self.live.pop(key, None)
+        if handle is not None:
+            turn.retract(handle)
+
+    def message(self, key: str, payload: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            value = decode_data(payload, key)
+        except MalformedKey as exc:
+            log.warning("ignoring a message from a peer: %s", exc)
+            return
+        turn.send(self.mirror, value)
+
+    def close(self) -> None:
+        """Stop listening; drop what was mirrored (no observer is left to be told)."""
+        self.closed = True
+        for subscriber in (self._tokens, self._messages):
+            try:
+                subscriber.undeclare()
+            except zenoh.ZError:
+                pass  # the session has closed already
+        for handle in self.live.values():
+            turn.retract(handle)
+        self.live.clear()
+        self.fetching.clear()
+
+
+class ZenohDataspace(Entity):
+    """The local proxy (see the module docstring). Create it in a turn of the facet it
+    lives in (``facet``); hand out ``turn.ref(proxy)``."""
+
+    def __init__(self, runtime: Runtime, session: zenoh.Session, namespace: str,
+                 facet: Facet) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.namespace = namespace
+        self.facet = facet
+        self._zid = str(session.zid())
+        self._next = 0
+        self._own = f"u{self._zid}."
+        # handle -> (token, its key, its value, number of a large value or None)
+        self._tokens: dict[int, tuple[Any, str, Any, str | None]] = {}
+        self._observes: dict[int, tuple[_Interest, int]] = {}  # handle -> (interest, in mirror)
+        self._interests: dict[str, _Interest] = {}  # in use or idle
+        self._idle: collections.OrderedDict[str, _Interest] = collections.OrderedDict()
+        self._large: dict[str, bytes] = {}  # our large values, by their number
+        self._queryable: Any = None
+        self._fetches = 0  # large values being fetched
+        self._waiting_syncs: list[Ref] = []
+        self.closed = False
+
+    @property
+    def interest_count(self) -> int:
+        """Key expressions observed now (idle ones kept for reuse not counted)."""
+        return len(self._interests) - len(self._idle)
+
+    @property
+    def idle_interest_count(self) -> int:
+        return len(self._idle)
+
+    @property
+    def token_count(self) -> int:
+        return len(self._tokens)
+
+    def is_own(self, token_key: str) -> bool:
+        """Whether a token is this session's. Zenoh's delivery of our own tokens to our
+        own subscribers is not ordered with the router's answers to a sync, so the proxy
+        tells its interests of its own tokens itself, in the turn that makes or ends them,
+        and ignores Zenoh's copies (they also survive a router restart: nothing to redo)."""
+        return token_key.rsplit("/", 1)[-1].startswith(self._own)
+
+    def enter(self, action: Callable[[], None]) -> None:
+        """Run ``action`` as a turn in the proxy's facet, from any thread."""
+        try:
+            self.runtime.external(self.facet, action)
+        except RuntimeClosed:
+            pass  # shutting down: what arrives now has no one to go to
+
+    # --- the entity -------------------------------------------------------------------------
+
+    def on_publish(self, value: Any, handle: int) -> None:
+        if self.closed:
+            return
+        observe = parse_observe(value)
+        if observe is not None:
+            key_expr = pattern_key(value.fields[0])
+            interest = self._interests.get(key_expr)
+            self._idle.pop(key_expr, None)
+            if interest is None:
+                interest = self._interests[key_expr] = _Interest(self, key_expr)
+                for _token, token_key, own_value, _number in self._tokens.values():
+                    interest.own_put(token_key, own_value)
+            interest.observers += 1
+            self._observes[handle] = (interest, turn.publish(interest.mirror, value))
+            return
+        encoded = self._encode(value, "asserted")
+        if encoded is None:
+            return
+        key, data = encoded
+        number = str(self._next)
+        self._next += 1
+        token_key, large = assertion_key(self.namespace, key, data, f"u{self._zid}.{number}")
+        if large:
+            self._serve_large_values()
+            self._large[number] = data
+        token = self.session.liveliness().declare_token(token_key)
+        self._tokens[handle] = (token, token_key, value, number if large else None)
+        for interest in self._interests.values():
+            interest.own_put(token_key, value)
+
+    def on_retract(self, handle: int) -> None:
+        held = self._tokens.pop(handle, None)
+        if held is not None:
+            token, token_key, _value, number = held
+            for interest in self._interests.values():
+                interest.own_deleted(token_key)
+            if not self.closed:
+                token.undeclare()
+            if number is not None:
+                self._large.pop(number, None)
+            return
+        observed = self._observes.pop(handle, None)
+        if observed is not None:
+            interest, mirror_handle = observed
+            turn.retract(mirror_handle)
+            interest.observers -= 1
+            if interest.observers == 0:
+                self._idle[interest.key_expr] = interest
+                if len(self._idle) > MAX_IDLE_INTERESTS:
+                    _key_expr, oldest = self._idle.popitem(last=False)
+                    del self._interests[oldest.key_expr]
+                    oldest.close()
+
+    def on_message(self, value: Any) -> None:
+        if self.closed:
+            return
+        encoded = self._encode(value, "sent")
+        if encoded is not None:
+            self.session.put(message_key(self.namespace, encoded[0]), encoded[1],
+                             congestion_control=_BLOCK)
+
+    @staticmethod
+    def _encode(value: Any, what: str) -> tuple[Any, bytes] | None:
+        """The value's key and bytes, or None (logged) if Zenoh cannot carry it. Handles
+        refuse such values before publishing; this is native code's direct publish."""
+        try:
+            return encode_value(value)
+        except (NotTransferable, ValueTooLarge) as exc:
+            log.warning("not %s on Zenoh: %s", what, exc)
+            return None
+
+    def on_sync(self, peer: Ref) -> None:
+        if self.closed:
+            turn.send(peer, True)
+            return
+        # A new interest's history (the tokens alive when it was declared) is not ordered
+        # with the router's answers below, so for each interest no sync has covered yet the
+        # sync asks the router for those tokens itself and adds any not seen yet.
+        fresh = [i for i in self._interests.values() if not i.caught_up]
+        remaining = [2 + len(fresh)]
+
+        def one_done() -> None:  # a Zenoh thread, or this one
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self.enter(lambda: self._synced(peer))
+
+        barrier = f"{self.namespace}/sync/{self._zid}"
+        # Answered by the router once it has processed what came before on each lane.
+        self.session.liveliness().get(barrier, _direct(lambda _reply: None, one_done))
+        self.session.get(barrier, _direct(lambda _reply: None, one_done))
+        for interest in fresh:
+            interest.caught_up = True
+            self.session.liveliness().get(f"{self.namespace}/a/{interest.key_expr}",
+                                          _direct(interest.catch_up, one_done))
+
+    def _synced(self, peer: Ref) -> None:
+        if self._fetches:
+            self._waiting_syncs.append(peer)  # answered once the fetches are in
+        else:
+            turn.send(peer, True)
+
+    # --- large values (keys.py: served by their owner, fetched by observers) ------------------
+
+    def _serve_large_values(self) -> None:
+        if self._queryable is None:
+            self._queryable = self.session.declare_queryable(
+                value_key(self.namespace, f"{self._zid}/*"), _direct(self._answer))
+
+    def _answer(self, query: zenoh.Query) -> None:  # a Zenoh thread
+        number = str(query.key_expr).rsplit("/", 1)[-1]
+        data = self._large.get(number)  # a dict read: safe from another thread
+        if data is not None:
+            query.reply(query.key_expr, data)
+
+    def fetch(self, key: str, owner: str, digest: str, interest: _Interest) -> None:
+        """Ask the owner of a large value for it (a turn; the answer comes back as one)."""
+        zid, _, number = owner[1:].partition(".")
+        self._fetches += 1
+        got: list[bytes] = []
+
+        def reply(answer: zenoh.Reply) -> None:  # a Zenoh thread
+            if answer.ok is not None and not got:
+                got.append(answer.ok.payload.to_bytes())
+
+        def done() -> None:  # a Zenoh thread
+            self.enter(lambda: self._fetched(key, digest, got, interest))
+
+        self.session.get(value_key(self.namespace, f"{zid}/{number}"), _direct(reply, done),
+                         timeout=10.0)
+
+    def _fetched(self, key: str, digest: str, got: list[bytes], interest: _Interest) -> None:
+        self._fetches -= 1
+        if not got:
+            if key in interest.fetching:  # not retracted meanwhile: its owner is unreachable
+                log.warning("no answer for the value of %s: left out", key[:200])
+                interest.fetching.discard(key)
+        elif hashlib.sha256(got[0]).hexdigest() != digest:
+            log.warning("ignoring a value whose digest does not match its key %s", key[:200])
+        else:
+            try:
+                interest.fetched(key, decode_data(got[0], key))
+            except MalformedKey as exc:
+                log.warning("ignoring a value from a peer: %s", exc)
+        if not self._fetches:
+            for peer in self._waiting_syncs:
+                turn.send(peer, True)
+            self._waiting_syncs.clear()
+
+    # --- shutdown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Undeclare everything (a turn in the proxy's facet); the session stays open."""
+        if self.closed:
+            return
+        self.closed = True
+        for interest in list(self._interests.values()):
+            interest.close()
+        self._interests.clear()
+        self._idle.clear()
+        for token, *_rest in self._tokens.values():
+            try:
+                token.undeclare()
+            except zenoh.ZError:
+                pass
+        self._tokens.clear()
+        if self._queryable is not None:
+            self._queryable.undeclare()
+        for peer in self._waiting_syncs:
+            turn.send(peer, True)
+        self._waiting_syncs.clear()
