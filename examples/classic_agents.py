@@ -157,7 +157,8 @@ def main(mode: str) -> None:
             answer.result()
         except ActionError as error:  # assertion mode: its presence went, at once
             print("responder left: ActionError:", error)
-        except TimeoutError as error:  # message mode: only the timeout tells
+        except TimeoutError as error:  # message mode: only the timeout tells (its text
+            # says what the dataspace knows now: the agent is not there)
             print("responder left: TimeoutError:", error)
         release.set()
 

@@ -46,6 +46,9 @@ def backend_args(backend: str, request: pytest.FixtureRequest) -> list[str]:
 
 ALL_BACKENDS = ["dataspace-assertion", "dataspace-message", "queue", "multiprocess-queue",
                 "amqp"]
+# What a request's TimeoutError adds when the space knows its responder is absent.
+ABSENT_NOTE = {"dataspace-message": ': no agent "late" is present in the space',
+               "queue": ': no agent "late" is in the space'}
 
 
 # --- the first two examples -------------------------------------------------------------------
@@ -92,8 +95,10 @@ def test_classic_agents_example_in_assertion_mode():
 def test_classic_agents_example_in_message_mode():
     assert run_example("classic_agents.py", "--mode", "message") == [
         "mode: message", *CLASSIC_COMMON,
-        'late joiner: TimeoutError: no answer from "late" to "add" within 0.5 s',
-        'responder left: TimeoutError: no answer from "slow" to "work" within 1 s',
+        'late joiner: TimeoutError: no answer from "late" to "add" within 0.5 s: no agent'
+        ' "late" is present in the space',
+        'responder left: TimeoutError: no answer from "slow" to "work" within 1 s: no agent'
+        ' "slow" is present in the space',
         "facts left: 0",
     ]
 
@@ -156,7 +161,8 @@ def test_failure_example_dataspace_fails_at_once_queue_times_out():
     assert list(runs) == ["dataspace-assertion", "queue"]
     ds, q = runs["dataspace-assertion"], runs["queue"]
     assert ds["outcome"] == 'ActionError: agent "worker" stopped before answering "work"'
-    assert q["outcome"] == 'TimeoutError: no answer from "worker" to "work" within 2.0 s'
+    assert q["outcome"] == ('TimeoutError: no answer from "worker" to "work" within 2.0 s:'
+                            ' no agent "worker" is in the space')  # what the router knows
     # The issue asks for "fails at once" vs "times out": a generous bound (a loaded
     # 2-core machine), still far below the 2 s timeout the queue has to wait out.
     assert float(ds["after"]) < 1.0
@@ -170,7 +176,8 @@ def test_failure_example_on_message_mode_and_processes():
                         "--backend", "multiprocess-queue", "--timeout", "1")
     runs = failure_runs(lines, 1.0)
     assert runs["dataspace-message"]["outcome"] == (
-        'TimeoutError: no answer from "worker" to "work" within 1.0 s')
+        'TimeoutError: no answer from "worker" to "work" within 1.0 s: no agent "worker" is'
+        ' present in the space')  # what the dataspace knows
     mp = runs["multiprocess-queue"]
     assert mp["how"] == "its process was killed"
     assert mp["outcome"] == ('ActionError: RuntimeError: agent "worker"\'s process died'
@@ -204,7 +211,8 @@ def test_late_join_example(backend, request):
     else:
         assert lines == [
             asked,
-            f'{backend}: TimeoutError: no answer from "late" to "add" within 0.5 s',
+            f'{backend}: TimeoutError: no answer from "late" to "add" within 0.5 s'
+            + ABSENT_NOTE.get(backend, ""),
             f'{backend}: "late" joins',
             f'{backend}: "late" has received 0 request(s): the early one was dropped',
         ]

@@ -152,13 +152,14 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def check_timeout(timeout: Any, name: str = "timeout") -> float:
-    """``timeout`` as seconds, or a ``TypeError`` / ``ValueError`` naming it."""
+    """``timeout`` itself if it is a number of seconds, else a ``TypeError`` /
+    ``ValueError`` naming it."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {timeout!r}"
                         f" ({type(timeout).__name__})")
     if not timeout >= 0:
         raise ValueError(f"{name} must be >= 0 seconds, got {timeout!r}")
-    return float(timeout)
+    return timeout
 
 
 def stamp(core: AgentCore, message: Any, *, request: bool = False) -> dict:
@@ -300,7 +301,7 @@ def _timed_out(core: AgentCore, message: dict, timeout: float) -> TimeoutError:
     """The error for a request that got no answer, with what the transport knows of
     the responder (absent, left, present but silent, connection lost)."""
     text = (f'no answer from "{message["to"]}" to "{message["action"]["name"]}" within'
-            f" {timeout:g} s")
+            f" {timeout} s")
     whereabouts = getattr(core.transport, "whereabouts", None)
     if whereabouts is not None:
         try:
