@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
+from . import plots_apps  # noqa: E402
 from .report import aggregate  # noqa: E402
 
 
@@ -123,7 +124,7 @@ def write_plots(document: dict, out: Path) -> list[str]:
         ax.set_ylabel("ms from the death to the error (log)")
         ax.set_title("Failure detection: the responder dies mid-request")
         written.append(_save(fig, out, "failure.png"))
-    return written
+    return written + plots_apps.write_plots(document, out)  # issue 17's workloads
 
 
 def _save(fig: Any, out: Path, name: str) -> str:

@@ -183,6 +183,7 @@ def headline(groups: dict) -> list[dict]:
 
 
 def render(document: dict, plots: list[str] | None = None) -> str:
+    from . import report_apps  # it imports this module's helpers
     groups = aggregate(document)
     labels = {name: info["label"] for name, info in document["backends"].items()}
     ran = [name for name, info in document["backends"].items() if not info["skipped"]]
@@ -277,6 +278,7 @@ def render(document: dict, plots: list[str] | None = None) -> str:
                 add("| " + " | ".join(cells) + " |")
         add("")
         add(_outcomes(document, workload, labels))
+    add(report_apps.section(document))  # tasks, churn, cancel (issue 17)
     failed = [r for r in document["runs"] if not r.get("ok")]
     if failed:
         add("## Runs that failed or were skipped")

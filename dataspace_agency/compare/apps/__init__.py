@@ -37,9 +37,10 @@ def style_module(workload: str, style: str) -> object:
 
 def style_lines(workload: str, style: str) -> int:
     """Lines of code of ``workload``'s agent code in ``style``, with the helpers that
-    style's modules share (``classic_common`` for the classic style)."""
-    lines = code_lines(style_module(workload, style))
-    if style == "classic":
+    style's modules share (``classic_common``, where a classic module uses it)."""
+    module = style_module(workload, style)
+    lines = code_lines(module)
+    if hasattr(module, "say_goodbye"):
         lines += code_lines(importlib.import_module(".classic_common", __package__))
     return lines
 

@@ -29,11 +29,12 @@ def depart(ctx: Any, space: Any, agent_id: str, crash: bool) -> str:
     """Make ``agent_id`` leave (``crash``: without a goodbye); returns what was done."""
     if not crash:
         space.remove(agent_id)
-        return "removed (goodbye said)"
+        return "leave: remove(), goodbye said"
     with _LOCK:
         _QUIET.add(agent_id)
     try:
-        return ctx.kill(space, agent_id)
+        how = ctx.kill(space, agent_id)
+        return f"crash: {'SIGKILL' if 'SIGKILL' in how else 'remove(), no goodbye'}"
     finally:
         with _LOCK:
             _QUIET.discard(agent_id)

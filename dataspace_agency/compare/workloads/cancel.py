@@ -43,7 +43,7 @@ MECHANISM = {
     "classic": "request() carrying a deadline (its timeout, max_s + {margin_s} s); a"
                " requester leaving gracefully sends cancel; the tool checks cancelled(),"
                " its cancel list and the deadline every 10 ms",
-    "facts": "the job is a fact <job id requester d> held until <result id v>; the tool"
+    "facts": "the job is a fact `<job id requester d>` held until `<result id v>`; the tool"
              " works while it stands and stops when it goes (checked every 10 ms)",
 }
 

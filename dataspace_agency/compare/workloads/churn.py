@@ -46,7 +46,7 @@ MECHANISM = {
     "classic": "heartbeats every {every_s} s to the client, which keeps its own registry"
                " (time to live {ttl_s} s); goodbye on a graceful leave; a failed call"
                " ({call_timeout_s} s timeout) drops the provider from the view",
-    "facts": "a watch on <action $p \"serve\" _> (the adapter's facts): the view is the"
+    "facts": "a watch on `<action $p \"serve\" _>` (the adapter's facts): the view is the"
              " facts that stand; no heartbeats, no goodbye",
 }
 
@@ -115,7 +115,9 @@ def run(ctx: Context, params: dict) -> dict:
                 left_at = time.perf_counter()
                 how = faults.depart(ctx, space, leaver, crash)
                 departed[leaver] = left_at
-                departures.append({"provider": leaver, "crash": crash, "how": how})
+                departures.append({"provider": leaver, "crash": crash, "how": how,
+                                   "left": round(left_at, 6),
+                                   "gone": round(time.perf_counter(), 6)})
                 module.join(space, client, f"provider-{next_id}")
                 present.append(f"provider-{next_id}")
                 next_id += 1

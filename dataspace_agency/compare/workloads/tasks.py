@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-from ..apps import style_lines, style_module
+from ..apps import faults, style_lines, style_module
 from ..apps.ledger import Ledger
 from . import Context, percentile
 
@@ -46,8 +46,8 @@ MECHANISM = {
     "classic": "request() with a timeout as the lease ({lease_s} s); on an error or a"
                " timeout the task is retried on another worker and the worker dropped"
                " from the coordinator's registry; replacements enlisted by the supervisor",
-    "facts": "assignments as facts <assign task worker d>, completion as <done task"
-             " worker>; workers found by their presence facts, a dead worker's task"
+    "facts": "assignments as facts `<assign task worker d>`, completion as `<done task"
+             " worker>`; workers found by their presence facts, a dead worker's task"
              " reassigned when its presence goes; no timeout",
 }
 
@@ -117,7 +117,7 @@ class Supervisor:
         time.sleep(max(0.0, at - time.perf_counter()))  # the scenario's own delay
         killed_at = time.perf_counter()
         try:
-            how = self._ctx.kill(self._space, worker)
+            how = faults.depart(self._ctx, self._space, worker, crash=True)
         except ValueError:  # it had gone already
             how = "gone already"
         self.kills.append({"task": task, "worker": worker, "at": killed_at, "how": how})
