@@ -28,3 +28,19 @@ def pending(events: trio.MemoryReceiveChannel) -> list:
             got.append(events.receive_nowait())
         except trio.WouldBlock:
             return got
+
+
+def compare_document(runs: list[dict], backend_names, workload_names) -> dict:
+    """A ``dataspace-agency compare`` results document around ``runs`` (as
+    ``runner.execute`` writes it, with a made-up machine), for report and plot tests."""
+    from dataspace_agency.compare import backends, runner, workloads
+    return {
+        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": "tiny",
+        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
+        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
+                    "python": "3", "system": "test", "versions": {"x": "1"}},
+        "load": {}, "broker": None,
+        "backends": {n: runner._describe(backends.get(n), None) for n in backend_names},
+        "workloads": {n: workloads.get(n).DESCRIPTION for n in workload_names},
+        "runs": runs,
+    }

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import compare_document
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -147,16 +148,7 @@ def test_state_outcomes(tiny_runs, backend):
 
 
 def test_report_and_plots_from_runs(tiny_runs, tmp_path):
-    document = {
-        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": "tiny",
-        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
-        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
-                    "python": "3", "system": "test", "versions": {"x": "1"}},
-        "load": {}, "broker": None,
-        "backends": {n: runner._describe(backends.get(n), None) for n in IN_PROCESS},
-        "workloads": {n: workloads.get(n).DESCRIPTION for n in workloads.NAMES},
-        "runs": tiny_runs,
-    }
+    document = compare_document(tiny_runs, IN_PROCESS, workloads.NAMES)
     written = plots.write_plots(document, tmp_path)
     assert sorted(written) == ["failure.png", "latency.png", "scale.png", "throughput.png"]
     for name in written:

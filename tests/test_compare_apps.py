@@ -16,6 +16,7 @@ import collections
 import json
 
 import pytest
+from helpers import compare_document
 
 from dataspace_agency import cli
 from dataspace_agency.compare import backends, plots, report, report_apps, runner, worker
@@ -205,16 +206,7 @@ def test_lines_of_code_count_code_only():
 
 
 def test_report_section_and_plots(quick_runs, tmp_path):
-    document = {
-        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": "tiny",
-        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
-        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
-                    "python": "3", "system": "test", "versions": {"x": "1"}},
-        "load": {}, "broker": None,
-        "backends": {n: runner._describe(backends.get(n), None) for n in QUICK},
-        "workloads": {n: workloads.get(n).DESCRIPTION for n in APPS},
-        "runs": quick_runs,
-    }
+    document = compare_document(quick_runs, QUICK, APPS)
     written = plots.write_plots(document, tmp_path)
     assert sorted(written) == ["apps_recovery.png", "apps_stale.png", "apps_wasted.png"]
     for name in written:

@@ -77,7 +77,8 @@ def section(document: dict) -> str:
         " once more in the dataspace's idiom (*facts*: `publish`, `@during`,"
         " `connect().watch`). Faults follow a seeded schedule: the same seed kills the"
         " same tasks' workers at the same point of their work. agency 1.6.3 does not run"
-        " these (they are not written against its API).")
+        " these: its background agents share one process pool, which a SIGKILL breaks"
+        " (`BrokenProcessPool`), so a killed agent cannot be replaced.")
     add("")
     for workload in WORKLOADS:
         groups = found.get(workload)

@@ -26,7 +26,8 @@ from typing import Any
 from ..agents import Driver
 from ..apps import faults, style_lines, style_module
 from . import Context
-from .tasks import variants  # noqa: F401  (the same styles on the same backends)
+# The same backends (not agency's) and the same styles on them as the tasks workload.
+from .tasks import supports, variants  # noqa: F401
 
 NAME = "cancel"
 DESCRIPTION = "requesters that leave mid-action: work wasted, cancellations seen"
@@ -46,12 +47,6 @@ MECHANISM = {
     "facts": "the job is a fact `<job id requester d>` held until `<result id v>`; the tool"
              " works while it stands and stops when it goes (checked every 10 ms)",
 }
-
-
-def supports(backend: Any) -> str | None:
-    if backend.reference:
-        return "not written against agency's API (no application workloads for agency)"
-    return None
 
 
 def schedule(params: dict) -> list[dict]:

@@ -26,7 +26,8 @@ from typing import Any
 
 from ..apps import faults, style_lines, style_module
 from . import Context, percentile
-from .tasks import variants  # noqa: F401  (the same styles on the same backends)
+# The same backends (not agency's) and the same styles on them as the tasks workload.
+from .tasks import supports, variants  # noqa: F401
 
 NAME = "churn"
 DESCRIPTION = "discovery under churn: failed calls, how long the view stays stale"
@@ -49,12 +50,6 @@ MECHANISM = {
     "facts": "a watch on `<action $p \"serve\" _>` (the adapter's facts): the view is the"
              " facts that stand; no heartbeats, no goodbye",
 }
-
-
-def supports(backend: Any) -> str | None:
-    if backend.reference:
-        return "not written against agency's API (no application workloads for agency)"
-    return None
 
 
 def schedule(params: dict) -> list[tuple[float, int, bool]]:

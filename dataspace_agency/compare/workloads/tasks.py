@@ -54,7 +54,11 @@ MECHANISM = {
 
 def supports(backend: Any) -> str | None:
     if backend.reference:
-        return "not written against agency's API (no application workloads for agency)"
+        # agency 1.6.3 runs background agents on one shared process pool: a SIGKILLed
+        # agent breaks the pool (BrokenProcessPool), so no worker could be killed and
+        # replaced; and these agents are not written against agency's API.
+        return ("not on agency 1.6.3: its agents share one process pool, which a"
+                " SIGKILL breaks, so a killed agent cannot be replaced")
     return None
 
 
@@ -179,11 +183,11 @@ def run(ctx: Context, params: dict) -> dict:
                 ended = time.perf_counter()
                 supervisor.close()
         finished = ledger.entries("finished")
-    return figures_from(params, style, module, durations, finished, coordinator.accepted,
+    return figures_from(params, style, durations, finished, coordinator.accepted,
                         supervisor, done, ended, coordinator.describe())
 
 
-def figures_from(params: dict, style: str, module: Any, durations: dict,
+def figures_from(params: dict, style: str, durations: dict,
                  finished: list[list], accepted: dict, supervisor: Supervisor,
                  done: bool, ended: float, described: dict) -> dict:
     times: dict[int, int] = {t: 0 for t in durations}
