@@ -49,9 +49,12 @@ class Client:
                     self._view.discard(event.captures[0])
                     self.left_view[event.captures[0]] = time.perf_counter()
 
-    def call_any(self, n: int, timeout: float) -> tuple[str | None, str | None]:
+    def view(self) -> list[str]:
         with self._lock:
-            view = sorted(self._view)
+            return sorted(self._view)
+
+    def call_any(self, n: int, timeout: float) -> tuple[str | None, str | None]:
+        view = self.view()
         if not view:
             return None, None
         provider = view[next(self._turn) % len(view)]

@@ -121,20 +121,30 @@ def run(ctx: Context, params: dict) -> dict:
             stop.set()
             caller.join(params["call_timeout_s"] + 30)
         ended = time.perf_counter()
-        if style == "classic":
-            client.view()  # expire what has expired by now
-        else:
+        in_view = set(client.view())  # (the classic view expires what has expired)
+        if style == "facts":
             client.close()
         left_view = dict(client.left_view)
         messages = client.discovery_messages
-    return figures_from(params, style, module, calls, departed, departures, left_view,
+    return figures_from(params, style, calls, departed, departures, left_view, in_view,
                         messages, ended - began, ended)
 
 
-def figures_from(params: dict, style: str, module: Any, calls: list, departed: dict,
-                 departures: list, left_view: dict, messages: int, span: float,
-                 ended: float) -> dict:
-    stale = [max(0.0, left_view.get(p, ended) - at) for p, at in departed.items()]
+def stale_view(departed: dict, left_view: dict, in_view: set, ended: float) -> list:
+    """Per departure, seconds from it until the provider left the client's view for
+    good: still in the view at the end counts until the end; never in the view (it
+    went before the client heard of it) counts 0."""
+    stale = []
+    for provider, at in departed.items():
+        gone_from_view = ended if provider in in_view else left_view.get(provider, at)
+        stale.append(max(0.0, gone_from_view - at))
+    return stale
+
+
+def figures_from(params: dict, style: str, calls: list, departed: dict,
+                 departures: list, left_view: dict, in_view: set, messages: int,
+                 span: float, ended: float) -> dict:
+    stale = stale_view(departed, left_view, in_view, ended)
     failed = [c for c in calls if c[3] is not None]
     after_departure = [c for c in failed if c[2] in departed and c[0] >= departed[c[2]]]
     figures = {
@@ -154,5 +164,6 @@ def figures_from(params: dict, style: str, module: Any, calls: list, departed: d
                         "calls_log": [[round(s, 6), round(e, 6), p, err]
                                       for s, e, p, err in calls],
                         "departed": {p: round(at, 6) for p, at in departed.items()},
+                        "never_in_view": sorted(set(departed) - set(left_view) - in_view),
                         "mechanism": MECHANISM[style].format(**params),
                         "agent_loc": style_lines(NAME, style)}}
