@@ -231,3 +231,10 @@ def test_command_end_to_end(tmp_path):
     assert len(document["runs"]) == 6  # three workloads, two styles each
     assert "## Applications under faults" in (out / "report.md").read_text()
     assert (out / "apps_recovery.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_stale_view_per_departure():
+    departed = {"left-late": 1.0, "still-in": 2.0, "never-seen": 3.0, "dropped-early": 4.0}
+    left_view = {"left-late": 1.25, "dropped-early": 3.5}
+    assert churn.stale_view(departed, left_view, {"still-in"}, ended=10.0) == \
+        [0.25, 8.0, 0.0, 0.0]

@@ -61,20 +61,20 @@ def write_plots(document: dict, out: Path) -> list[str]:
     written = []
     specs = [
         ("tasks", "recovery_ms_median", "recovery_ms_p99", "p99", "apps_recovery.png",
-         "ms from a worker's death to its task taken again (log)",
+         "ms, death to task taken again (log)",
          "Task market under kills: recovery", True),
         ("cancel", "wasted_work_s", None, "", "apps_wasted.png",
-         "seconds of tool time for requesters that had left",
+         "s of tool time for requesters gone",
          "Requesters that leave: wasted work", False),
         ("churn", "stale_view_ms_median", "stale_view_ms_p99", "p99", "apps_stale.png",
-         "ms a departed provider stayed in the view (log)",
+         "ms a departed provider stayed in view (log)",
          "Discovery under churn: stale view", True),
     ]
     for workload, name, second, second_label, file, unit, title, log in specs:
         groups = found.get(workload)
         if not groups or all(figure(runs, name) is None for runs in groups.values()):
             continue
-        fig, ax = plt.subplots(figsize=(8, 4.8))
+        fig, ax = plt.subplots(figsize=(8, 5.2))
         _points(ax, groups, labels, name, second, second_label)
         if log:
             ax.set_yscale("log")
