@@ -48,7 +48,8 @@ class Requester(Agent):
 
 class Tool(Agent):
     """Runs slow jobs (see the module docstring); ``on_job(job, started, ended, why)``
-    reports each (``why``: None if it ran to the end)."""
+    reports each as it starts (``ended`` None) and as it ends (``why``: None if it ran
+    to the end)."""
 
     def __init__(self, id: str, on_job: Callable[..., None], concurrency: int) -> None:
         super().__init__(id, max_concurrency=2 * concurrency)  # room for cancels
@@ -64,6 +65,7 @@ class Tool(Agent):
     @action
     def slow(self, job: int, duration: float, deadline: float) -> int | None:
         started = time.perf_counter()
+        self._on_job(job, started, None, None)
         why = None
         while time.perf_counter() - started < duration:
             time.sleep(min(SLICE_S, duration - (time.perf_counter() - started)))

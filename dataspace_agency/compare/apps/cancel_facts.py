@@ -48,6 +48,7 @@ class Tool(Agent):
 
     def _work(self, job: int, duration: float, withdrawn: threading.Event) -> None:
         started = time.perf_counter()
+        self._on_job(job, started, None, None)
         while time.perf_counter() - started < duration:
             if withdrawn.wait(min(SLICE_S, duration - (time.perf_counter() - started))):
                 self._on_job(job, started, time.perf_counter(), "withdrawn")

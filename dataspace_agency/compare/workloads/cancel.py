@@ -5,15 +5,16 @@ A tool (a foreground agent, in the measuring process) runs slow jobs, simulated 
 model calls of ``min_s``..``max_s`` seconds (seeded), all at once. ``requesters``
 requesters (``add()``ed: a process each on process backends) each ask for one job; on
 the seeded schedule a share ``leave_share`` of them leave part-way through their job
-(``crash_share`` of those crash: ``SIGKILL``, or ``remove()`` with no goodbye in process;
-the rest ``remove()``, so their goodbye runs). Two styles (``apps/cancel_*.py``):
+(timed from when the tool started it; ``crash_share`` of those crash: ``SIGKILL``, or
+``remove()`` with no goodbye in process; the rest ``remove()``, so their goodbye runs). Two styles (``apps/cancel_*.py``):
 classic (``request()`` with a deadline; a leaving requester sends ``cancel``; the tool
 checks ``cancelled()``, its cancel list and the deadline between slices) and facts (the
 job is a fact the requester holds; the tool works while it stands).
 
 Figures: ``wasted_work_s`` (tool time spent on jobs after their requester had left),
 ``cancelled_seen`` (jobs stopped because the tool learned the requester had gone),
-``never_started`` (jobs of leavers the tool never began: withdrawn first), ``leavers``.
+``never_started`` (jobs of leavers the tool never began: a leaver whose job has not
+started within the bound leaves anyway), ``leavers``.
 """
 
 from __future__ import annotations
@@ -65,20 +66,31 @@ def schedule(params: dict) -> list[dict]:
 
 
 class Jobs:
-    """What the tool reports: job -> (started, ended, why it stopped early or None)."""
+    """What the tool reports: job -> when it started, and job -> (started, ended, why it
+    stopped early or None) once it ended."""
 
     def __init__(self) -> None:
+        self.started: dict[int, float] = {}
         self.done: dict[int, tuple[float, float, str | None]] = {}
         self._changed = threading.Condition()
 
-    def report(self, job: int, started: float, ended: float, why: str | None) -> None:
+    def report(self, job: int, started: float, ended: float | None,
+               why: str | None) -> None:
         with self._changed:
-            self.done[job] = (started, ended, why)
+            if ended is None:
+                self.started[job] = started
+            else:
+                self.done[job] = (started, ended, why)
             self._changed.notify_all()
 
     def wait_for(self, jobs: set[int], timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: jobs <= set(self.done), timeout)
+
+    def wait_started(self, job: int, timeout: float) -> float | None:
+        with self._changed:
+            self._changed.wait_for(lambda: job in self.started, timeout)
+            return self.started.get(job)
 
 
 def run(ctx: Context, params: dict) -> dict:
@@ -99,13 +111,22 @@ def run(ctx: Context, params: dict) -> dict:
             driver.send({"to": f"requester-{step['job']}", "action": {"name": "ask", "args": {
                 "tool": "tool", "job": step["job"], "duration": step["duration"],
                 "timeout": timeout}}})
-        leavers = sorted((s for s in plan if s["leave_after"] is not None),
-                         key=lambda s: s["leave_after"])
-        for step in leavers:
-            time.sleep(max(0.0, began + step["leave_after"] - time.perf_counter()))
+
+        def leave(step: dict) -> None:
+            """Leave ``leave_after`` into the job as the tool runs it (so that a slow
+            backend's delivery does not move the leave earlier in the job)."""
+            started = jobs.wait_started(step["job"], timeout + 30)
+            at = (started if started is not None else began) + step["leave_after"]
+            time.sleep(max(0.0, at - time.perf_counter()))  # the scenario's own delay
             left[step["job"]] = time.perf_counter()
             how = faults.depart(ctx, space, f"requester-{step['job']}", step["crash"])
             departures.append({"job": step["job"], "crash": step["crash"], "how": how})
+        leavers = [threading.Thread(target=leave, args=(step,), name=f"leave-{step['job']}")
+                   for step in plan if step["leave_after"] is not None]
+        for thread in leavers:
+            thread.start()
+        for thread in leavers:
+            thread.join(timeout + 60)
         stayers = {s["job"] for s in plan if s["leave_after"] is None}
         # Every stayer's job ends; a leaver's may never start (withdrawn first): wait
         # for the stayers, then as long as any job could still be running.
