@@ -38,3 +38,20 @@ def sigint_as_in_a_terminal() -> None:
     ignored (a shell's background job, ``nohup``) passes that on to its children, and
     Python then installs no ``KeyboardInterrupt`` handler at all."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def compare_document(runs: list[dict], backend_names, workload_names,
+                     profile: str = "tiny") -> dict:
+    """A ``dataspace-agency compare`` results document around ``runs`` (as
+    ``runner.execute`` writes it, with a made-up machine), for report and plot tests."""
+    from dataspace_agency.compare import backends, runner, workloads
+    return {
+        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": profile,
+        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
+        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
+                    "python": "3", "system": "test", "versions": {"x": "1"}},
+        "load": {}, "broker": None,
+        "backends": {n: runner._describe(backends.get(n), None) for n in backend_names},
+        "workloads": {n: workloads.get(n).DESCRIPTION for n in workload_names},
+        "runs": runs,
+    }

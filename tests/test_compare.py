@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import compare_document
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -254,16 +255,7 @@ def _document(runs: list[dict], names: tuple[str, ...],
               profile: str = "quick") -> dict:
     """A results document around ``runs`` (hand-made ones: figures chosen so that every
     ratio is known in advance)."""
-    return {
-        "schema": runner.SCHEMA, "created": "now", "command": ["test"], "profile": profile,
-        "repeat": 1, "reference": backends.REFERENCE, "duration_s": 1.0,
-        "machine": {"cpu_model": "cpu", "cpus": 2, "cpus_usable": 2, "memory_mib": 1024,
-                    "python": "3", "system": "test", "versions": {"x": "1"}},
-        "load": {}, "broker": None,
-        "backends": {n: runner._describe(backends.get(n), None) for n in names},
-        "workloads": {n: workloads.get(n).DESCRIPTION for n in workload_names},
-        "runs": runs,
-    }
+    return compare_document(runs, names, workload_names, profile=profile)
 
 
 def _made(workload: str, backend: str, params: dict, figures: dict) -> dict:

@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="backends to run (default: the profile's): "
                              + ", ".join(BACKENDS) + "; see docs/compare.md")
     parser.add_argument("--workloads", type=_names, default=None, metavar="A,B,...",
-                        help="workloads to run (default: all): round_trip, throughput,"
-                             " broadcast, scale, failure, late_join, state")
+                        help="workloads to run (default: all but the applications,"
+                             " which --full adds): round_trip, throughput, broadcast,"
+                             " scale, failure, late_join, state; tasks, churn, cancel")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
                         help="repetitions of each run (default: 2 quick, 3 full)")
     parser.add_argument("--out", type=Path, default=Path("compare-results"), metavar="DIR",

@@ -29,6 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from . import plots_apps  # noqa: E402
 from .figures import aggregate  # noqa: E402
 
 COLOURS = {
@@ -240,7 +241,7 @@ def write_plots(document: dict, out: Path) -> list[str]:
         fig = plot(document, groups, labels, order)
         if fig is not None:
             written.append(_save(fig, out, name))
-    return written
+    return written + plots_apps.write_plots(document, out)  # issue 17's workloads
 
 
 def _save(fig: Any, out: Path, name: str) -> str:

@@ -16,6 +16,7 @@ from .backends import REFERENCE
 from .figures import (FIGURES, Summary, advantage, aggregate, case_of, fmt,  # noqa: F401
                       fmt_ratio, fmt_summary, summarise)  # (re-exported: report.aggregate)
 from .findings import GOALS_SOURCE, findings, goals
+from . import report_apps
 
 headline = goals  # the name this module gave them first
 
@@ -64,6 +65,7 @@ def render(document: dict, plots: list[str] | None = None) -> str:
         _setup(document),
         _sizes(document),
         *(_workload(document, groups, workload) for workload in document["workloads"]),
+        report_apps.section(document).splitlines(),  # tasks, churn, cancel (issue 17)
         _failed(document),
         _plots(plots),
     ]

@@ -60,7 +60,7 @@ def plan(profile: str, backend_names: list[str] | None, workload_names: list[str
         chosen = [backend_registry.get(name) for name in backend_names]
     else:
         chosen = [b for b in backend_registry.BACKENDS.values() if profile in b.profiles]
-    names = list(workload_names or workload_registry.NAMES)
+    names = list(workload_names or workload_registry.defaults(profile))
     modules = {name: workload_registry.get(name) for name in names}
     result = Plan(profile, repeat, options, [], names)
     for backend in chosen:
@@ -79,7 +79,10 @@ def plan(profile: str, backend_names: list[str] | None, workload_names: list[str
                     continue
                 params = workload_registry.params_for(module, profile, backend)
                 counts = params.get("agents")
-                if isinstance(counts, list):  # scale: one run per count
+                if hasattr(module, "variants"):  # one run per program (style)
+                    result.runs += [_run(name, backend, variant, repetition)
+                                    for variant in module.variants(backend, params)]
+                elif isinstance(counts, list):  # scale: one run per count
                     limit = backend.max_agents.get(profile, max(counts))
                     for count in [c for c in counts if c <= limit]:
                         result.runs.append(_run(name, backend, {**params, "agents": count},

@@ -10,7 +10,9 @@ figures are what the report tables show, samples the raw timings behind them, ou
 the semantic result (answered or not, which error, what discovery took) as data.
 
 The scale workload's ``agents`` parameter is a list; the runner makes one run (one fresh
-process) per count, each with ``agents`` set to that count.
+process) per count, each with ``agents`` set to that count. A workload with several
+programs (the application workloads' styles) has ``variants(backend, params) -> [params,
+...]``: one run each.
 """
 
 from __future__ import annotations
@@ -30,12 +32,20 @@ from ..backends import Backend, Options
 from ..memory import tree_cpu_seconds, tree_memory
 
 NAMES = ("round_trip", "throughput", "broadcast", "scale", "failure", "late_join", "state")
+# Application workloads under faults (issue 17): run when named, and by default in --full.
+APPLICATIONS = ("tasks", "churn", "cancel")
+
+
+def defaults(profile: str) -> tuple[str, ...]:
+    """The workloads a profile runs unless ``--workloads`` names others."""
+    return NAMES + APPLICATIONS if profile == "full" else NAMES
 
 
 def get(name: str) -> Any:
     """The workload module called ``name``; a clear ``ValueError`` if there is none."""
-    if name not in NAMES:
-        raise ValueError(f"unknown workload {name!r}; known: {', '.join(NAMES)}")
+    if name not in NAMES + APPLICATIONS:
+        raise ValueError(f"unknown workload {name!r}; known:"
+                         f" {', '.join(NAMES + APPLICATIONS)}")
     return importlib.import_module(f".{name}", __package__)
 
 
