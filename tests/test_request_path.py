@@ -326,3 +326,23 @@ def test_requests_and_facts_say_when_the_server_connection_is_lost(mode):
     finally:
         release.set()
         space.destroy()
+
+
+class Leaver(Agent):
+    """Says goodbye from before_remove, as a queue programmer would."""
+
+    def before_remove(self) -> None:
+        self.send({"to": "me", "action": {"name": "goodbye", "args": {}}})
+
+
+def test_a_send_from_before_remove_is_delivered(space):
+    """What an agent sends last goes out before it leaves. (Not in assertion mode: there a
+    point-to-point message is a request held as a fact by its sender, and what outlives an
+    agent there is nothing, so it is withdrawn with its holder.)"""
+    if isinstance(space, DataspaceSpace) and space.mode == "assertion":
+        pytest.skip("assertion mode: a request is withdrawn with the agent that holds it")
+    space.add(Leaver, "leaver")
+    me = space.connect("me")
+    space.remove("leaver")
+    got = me.receive(timeout=WAIT)
+    assert got["from"] == "leaver" and got["action"]["name"] == "goodbye"

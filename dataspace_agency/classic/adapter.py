@@ -262,8 +262,16 @@ class DataspaceTransport:
 
     def _flush(self) -> None:
         outbox, self._outbox = self._outbox, []
-        if self.facet.actor.alive:
+        if outbox and self.facet.actor.alive:
             self.runtime.run_turn(self.facet, lambda: self._perform(outbox))
+
+    def flush(self) -> None:
+        """Runtime thread: carry out now what is waiting for its batched turn. Called
+        before the agent's actor stops, so that what it sent last (say, a goodbye from
+        ``before_remove``) is not dropped with it."""
+        self._flush()
+        if self._route_here is not None:
+            self._flush_routes()
 
     @staticmethod
     def _perform(outbox: list[tuple[Facet, Callable[[], None]]]) -> None:
@@ -295,7 +303,7 @@ class DataspaceTransport:
         turn per burst."""
         routes, self._routes = self._routes, []
         facet, dataspace = self._route_here
-        if self.facet.actor.alive and facet.alive:
+        if routes and self.facet.actor.alive and facet.alive:
             self.runtime.run_turn(facet, lambda: [dataspace.on_message(r) for r in routes])
 
     def _hold(self, message: dict, body: Any) -> None:

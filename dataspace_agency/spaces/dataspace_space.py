@@ -79,7 +79,9 @@ class DataspaceSpace(Space):
         runtime.spawn(boot, name=agent.id)
 
     def _stop_agent(self, runtime: Runtime, agent: Agent) -> None:
-        runtime.stop_actor(agent._core.transport.facet.actor)  # _left runs at its exit
+        transport = agent.core.transport
+        transport.flush()  # what it sent before leaving goes first
+        runtime.stop_actor(transport.facet.actor)  # _left runs at its exit
 
     def _presence(self, fact: Any) -> bool | None:
         """Runtime thread: whether ``fact`` is asserted now, if this space can tell."""
