@@ -55,7 +55,8 @@ class Completion:
         return self.outcome is not _UNSET
 
     def complete(self, outcome: Any) -> None:
-        """Runtime thread: the first outcome wins; the waiter is woken once."""
+        """The first outcome wins; the waiter is woken once. Called by one completer
+        (for a request, the runtime thread that matched its answer)."""
         if self.outcome is _UNSET:
             self.outcome = outcome
             self._notify()
@@ -112,7 +113,7 @@ class LoopCompletion(Completion):
             self._waiter = trio.Event()
             self._wake = lambda: token.run_sync_soon(self._waiter.set)
         else:
-            raise RuntimeError(f"awaiting a request works in asyncio and trio, not in"
+            raise RuntimeError(f"awaiting works in asyncio and trio, not in"
                                f" {self._library}")
         super().__init__(self._notify_loop)
 

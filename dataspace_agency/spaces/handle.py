@@ -40,13 +40,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
-import sniffio
 from syndicate import turn
 from syndicate.schema import dataspace as dataspace_schema
 
 from ..classic.agent import ACCESS_PERMITTED, ActionSpec, Agent
 from ..classic.core import CURRENT, ActionError
 from ..classic.message import BROADCAST, ERROR
+from ..classic.requests import LoopCompletion, ThreadCompletion
 from ..dataspace.patterns import compile_pattern
 from ..native.handle import Event, _EventEntity
 
@@ -109,44 +109,15 @@ class _Endpoint(Agent):
         self._inbox.put(message)
 
 
-def _wait(future: concurrent.futures.Future, timeout: float | None) -> Any:
-    """``future.result(timeout)`` in short slices, so that Ctrl-C gets through at once."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        remaining = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
-        if remaining <= 0:
-            raise concurrent.futures.TimeoutError
-        try:
-            return future.result(remaining)
-        except concurrent.futures.TimeoutError:
-            continue
-
-
 async def _await(future: concurrent.futures.Future, timeout: float | None) -> Any:
-    """Await ``future`` from asyncio (Jupyter's top-level await) or trio code."""
-    library = sniffio.current_async_library()
-    if library == "asyncio":
-        import asyncio
-        # shield: a cancelled wait must not cancel the future itself; the caller
-        # abandons the request instead.
-        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
-    if library == "trio":
-        import trio
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-
-        def wake(_future: Any) -> None:
-            try:
-                token.run_sync_soon(done.set)
-            except trio.RunFinishedError:
-                pass
-        future.add_done_callback(wake)
-        with trio.move_on_after(timeout if timeout is not None else float("inf")):
-            await done.wait()
-        if not future.done():
-            raise TimeoutError
-        return future.result()
-    raise RuntimeError(f"arequest()/areceive() support asyncio and trio, not {library}")
+    """Await ``future`` from asyncio (Jupyter's top-level await) or trio code: woken the
+    way an awaited request is (``requests.LoopCompletion``). A wait that ends does not
+    cancel the future itself."""
+    waiting = LoopCompletion()
+    future.add_done_callback(lambda _future: waiting.complete(None))
+    if not await waiting.wait(timeout):
+        raise TimeoutError
+    return future.result()
 
 
 class ClientHandle:
@@ -350,18 +321,15 @@ class FactWatch:
 
     def sync(self, timeout: float | None = 5) -> None:
         """Return once the dataspace has delivered every event due so far."""
-        done: concurrent.futures.Future = concurrent.futures.Future()
+        done = ThreadCompletion()  # the wait a blocked request() uses: Ctrl-C gets through
         client = self._client
         self._background.call(lambda rt: rt.run_turn(
-            client.facet, lambda: turn.sync(client.ref, lambda: done.set_result(None))))
-        try:
-            _wait(done, timeout)
-        except concurrent.futures.TimeoutError:
+            client.facet, lambda: turn.sync(client.ref, lambda: done.complete(None))))
+        if not done.wait(timeout):
             lost = self._space._connection_note()
             if lost:
-                raise ConnectionError(lost) from None
-            raise TimeoutError(f"the dataspace did not answer a sync within {timeout} s")\
-                from None
+                raise ConnectionError(lost)
+            raise TimeoutError(f"the dataspace did not answer a sync within {timeout} s")
 
     def get(self, timeout: float | None = None) -> Event:
         """The next event; ``TimeoutError`` if none comes in time, ``StopIteration``
