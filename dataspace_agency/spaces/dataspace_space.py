@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+import trio
 from syndicate import turn
 from syndicate.actor import Ref
 from syndicate.during import During
@@ -45,6 +46,10 @@ class DataspaceSpace(Space):
     # max_message_size, a JSON encoding of each message: ~2.5 µs, a few per cent of a
     # round trip) is for dataspaces that other processes write to (RemoteDataspaceSpace).
     _senders_are_local = True
+    # A dataspace behind a connection (a server, Zenoh routers): add() waits until it has
+    # the new agent's facts and subscriptions, so that a message another process sends
+    # once add() returned is not routed before the agent's subscription is in place.
+    _sync_after_add = False
 
     def __init__(self, mode: str = "assertion") -> None:
         if mode not in MODES:
@@ -77,6 +82,16 @@ class DataspaceSpace(Space):
             facet.actor.at_exit(lambda: self._left(agent))
 
         runtime.spawn(boot, name=agent.id)
+
+    def _add(self, agent_type: type[Agent], agent_id: str, args: tuple,
+             kwargs: dict) -> Agent:
+        agent = super()._add(agent_type, agent_id, args, kwargs)
+        if self._sync_after_add:
+            async def sync(_runtime: Runtime) -> None:
+                with trio.fail_after(30):
+                    await self._client.sync()
+            self._background.call_async(sync)
+        return agent
 
     def _stop_agent(self, runtime: Runtime, agent: Agent) -> None:
         transport = agent.core.transport

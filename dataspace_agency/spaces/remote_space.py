@@ -58,6 +58,7 @@ class RemoteDataspaceSpace(DataspaceSpace):
     ``reconnect``: reconnect, keeping every agent's facts (see the module docstring)."""
 
     _senders_are_local = False  # other processes write to the server: check sizes
+    _sync_after_add = True  # add() returns once the server has the agent's subscriptions
 
     def __init__(self, address: Any = None, cap: Any = None, mode: str = "assertion", *,
                  timeout: float = 10.0, reconnect: bool | Reconnect = False) -> None:
@@ -88,20 +89,6 @@ class RemoteDataspaceSpace(DataspaceSpace):
             raise
         self._ds = self._client.ref
         self._entity = None
-
-    def _add(self, agent_type: type, agent_id: str, args: tuple, kwargs: dict) -> Any:
-        agent = super()._add(agent_type, agent_id, args, kwargs)
-        # The agent's facts and subscriptions are on their way to the server; wait until
-        # it has them, so that a message another process sends once add() returned is
-        # not routed before the agent's subscription is in place (message mode).
-        self._sync_server()
-        return agent
-
-    def _sync_server(self) -> None:
-        async def sync(_runtime: Runtime) -> None:
-            with trio.fail_after(30):
-                await self._client.sync()
-        self._background.call_async(sync)
 
     def _connection_note(self) -> str | None:
         if self._client.connected:

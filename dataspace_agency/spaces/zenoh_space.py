@@ -27,7 +27,7 @@ subscriptions are declared again. A killed process's facts vanish within millise
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import trio
 from syndicate import patterns as P
@@ -48,6 +48,7 @@ class ZenohDataspaceSpace(DataspaceSpace):
     adapter's mode; ``zenoh_mode``: the session's (``client`` or ``peer``)."""
 
     _senders_are_local = False  # other processes write to the routers: check sizes
+    _sync_after_add = True  # add() returns once the routers have its subscriptions
 
     def __init__(self, endpoints: Sequence[str] = (), mode: str = "assertion", *,
                  namespace: str = DEFAULT_NAMESPACE, zenoh_mode: str = "client",
@@ -88,17 +89,6 @@ class ZenohDataspaceSpace(DataspaceSpace):
                 return True
             return False
         return self._background.call_async(wait)
-
-    def _add(self, agent_type: type, agent_id: str, args: tuple, kwargs: dict) -> Any:
-        agent = super()._add(agent_type, agent_id, args, kwargs)
-        self._sync_routers()  # its subscriptions are on the routers when add() returns
-        return agent
-
-    def _sync_routers(self) -> None:
-        async def sync(_runtime: Runtime) -> None:
-            with trio.fail_after(30):
-                await self._client.sync()
-        self._background.call_async(sync)
 
     def fact_count(self) -> int:
         """Distinct assertions on the routers in this space's namespace, once everything
