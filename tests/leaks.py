@@ -42,7 +42,8 @@ ALLOWED_CHILD_COMMANDS = {
 }
 # Threads: idle workers of trio's thread cache (found precisely, see _idle_trio_workers)
 # are allowed: trio keeps them up to 10 s for reuse, and an idle one holds nothing. A
-# worker still running a job is reported like any other thread.
+# worker still running a job is reported like any other thread. pytest-timeout's watchdog
+# (one per test, named "pytest_timeout <test id>") belongs to the test runner, not the code.
 
 _LIBRARIES = (os.path.dirname(os.__file__),
               *(p for p in sys.path if p.endswith("site-packages")))
@@ -147,7 +148,8 @@ def _threads(baseline: Baseline, deadline: float) -> list[str]:
         idle = _idle_trio_workers()
         return [t for t in threading.enumerate()
                 if t not in baseline.threads and t is not threading.current_thread()
-                and t not in idle and t.is_alive()]
+                and t not in idle and t.is_alive()
+                and not t.name.startswith("pytest_timeout ")]
 
     for thread in new_threads():
         thread.join(max(0.0, deadline - time.monotonic()))  # the grace: its ending
