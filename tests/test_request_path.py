@@ -346,3 +346,90 @@ def test_a_send_from_before_remove_is_delivered(space):
     space.remove("leaver")
     got = me.receive(timeout=WAIT)
     assert got["from"] == "leaver" and got["action"]["name"] == "goodbye"
+
+
+# --- the direct wake-up: a worker hands its reply straight to a caller blocked on a thread ---
+
+
+class Chatty(Agent):
+    """``note_then_answer`` sends its requester a note, then answers; ``answer`` only
+    answers; ``counted`` records what reply handlers it is given."""
+
+    def __init__(self, id: str, **kwargs) -> None:
+        super().__init__(id, **kwargs)
+        self.values: "queue.Queue[object]" = queue.Queue()
+
+    @action
+    def note_then_answer(self, n: int) -> int:
+        self.send({"to": self.current_message()["from"],
+                   "action": {"name": "note", "args": {"n": n}}})
+        return n
+
+    @action
+    def answer(self, n: int) -> int:
+        return n
+
+    def handle_action_value(self, value) -> None:
+        self.values.put(value)
+
+
+def test_an_answer_does_not_overtake_what_its_action_sent_first(space):
+    """When request() returns, the note its action sent first has reached the caller
+    (its message log shows note, then answer): an action that sent something is
+    answered the usual way, in order, not by the direct wake-up.
+
+    Not in assertion mode: there the note is a request held as a fact and the answer a
+    fact of its own, asserted in one turn and seen by two observers of the caller's,
+    whose order Syndicate does not fix (the note comes, just not necessarily first)."""
+    if getattr(space, "mode", None) == "assertion":
+        pytest.skip("assertion mode: a note and an answer are two facts, in no fixed order")
+    space.add(Chatty, "chatty")
+    asker = space.add_foreground(Agent, "asker")
+    for n in range(20):
+        assert asker.request({"to": "chatty", "action": {
+            "name": "note_then_answer", "args": {"n": n}}}, timeout=WAIT) == n
+        received = [m for m in asker._message_log if m["to"] == "asker"]
+        note, answer = received[-2:]
+        assert note["action"] == {"name": "note", "args": {"n": n}}
+        assert answer["action"] == {"name": "[response]", "args": {"value": n}}
+
+
+def test_a_reply_handed_over_early_is_matched_once(space):
+    """Requests answered by the direct wake-up: each caller gets its own copy, the
+    reply still travelling through the space afterwards reaches no handler, nothing
+    stays pending, and (assertion mode) no request stays held as a fact."""
+    space.add(Chatty, "chatty")
+    asker = space.add_foreground(Chatty, "asker")
+    for n in range(20):
+        got = asker.request({"to": "chatty", "action": {"name": "answer",
+                                                         "args": {"n": n}}}, timeout=WAIT)
+        assert got == n
+    assert asker.core.pending_count == 0
+    # A send's answer goes to handle_action_value; it follows the twenty routed
+    # replies, so when it is in, those were dropped (or it would not be first).
+    asker.send({"to": "chatty", "action": {"name": "answer", "args": {"n": -1}}})
+    assert asker.values.get(timeout=WAIT) == -1
+    assert asker.values.empty()
+    replies = [m for m in asker._message_log if m["action"]["name"] == "[response]"]
+    assert [r["action"]["args"]["value"] for r in replies] == [*range(20), -1]
+    if isinstance(space, DataspaceSpace):
+        me = space.connect("me")
+        assert me.facts(P.rec("request", P.CAPTURE, P.CAPTURE, P._)) == []
+
+
+def test_a_mutated_answer_is_the_callers_own():
+    """The caller is handed a copy: changing it changes nothing the responder keeps."""
+    class Keeper(Agent):
+        state = {"items": [1, 2]}
+
+        @action
+        def get(self) -> dict:
+            return self.state
+
+    with DataspaceSpace(mode="message") as space:
+        space.add(Keeper, "keeper")
+        me = space.connect("me")
+        got = me.request("keeper", "get", timeout=WAIT)
+        got["items"].append(3)
+        assert Keeper.state == {"items": [1, 2]}
+        assert me.request("keeper", "get", timeout=WAIT) == {"items": [1, 2]}
