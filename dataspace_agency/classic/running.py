@@ -99,7 +99,8 @@ class ActionRunner:
         unless the action sent messages that the reply must not overtake."""
         reply = getattr(result, "value", None)  # an outcome.Value; None if no reply
         inboxes = self.inboxes
-        if reply is None or invocation.sent or inboxes is None or self.stopped:
+        if (reply is None or invocation.sent or inboxes is None or self.stopped
+                or self.leaving):
             return
         requester = inboxes.cores.get(reply["to"])
         if requester is not None:
