@@ -105,9 +105,6 @@ class AgentCore(InboxAccounts, ActionRunner):
         self.thread = threading.get_ident()
         self.processing = False
         self.stopped = False
-        # Its space is removing it (before_remove runs, stop follows): what it answers
-        # from now on goes the ordinary way, where a stopped agent's answers are dropped.
-        self.leaving = False
         self._start_task = start_task
         self._threads = thread_limiter
         # Work waits here in arrival order; it is started while slots are free. Nothing

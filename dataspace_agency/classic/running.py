@@ -99,8 +99,7 @@ class ActionRunner:
         unless the action sent messages that the reply must not overtake."""
         reply = getattr(result, "value", None)  # an outcome.Value; None if no reply
         inboxes = self.inboxes
-        if (reply is None or invocation.sent or inboxes is None or self.stopped
-                or self.leaving):
+        if reply is None or invocation.sent or inboxes is None or self.stopped:
             return
         requester = inboxes.cores.get(reply["to"])
         if requester is not None:

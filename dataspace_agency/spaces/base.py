@@ -121,8 +121,6 @@ class Space:
             agent = self._agents.get(id)
         if agent is None:
             raise ValueError(f'no agent "{id}" in this space')
-        if agent.core is not None:
-            agent.core.leaving = True
         agent.before_remove()
         self._background.call(lambda rt: self._stop_agent(rt, agent))
 
