@@ -40,13 +40,6 @@ live there); (2) runtime -> worker thread, because a plain action may block; (3)
 waits on, directly from the code that matched the reply. No trio task is started for a
 plain-function action: the worker is started from the runtime thread straight from
 trio's thread cache, and the reply is built on the worker, off the runtime thread.
-
-When the caller is in this process and waits on a thread (a client handle, a foreground
-agent, an action in ``request()``), (3) and (4) become one crossing, worker -> caller:
-the worker hands the caller a copy of the reply and releases its lock itself
-(:meth:`AgentCore.answered_early`), and the reply is routed afterwards, off the caller's
-critical path. Not when the action sent messages while it ran: its reply must not
-overtake them.
 """
 
 from __future__ import annotations
@@ -59,7 +52,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
-from . import values
 from .inbox import EMPTY_DEQUE, InboxAccounts, InboxFull, Inboxes
 from .invocation import (CURRENT, ActionError, Invocation, Slot, Ticket, Transport,
                          error_text, handled, reply_outcome)
@@ -116,7 +108,6 @@ class AgentCore(InboxAccounts, ActionRunner):
         self._running: set[trio.CancelScope] = set()  # async handlers
         self._threaded: set[Invocation] = set()  # handlers on worker threads
         self._pending: dict[str, _Pending] = {}
-        self._early: dict[str, _Pending] = {}  # answered early, not yet settled
         self._abandoned: collections.OrderedDict[str, None] = collections.OrderedDict()
         # Calls from other threads, run on the runtime thread in order, with one wake-up
         # of the runtime per burst instead of one per call (see run_soon).
@@ -142,9 +133,7 @@ class AgentCore(InboxAccounts, ActionRunner):
         for invocation in self._threaded:  # they finish unheard: nobody is answered
             invocation.cancelled = True
         pending, self._pending = self._pending, {}
-        self._early.clear()
-        # list(): a worker may take an entry meanwhile (answered_early), atomically.
-        for entry in list(pending.values()):
+        for entry in pending.values():
             if entry.completion is not None:
                 entry.completion.complete(RuntimeError(
                     f'agent "{self.agent.id}" was removed while waiting for a reply'))
@@ -223,9 +212,8 @@ class AgentCore(InboxAccounts, ActionRunner):
         return len(self._pending)
 
     def is_pending(self, message_id: str) -> bool:
-        """Any thread: whether a message with this id awaits its answer (or has it, and
-        its bookkeeping is not done: the id is not free yet)."""
-        return message_id in self._pending or message_id in self._early
+        """Any thread: whether a message with this id awaits its answer."""
+        return message_id in self._pending
 
     def abandon(self, message_id: str) -> None:
         """Stop waiting for an answer (timeout, interrupt): the request is withdrawn and
@@ -233,14 +221,10 @@ class AgentCore(InboxAccounts, ActionRunner):
         entry = self._pending.pop(message_id, None)
         if entry is not None:
             self.transport.withdraw(entry.message)
-            self._forget(message_id)
-
-    def _forget(self, message_id: str) -> None:
-        """A late answer to ``message_id`` will be dropped."""
-        abandoned = self._abandoned
-        abandoned[message_id] = None
-        if len(abandoned) > _ABANDONED_KEPT:
-            abandoned.popitem(last=False)
+            abandoned = self._abandoned
+            abandoned[message_id] = None
+            if len(abandoned) > _ABANDONED_KEPT:
+                abandoned.popitem(last=False)
 
     def requests_failed(self, message_ids: set[str], agent_id: str,
                         why: str | None = None) -> None:
@@ -270,8 +254,8 @@ class AgentCore(InboxAccounts, ActionRunner):
                         ' "%s"', self.agent.id, parent_id, sender, entry.message["to"])
             return
         if entry is None:
-            if held or parent_id in self._abandoned or parent_id in self._early:
-                return  # withdrawn meanwhile, or answered early: nobody waits for it
+            if held or parent_id in self._abandoned:
+                return  # withdrawn meanwhile: nobody waits for it
             self.agent._message_log.append(reply)
             self._queue_reply_handler(reply)
             return
@@ -279,49 +263,6 @@ class AgentCore(InboxAccounts, ActionRunner):
         self.agent._message_log.append(reply)
         self.transport.withdraw(entry.message)
         self._resolve(entry, reply, None)
-
-    def answered_early(self, reply: dict, sender: "AgentCore") -> None:
-        """The worker thread of ``sender``, an agent in this process, has just built
-        ``reply`` to a request of ours: a caller of ours blocked on a thread of its own
-        (a ``ThreadCompletion``) is handed a copy and woken now, by that worker.
-
-        Why: the reply would otherwise cross to the runtime, be routed, and cross again
-        to the caller: a thread crossing and a routing on the caller's critical path
-        (crossing 3 of the four in the module docstring becomes worker -> caller). The
-        reply still travels the usual way afterwards, so observers see it; when it
-        reaches us it is dropped like the answer to an abandoned request.
-
-        Checked as in :meth:`reply_arrived`: only the agent the request went to answers
-        it. The request leaves ``_pending`` by an atomic ``pop``, so of this worker and
-        the runtime (abandon, a failure, stop) exactly one takes it; ``_early`` holds it
-        meanwhile, for :meth:`reply_arrived`, until :meth:`_settle_early` withdraws it
-        on the runtime thread."""
-        parent_id = reply["meta"]["parent_id"]
-        entry = self._pending.get(parent_id)
-        if (entry is None or entry.message["to"] != sender.agent.id
-                or entry.completion is None or not entry.completion.from_any_thread):
-            return
-        self._early[parent_id] = entry
-        if self._pending.pop(parent_id, None) is not entry:  # taken by the runtime
-            self._early.pop(parent_id, None)
-            return
-        reply = values.plain_copy(reply)  # the caller's own copy, as a transport gives it
-        self.agent._message_log.append(reply)  # a deque: appends are thread-safe
-        try:
-            # Queued before the caller wakes, so that whatever the caller does next
-            # on the runtime finds the request withdrawn, as reply_arrived leaves it.
-            self.run_soon(lambda: self._settle_early(parent_id))
-        except RuntimeError:
-            pass  # the space has gone, and the request with it
-        entry.completion.complete(reply)
-
-    def _settle_early(self, parent_id: str) -> None:
-        """Runtime thread: the bookkeeping of a request answered early: withdrawn, and
-        its reply, still on its way, dropped when it comes."""
-        entry = self._early.pop(parent_id, None)
-        if entry is not None:
-            self.transport.withdraw(entry.message)
-            self._forget(parent_id)
 
     def _resolve(self, entry: _Pending, reply: dict | None, error: BaseException | None):
         if entry.completion is not None:

@@ -90,10 +90,6 @@ class Invocation:
     slot: Slot
     cancel_scope: trio.CancelScope | None = None
     cancelled: bool = False
-    # The handler sent a message while it ran (``send()`` hands it to the runtime
-    # and returns): its reply must then follow that message, not overtake it
-    # (see ActionRunner._wake_requester).
-    sent: bool = False
     _answered: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

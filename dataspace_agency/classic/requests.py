@@ -33,7 +33,7 @@ from typing import Any, Callable
 import sniffio
 import trio
 
-from .core import CURRENT, AgentCore, reply_outcome
+from .core import AgentCore, reply_outcome
 from .inbox import aadmit, admit
 from .message import BROADCAST, new_message_id, validate_message
 
@@ -45,8 +45,6 @@ class Completion:
     over on the runtime thread to whoever waits. Subclasses say how the waiter is woken."""
 
     __slots__ = ("outcome", "_notify")
-    # Whether complete() may be called from a thread other than the runtime's.
-    from_any_thread = False
 
     def __init__(self, notify: Callable[[], None]) -> None:
         self.outcome: Any = _UNSET
@@ -67,26 +65,15 @@ class Completion:
 class ThreadCompletion(Completion):
     """For a caller blocked on a thread of its own: a lock, taken now, released by the
     completer. ``Lock.acquire(timeout=...)`` is the cheapest wake-up between threads
-    and is interrupted by Ctrl-C (a signal) in the main thread.
+    and is interrupted by Ctrl-C (a signal) in the main thread."""
 
-    It may be completed from two threads: the runtime thread that matches the reply,
-    and, earlier, the worker thread whose action produced it (the direct wake-up,
-    ``running.py``). ``_once`` decides which one counts, atomically."""
-
-    __slots__ = ("_lock", "_once")
-    from_any_thread = True
+    __slots__ = ("_lock",)
 
     def __init__(self) -> None:
         lock = threading.Lock()
         lock.acquire()
         self._lock = lock
-        self._once = threading.Lock()
         super().__init__(lock.release)
-
-    def complete(self, outcome: Any) -> None:
-        if self._once.acquire(False):
-            self.outcome = outcome
-            self._lock.release()
 
     def wait(self, timeout: float | None) -> bool:
         """True once completed; False after ``timeout`` seconds."""
@@ -208,9 +195,6 @@ def send(core: AgentCore, message: dict, timeout: float) -> str:
     caller does not wait for the runtime: many sends cost it one wake-up."""
     admit(core, message, timeout)
     core.agent._message_log.append(message)
-    invocation = CURRENT.get()
-    if invocation is not None:
-        invocation.sent = True  # its reply must not overtake this message
     core.run_soon(lambda: core.start_send(message))
     return message["meta"]["id"]
 

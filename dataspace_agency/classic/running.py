@@ -85,25 +85,12 @@ class ActionRunner:
             return contextvars.Context().run(self._job, invocation, call)
 
         def done(result: Any) -> None:  # on the worker thread
-            self._wake_requester(invocation, result)
             try:
                 self.run_soon(lambda: self._worker_done(invocation, result))
             except RuntimeError:
                 pass  # the runtime has gone: nobody to answer
 
         trio.lowlevel.start_thread_soon(job, done)
-
-    def _wake_requester(self, invocation: Invocation, result: Any) -> None:
-        """Worker thread: the reply ``result`` carries (if any) goes straight to a
-        requester in this process that waits on a thread (``AgentCore.answered_early``),
-        unless the action sent messages that the reply must not overtake."""
-        reply = getattr(result, "value", None)  # an outcome.Value; None if no reply
-        inboxes = self.inboxes
-        if reply is None or invocation.sent or inboxes is None or self.stopped:
-            return
-        requester = inboxes.cores.get(reply["to"])
-        if requester is not None:
-            requester.answered_early(reply, self)
 
     @staticmethod
     def _job(invocation: Invocation, call: Callable[[], Any]) -> Any:
