@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 
@@ -13,6 +14,37 @@ from rabbitmq import RabbitMQBroker, private_broker, rabbitmq_installed
 
 # An external broker for the AMQP tests (instead of a private one started here).
 AMQP_URL_ENV = "DATASPACE_AGENCY_AMQP_URL"
+
+
+# A test still running after this long has hung: every thread's stack is printed and the run
+# ends. pytest-timeout (pyproject.toml, 600 s) does this first when it can, but its watchdog
+# is a Python thread: a hang that holds the GIL (a native library blocked, the GIL held, on a
+# thread that needs the GIL to go on) stops it too. faulthandler's watchdog is a C thread that
+# needs no GIL, so this one fires whatever the hang. A CI run once sat in such a hang until
+# its 90-minute limit.
+HARD_TIMEOUT = 660.0
+
+
+def _terminal_stderr(config: pytest.Config) -> int:
+    """The file descriptor of the run's real stderr: during a test pytest's fd capture
+    points fd 2 at a temporary file, whose content an exiting process never shows. The
+    capture manager keeps the original (a private attribute: fall back to fd 2, which is
+    the terminal itself when capture is off)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    err = getattr(getattr(capture, "_global_capturing", None), "err", None)
+    saved = getattr(err, "targetfd_save", None)
+    return saved if isinstance(saved, int) else 2
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Arm the hard timeout around each test's setup, call and teardown."""
+    faulthandler.dump_traceback_later(HARD_TIMEOUT, exit=True,
+                                      file=_terminal_stderr(item.config))
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 # Session brokers started so far: their processes are the session's, not a module's leak.
