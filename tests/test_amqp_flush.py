@@ -13,7 +13,7 @@ import queue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataspace_agency.spaces.amqp_space import _Acks
+from dataspace_agency.spaces.amqp.link import _Acks
 from test_amqp_space import (WAIT, Sink, connection_pids, ctl, eventually,  # noqa: F401
                              make_space, msg, take, unique_exchange)
 

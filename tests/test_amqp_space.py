@@ -25,7 +25,8 @@ import uuid
 import pytest
 
 from dataspace_agency import ActionError, Agent, action
-from dataspace_agency.spaces.amqp_space import AMQPSpace, _Names, escape_id
+from dataspace_agency.spaces.amqp import AMQPSpace, escape_id
+from dataspace_agency.spaces.amqp.link import _Names
 
 WAIT = 10.0  # seconds to wait for something that should come at once
 
@@ -215,7 +216,7 @@ def test_escaping_makes_every_id_one_literal_word():
 
 
 def test_wildcard_ids_reach_only_their_own_agent(make_space, rabbitmq_broker, caplog):
-    caplog.set_level(logging.WARNING, logger="dataspace_agency.spaces.amqp_space")
+    caplog.set_level(logging.WARNING, logger="dataspace_agency.spaces.amqp")
     exchange = unique_exchange("wild")
     space = make_space(exchange)
     ids = ["#", "a.b", "a*b", "a%2Eb", "x.#", "#.#", "*.a", "a.*", "a", "b"]

@@ -75,13 +75,13 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..classic.agent import Agent
-from ..classic.core import AgentCore, Ticket
-from ..classic.message import (BROADCAST, ERROR, RESPONSE, MessageError, make_reply,
+from ...classic.agent import Agent
+from ...classic.core import AgentCore, Ticket
+from ...classic.message import (BROADCAST, ERROR, RESPONSE, MessageError, make_reply,
                                new_message_id, validate_message)
-from ..runtime import Runtime, RuntimeClosed
-from .base import Space
-from .wire import decode_message, encode_message, refusal
+from ...runtime import Runtime, RuntimeClosed
+from ..base import Space
+from ..wire import decode_message, encode_message, refusal
 
 try:
     import pika
