@@ -501,7 +501,7 @@ class Recorder(Agent):
 
 # Module (relative to the package) -> why it may import this, or call eval/exec.
 ALLOWED = {
-    ("spaces/multiprocess_space.py", "pickle"):
+    ("spaces/children.py", "pickle"):
         "only to catch pickle.PicklingError: multiprocessing pickles the agent class and"
         " its arguments to start OUR child process; messages between processes are JSON"
         " bytes (send_bytes / recv_bytes)",
