@@ -41,7 +41,7 @@ from dataspace_agency.classic.message import (MessageError, message_size, new_me
                                               validate_message)
 from dataspace_agency.classic.vocabulary import (action_fact, agent_fact, message_envelope,
                                                  reply_fact, request_fact)
-from dataspace_agency.commands import serve as serve_command
+from dataspace_agency.protocol import server_main as serve_options
 from dataspace_agency.protocol import server as server_module
 from dataspace_agency.protocol.client import ConnectionFailed, connect, connect_sync
 from dataspace_agency.protocol.process import ServerProcess
@@ -144,9 +144,9 @@ async def test_open_server_listens_on_loopback_by_default(caplog):
 
 def test_serve_listens_on_loopback_unless_told_otherwise():
     # A bare port, or an empty host, means loopback; only an explicit host is used as is.
-    assert serve_command._tcp("0") == ("127.0.0.1", 0)
-    assert serve_command._tcp(":8001") == ("127.0.0.1", 8001)
-    assert serve_command._tcp("0.0.0.0:8001") == ("0.0.0.0", 8001)
+    assert serve_options._tcp("0") == ("127.0.0.1", 0)
+    assert serve_options._tcp(":8001") == ("127.0.0.1", 8001)
+    assert serve_options._tcp("0.0.0.0:8001") == ("0.0.0.0", 8001)
     lines = Lines(["-m", "dataspace_agency.cli", "serve", "--tcp", "0"])
     try:
         assert lines.wait_for_prefix("address ").startswith('address <tcp "127.0.0.1" ')

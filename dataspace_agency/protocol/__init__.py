@@ -6,7 +6,8 @@
 * ``transport``: ``run_stream``, carrying a relay's packets over a socket with low latency.
 * ``server``: ``open_server(...)`` / ``serve(...)``; ``dataspace-agency serve`` on top.
 * ``client``: ``connect(address, cap)`` (trio) and ``connect_sync`` (synchronous).
-* ``process``: ``ServerProcess``, a server in a child process.
+* ``server_main``: the server options and ``python -m dataspace_agency.protocol.server_main``.
+* ``process``: ``ServerProcess``, a server in a child process (started with that entry).
 
 See docs/server.md. Imports runtime, dataspace and native only.
 """
