@@ -43,7 +43,8 @@ from dataspace_agency.classic.vocabulary import (action_fact, agent_fact, messag
                                                  reply_fact, request_fact)
 from dataspace_agency.protocol import server_main as serve_options
 from dataspace_agency.protocol import server as server_module
-from dataspace_agency.protocol.client import ConnectionFailed, connect, connect_sync
+from dataspace_agency.protocol.client import ConnectionFailed, connect
+from dataspace_agency.protocol.sync_client import connect_sync
 from dataspace_agency.protocol.process import ServerProcess
 from dataspace_agency.protocol.server import open_server
 from dataspace_agency.protocol.sturdy import KeyRing, attenuate, mint, parse_cap, sign
