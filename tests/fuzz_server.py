@@ -24,7 +24,7 @@ from typing import Any
 from preserves import Embedded, Record, Symbol
 from syndicate import patterns as P
 
-from dataspace_agency.protocol.client import connect_sync
+from dataspace_agency.protocol.sync_client import connect_sync
 from dataspace_agency.protocol.codec import (SERVER_MAX_DEPTH, Assert, ErrorPacket,
                                              PacketReader, ProtocolError, WireRef,
                                              encode_turn, parse_packet)

@@ -13,7 +13,7 @@ import queue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataspace_agency.spaces.amqp_space import _Acks
+from dataspace_agency.spaces.amqp.state import Acks
 from test_amqp_space import (WAIT, Sink, connection_pids, ctl, eventually,  # noqa: F401
                              make_space, msg, take, unique_exchange)
 
@@ -70,7 +70,7 @@ def test_batched_acknowledgements_never_reach_an_unhandled_delivery(data):
     order = data.draw(st.permutations(range(1, count + 1))) if data.draw(st.booleans()) \
         else list(range(1, count + 1))
     never = set(data.draw(st.lists(st.sampled_from(order), max_size=3)))
-    acks = _Acks()
+    acks = Acks()
     if data.draw(st.booleans()):
         acks.ABOVE_LIMIT = data.draw(st.integers(0, 8))  # the fallback to single frames
     outstanding, handled, frames = set(range(1, count + 1)), set(), 0
@@ -93,7 +93,7 @@ def test_batched_acknowledgements_never_reach_an_unhandled_delivery(data):
 
 
 def test_in_order_rounds_take_one_frame_each():
-    acks = _Acks()
+    acks = Acks()
     acks.due.extend(range(1, 101))
     assert acks.take() == [(100, True)]
     acks.due.extend([102, 101, 104])  # 103 still being handled

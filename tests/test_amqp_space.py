@@ -25,7 +25,8 @@ import uuid
 import pytest
 
 from dataspace_agency import ActionError, Agent, action
-from dataspace_agency.spaces.amqp_space import AMQPSpace, _Names, escape_id
+from dataspace_agency.spaces.amqp import AMQPSpace, escape_id
+from dataspace_agency.spaces.amqp.names import Names
 
 WAIT = 10.0  # seconds to wait for something that should come at once
 
@@ -202,7 +203,7 @@ def test_escaping_makes_every_id_one_literal_word():
     assert escape_id("a%2Eb") == "a%252Eb"  # distinct from the escaped "a.b"
     ids = ["#", "a.b", "a*b", "a%2Eb", "a%b", "x.#", "#.#", "*.a", "a.*", "é.ü", "x" * 255,
            "x" * 254 + "y", "." * 255, "#" * 255, "ü" * 255]
-    names = _Names("dataspace-agency")
+    names = Names("dataspace-agency")
     words = [names.word(i) for i in ids]
     assert len(set(words)) == len(ids)
     for agent_id, word in zip(ids, words):
@@ -211,11 +212,11 @@ def test_escaping_makes_every_id_one_literal_word():
         for name in (names.queue(agent_id), names.presence(agent_id), names.key(agent_id)):
             assert len(name.encode()) <= 255
     with pytest.raises(ValueError):
-        _Names("e" * 200)
+        Names("e" * 200)
 
 
 def test_wildcard_ids_reach_only_their_own_agent(make_space, rabbitmq_broker, caplog):
-    caplog.set_level(logging.WARNING, logger="dataspace_agency.spaces.amqp_space")
+    caplog.set_level(logging.WARNING, logger="dataspace_agency.spaces.amqp")
     exchange = unique_exchange("wild")
     space = make_space(exchange)
     ids = ["#", "a.b", "a*b", "a%2Eb", "x.#", "#.#", "*.a", "a.*", "a", "b"]

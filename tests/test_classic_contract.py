@@ -23,7 +23,7 @@ import trio
 
 from dataspace_agency import (QueueSpace, ACCESS_DENIED, ACCESS_PERMITTED, ACCESS_REQUESTED, ActionError,
                               Agent, DataspaceSpace, action)
-from dataspace_agency.spaces.amqp_space import AMQPSpace
+from dataspace_agency.spaces.amqp import AMQPSpace
 from dataspace_agency.spaces.multiprocess_space import MultiprocessQueueSpace
 from dataspace_agency.spaces.remote_process_space import MultiprocessDataspaceSpace
 from dataspace_agency.spaces.remote_space import RemoteDataspaceSpace

@@ -336,7 +336,7 @@ def test_the_message_log_is_bounded_and_parent_message_still_finds_recent_parent
 def test_the_sync_client_blocks_while_a_server_process_holds_it_back():
     import socket
 
-    from dataspace_agency.protocol.client import connect_sync
+    from dataspace_agency.protocol.sync_client import connect_sync
     from dataspace_agency.protocol.process import ServerProcess
 
     with ServerProcess.start(extra_args=("--high-water", str(HIGH_WATER),

@@ -41,9 +41,10 @@ from dataspace_agency.classic.message import (MessageError, message_size, new_me
                                               validate_message)
 from dataspace_agency.classic.vocabulary import (action_fact, agent_fact, message_envelope,
                                                  reply_fact, request_fact)
-from dataspace_agency.commands import serve as serve_command
+from dataspace_agency.protocol import server_main as serve_options
 from dataspace_agency.protocol import server as server_module
-from dataspace_agency.protocol.client import ConnectionFailed, connect, connect_sync
+from dataspace_agency.protocol.client import ConnectionFailed, connect
+from dataspace_agency.protocol.sync_client import connect_sync
 from dataspace_agency.protocol.process import ServerProcess
 from dataspace_agency.protocol.server import open_server
 from dataspace_agency.protocol.sturdy import KeyRing, attenuate, mint, parse_cap, sign
@@ -144,9 +145,9 @@ async def test_open_server_listens_on_loopback_by_default(caplog):
 
 def test_serve_listens_on_loopback_unless_told_otherwise():
     # A bare port, or an empty host, means loopback; only an explicit host is used as is.
-    assert serve_command._tcp("0") == ("127.0.0.1", 0)
-    assert serve_command._tcp(":8001") == ("127.0.0.1", 8001)
-    assert serve_command._tcp("0.0.0.0:8001") == ("0.0.0.0", 8001)
+    assert serve_options._tcp("0") == ("127.0.0.1", 0)
+    assert serve_options._tcp(":8001") == ("127.0.0.1", 8001)
+    assert serve_options._tcp("0.0.0.0:8001") == ("0.0.0.0", 8001)
     lines = Lines(["-m", "dataspace_agency.cli", "serve", "--tcp", "0"])
     try:
         assert lines.wait_for_prefix("address ").startswith('address <tcp "127.0.0.1" ')
@@ -501,7 +502,7 @@ class Recorder(Agent):
 
 # Module (relative to the package) -> why it may import this, or call eval/exec.
 ALLOWED = {
-    ("spaces/multiprocess_space.py", "pickle"):
+    ("spaces/children.py", "pickle"):
         "only to catch pickle.PicklingError: multiprocessing pickles the agent class and"
         " its arguments to start OUR child process; messages between processes are JSON"
         " bytes (send_bytes / recv_bytes)",

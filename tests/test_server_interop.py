@@ -19,7 +19,8 @@ import pytest
 from preserves import Record, Symbol
 from syndicate import patterns as P
 
-from dataspace_agency.protocol.client import ConnectionFailed, connect_sync
+from dataspace_agency.protocol.client import ConnectionFailed
+from dataspace_agency.protocol.sync_client import connect_sync
 
 PEER = str(Path(__file__).parent / "protocol_peers" / "stock_chat_peer.py")
 WAIT = 20.0

@@ -27,7 +27,7 @@ import uuid
 from rich.console import Console
 from rich.table import Table
 
-from ..spaces.amqp_space import AMQPSpace
+from ..spaces.amqp import AMQPSpace
 from .classic import Caller, Counter, Responder, Sender, Sizes, _sync_round_trips
 
 GOAL_ROUND_TRIP_MS = 2.0

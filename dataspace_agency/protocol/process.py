@@ -5,9 +5,11 @@
     with ServerProcess.start() as server:     # unix socket in a private temp directory
         client = connect_sync(server.address, server.capability)
 
-The child is ``python -m dataspace_agency.cli serve --unix PATH --key HEX
---exit-on-stdin-eof``: it stops when :meth:`ServerProcess.stop` closes its stdin, and
-also when this process dies (its stdin pipe then closes), so no server is left behind.
+The child is ``python -m dataspace_agency.protocol.server_main --unix PATH --key HEX
+--exit-on-stdin-eof`` (``protocol/server_main.py``: the options of ``dataspace-agency
+serve``, without the command line above this layer): it stops when
+:meth:`ServerProcess.stop` closes its stdin, and also when this process dies (its stdin
+pipe then closes), so no server is left behind.
 The key is random per server.
 """
 
@@ -29,6 +31,8 @@ from .sturdy import mint
 
 __all__ = ["ServerProcess"]
 
+_ENTRY = f"{__package__}.server_main"  # this layer's own server entry
+
 
 class ServerProcess:
     """A running server child process; see the module docstring."""
@@ -49,17 +53,16 @@ class ServerProcess:
               extra_args: tuple[str, ...] = (),
               profile_to: str | None = None) -> "ServerProcess":
         """Start a server on ``unix_path`` (default: a fresh temp dir) and wait until it
-        listens. ``extra_args``: more ``serve`` options. ``profile_to``: run it under
-        cProfile, whose statistics are written to that file when it stops (for
-        benchmarks: ``benchmarks/remote_classic.py --profile``)."""
+        listens. ``extra_args``: more server options (``protocol/server_main.py``).
+        ``profile_to``: run it under cProfile, whose statistics are written to that file
+        when it stops (for benchmarks: ``benchmarks/remote_classic.py --profile``)."""
         directory = None
         if unix_path is None:
             directory = tempfile.mkdtemp(prefix="dataspace-agency-")
             unix_path = os.path.join(directory, "dataspace.sock")
         key = secrets.token_bytes(16)
         profiler = ("-m", "cProfile", "-o", profile_to) if profile_to else ()
-        command = [sys.executable, *profiler, "-m", "dataspace_agency.cli", "serve",
-                   "--unix", unix_path,
+        command = [sys.executable, *profiler, "-m", _ENTRY, "--unix", unix_path,
                    "--key", key.hex(), "--exit-on-stdin-eof", "--log-level", "WARNING",
                    *extra_args]
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -29,6 +29,10 @@ client). It is an actor of its own on the runtime:
   stays congested for ``stall_timeout`` seconds is cut off with an ``Error`` packet
   naming the reason. A client awaits :meth:`Relay.wait_for_room` to be held back.
 
+The parts: ``refs.py`` (table entries, proxies, the embedded-ref walk), ``output.py``
+(queueing, writing, flow control: a mixin), ``flow.py`` (the limits shared by a
+server's connections).
+
 Bad input (malformed packet, unknown oid, retract of an unknown handle, oversized packet)
 raises :class:`~.codec.ProtocolError`; :func:`~.transport.run_stream` answers it with an
 ``Error`` packet and closes that connection only.
@@ -41,162 +45,37 @@ that would introduce a ref it does not hold (such a message is dropped with a wa
 from __future__ import annotations
 
 import logging
-import math
-import os
 from typing import Any, Callable
 
 import trio
-from preserves import Embedded, ImmutableDict, Record, Symbol
-from preserves.values import preserve
+from preserves import Embedded
 from syndicate import turn
 from syndicate.actor import Entity, Ref
-# "Until every other task is blocked": trio's own idle detection (an epoll with no
-# timeout once the run queue is empty, no polling); public API, in trio.testing.
-from trio.testing import wait_all_tasks_blocked
 
 from ..runtime import Runtime
 from .flow import (DEFAULT_HIGH_WATER, DEFAULT_STALL_TIMEOUT,  # noqa: F401 (re-exported)
                    FlowControl, WireStats)
 from .codec import (Assert, ErrorPacket, Message, ProtocolError, Retract, Sync, WireRef,
                     encode_error, encode_event_into, parse_packet, show)
+from .output import Output
+from .refs import NewRef, Pinned, Proxy, SyncReply, drop_all, map_embedded
 
 log = logging.getLogger(__name__)
-
-_ATOMS = frozenset({str, int, bool, float, bytes, Symbol})
 
 
 class PeerError(ConnectionError):
     """The peer sent us an ``Error`` packet."""
 
 
-_IOV_MAX = 1024  # buffers per writev (the POSIX minimum of IOV_MAX)
 # An open Turn packet is closed and written once it is this long: far below any peer's
 # max_packet (DEFAULT_MAX_PACKET is 16 MiB), and large enough that a burst costs few
 # packets (about 80 classic messages), and small beside a read (64 KiB): the input a
 # server handles at once (one read, plus the rest of a packet it completes) stays near
 # one read, which bounds the output it makes at once (docs/limits.md).
 _PACKET_TARGET = 16 * 1024
-_ERROR_GRACE = 2.0  # seconds a cut-off peer gets to take its Error packet
 
 
-class _Entry:
-    """An export or import: an oid, the local ref, and how many things pin it."""
-
-    __slots__ = ("oid", "ref", "count", "permanent", "table")
-
-    def __init__(self, oid: int, ref: Ref, table: dict, permanent: bool = False) -> None:
-        self.oid = oid
-        self.ref = ref
-        self.count = 0
-        self.permanent = permanent
-        self.table = table
-
-    def grab(self, pins: list) -> None:
-        if self.count == 0 and not self.permanent:
-            self.table.setdefault(self.oid, self)  # re-registered after it was dropped
-        self.count += 1
-        pins.append(self)
-
-    def drop(self) -> None:
-        self.count -= 1
-        if self.count <= 0 and not self.permanent and self.table.get(self.oid) is self:
-            del self.table[self.oid]
-
-
-def _drop_all(pins: list) -> None:
-    for entry in pins:
-        entry.drop()
-
-
-def _map_embedded(value: Any, f: Callable[[Any], Any]) -> Any:
-    """``value`` with every embedded object ``x`` replaced by ``f(x)``; parts without
-    embeddeds are shared, not copied (so the common case, a value with no embedded at
-    all, costs one walk and no allocation)."""
-    t = type(value)
-    if t in _ATOMS:
-        return value
-    if t is Embedded:
-        return f(value.embeddedValue)
-    if t is Record:
-        key = value.key
-        new_key = key if type(key) in _ATOMS else _map_embedded(key, f)
-        fields = _map_seq(value.fields, f)
-        return value if new_key is key and fields is value.fields else Record(new_key, fields)
-    if t is tuple or t is list:
-        return _map_seq(value, f)
-    if t is dict or t is ImmutableDict:
-        changed = False
-        items = []
-        for k, v in value.items():
-            k2, v2 = _map_embedded(k, f), _map_embedded(v, f)
-            changed = changed or k2 is not k or v2 is not v
-            items.append((k2, v2))
-        return ImmutableDict(items) if changed else value
-    if t is frozenset or t is set:
-        return frozenset(_map_embedded(item, f) for item in value)
-    if hasattr(value, "__preserve__"):
-        return _map_embedded(preserve(value), f)
-    return value
-
-
-def _map_seq(items: Any, f: Callable[[Any], Any]) -> Any:
-    mapped = None
-    for index, item in enumerate(items):
-        if type(item) in _ATOMS:
-            continue
-        new = _map_embedded(item, f)
-        if new is not item:
-            if mapped is None:
-                mapped = list(items)
-            mapped[index] = new
-    return items if mapped is None else tuple(mapped)
-
-
-class _NewRef(Exception):
-    """A message would introduce a ref the peer does not hold."""
-
-
-class _Proxy(Entity):
-    """Stands for one of the peer's objects: events to it become packet events."""
-
-    __slots__ = ("relay", "oid", "entry")
-
-    def __init__(self, relay: "Relay", oid: int) -> None:
-        self.relay = relay
-        self.oid = oid
-        self.entry: _Entry | None = None
-
-    def on_publish(self, value: Any, handle: int) -> None:
-        self.relay._out_assert(self, value, handle)
-
-    def on_retract(self, handle: int) -> None:
-        self.relay._out_retract(self, handle)
-
-    def on_message(self, value: Any) -> None:
-        self.relay._out_message(self, value)
-
-    def on_sync(self, peer: Ref) -> None:
-        self.relay._out_sync(self, peer)
-
-    def __repr__(self) -> str:
-        return f"<remote {self.oid} via {self.relay.name}>"
-
-
-class _SyncReply(Entity):
-    """What the peer answers our sync to; passes the answer on and unpins."""
-
-    def __init__(self, peer: Ref, pins: list) -> None:
-        self.peer = peer
-        self.pins = pins
-
-    def on_message(self, value: Any) -> None:
-        if self.pins:
-            _drop_all(self.pins)
-            self.pins = []
-            turn.send(self.peer, value)
-
-
-class Relay:
+class Relay(Output):
     """The membrane of one connection (see the module docstring). Create it on the
     runtime's thread; drive it with :func:`run_stream`.
 
@@ -221,9 +100,9 @@ class Relay:
         self.done = trio.Event()  # set once the connection has closed
         self.closing = trio.Event()  # set as soon as the relay closes (before the grace
         # period in which what is queued, say an Error packet, may still be written)
-        self._exports: dict[int, _Entry] = {}
-        self._export_by_key: dict[tuple[int, int], _Entry] = {}
-        self._imports: dict[int, _Entry] = {}
+        self._exports: dict[int, Pinned] = {}
+        self._export_by_key: dict[tuple[int, int], Pinned] = {}
+        self._imports: dict[int, Pinned] = {}
         self._next_oid = 0
         self._inbound: dict[int, tuple[int | None, list]] = {}  # peer handle -> (ours, pins)
         self._outbound: dict[int, list] = {}  # our handle -> pins
@@ -259,22 +138,22 @@ class Relay:
 
     # --- tables ----------------------------------------------------------------------------
 
-    def _export(self, ref: Ref, pins: list) -> _Entry:
+    def _export(self, ref: Ref, pins: list) -> Pinned:
         key = (id(ref.facet), id(ref.entity))
         entry = self._export_by_key.get(key)
         if entry is None or self._exports.get(entry.oid) is not entry:
-            entry = _Entry(self._next_oid, ref, self._exports)
+            entry = Pinned(self._next_oid, ref, self._exports)
             self._next_oid += 1
             self._exports[entry.oid] = entry
             self._export_by_key[key] = entry
         entry.grab(pins)
         return entry
 
-    def _import(self, oid: int, pins: list) -> _Entry:
+    def _import(self, oid: int, pins: list) -> Pinned:
         entry = self._imports.get(oid)
         if entry is None:
-            proxy = _Proxy(self, oid)
-            entry = _Entry(oid, Ref(self.facet, proxy), self._imports)
+            proxy = Proxy(self, oid)
+            entry = Pinned(oid, Ref(self.facet, proxy), self._imports)
             proxy.entry = entry
             self._imports[oid] = entry
         entry.grab(pins)
@@ -315,7 +194,7 @@ class Relay:
         if errors:
             raise errors[0]
 
-    def _target(self, oid: int) -> _Entry | None:
+    def _target(self, oid: int) -> Pinned | None:
         entry = self._exports.get(oid)
         if entry is None and not 0 <= oid < self._next_oid:
             raise ProtocolError(f"event for unknown OID {show(oid)}")
@@ -331,7 +210,7 @@ class Relay:
                 pins: list = []
                 body = self._rewrite_in(event.body, pins) if saw_embedded else event.body
                 turn.send(target.ref, body)
-                _drop_all(pins)
+                drop_all(pins)
             elif kind is Assert:
                 handle = event.handle
                 if handle in self._inbound:
@@ -350,22 +229,22 @@ class Relay:
                 local, pins = found
                 if local is not None:
                     turn.retract(local)
-                _drop_all(pins)
+                drop_all(pins)
             else:  # Sync
                 pins = []
                 peer = self._ref_in(event.peer, pins)
                 if target is None:
                     turn.send(peer, True)  # nothing to wait for at a retired object
-                    _drop_all(pins)
+                    drop_all(pins)
                     continue
 
                 def answer(peer: Ref = peer, pins: list = pins) -> None:
                     turn.send(peer, True)
-                    _drop_all(pins)
+                    drop_all(pins)
                 turn.sync(target.ref, answer)
 
     def _rewrite_in(self, value: Any, pins: list) -> Any:
-        return _map_embedded(value, lambda wire: Embedded(self._ref_in(wire, pins)))
+        return map_embedded(value, lambda wire: Embedded(self._ref_in(wire, pins)))
 
     def _ref_in(self, wire: Any, pins: list) -> Ref:
         if not isinstance(wire, WireRef):
@@ -387,13 +266,13 @@ class Relay:
         if not isinstance(ref, Ref):
             raise TypeError(f"only refs can be embedded in what goes to a peer, got {ref!r:.100}")
         entity = ref.entity
-        if type(entity) is _Proxy and entity.relay is self:
+        if type(entity) is Proxy and entity.relay is self:
             entity.entry.grab(pins)
             return (1, entity.oid)
         if transient:
             entry = self._export_by_key.get((id(ref.facet), id(entity)))
             if entry is None or self._exports.get(entry.oid) is not entry:
-                raise _NewRef()
+                raise NewRef()
             entry.grab(pins)
             return (0, entry.oid)
         return (0, self._export(ref, pins).oid)
@@ -414,7 +293,7 @@ class Relay:
             else:
                 encode_event_into(packet, oid, event,
                                   lambda ref: self._ref_out(ref, pins, transient))
-        except _NewRef:
+        except NewRef:
             del packet[mark:]
             log.warning("%s: dropping a message that would introduce a new ref to the peer "
                         "(the protocol forbids it): %s", self.name, show(event))
@@ -447,154 +326,38 @@ class Relay:
         else:
             self._wake_writer()
 
-    def _out_assert(self, proxy: _Proxy, value: Any, handle: int) -> None:
+    def _out_assert(self, proxy: Proxy, value: Any, handle: int) -> None:
         if self.closed:
             return
         pins: list = []
         if not self._add_event(proxy.oid, Assert(value, handle), pins, False):
-            _drop_all(pins)
+            drop_all(pins)
             return
         proxy.entry.grab(pins)
         self._outbound[handle] = pins
 
-    def _out_retract(self, proxy: _Proxy, handle: int) -> None:
+    def _out_retract(self, proxy: Proxy, handle: int) -> None:
         pins = self._outbound.pop(handle, None)
         if pins is None or self.closed:
             return  # never sent (see _out_assert)
         self._add_event(proxy.oid, Retract(handle), None, False)
-        _drop_all(pins)
+        drop_all(pins)
 
-    def _out_message(self, proxy: _Proxy, value: Any) -> None:
+    def _out_message(self, proxy: Proxy, value: Any) -> None:
         if self.closed:
             return
         pins: list = []
         self._add_event(proxy.oid, Message(value), pins, True)
-        _drop_all(pins)
+        drop_all(pins)
 
-    def _out_sync(self, proxy: _Proxy, peer: Ref) -> None:
+    def _out_sync(self, proxy: Proxy, peer: Ref) -> None:
         if self.closed:
             return
         pins: list = []
         proxy.entry.grab(pins)
-        reply = Ref(self.facet, _SyncReply(peer, pins))
+        reply = Ref(self.facet, SyncReply(peer, pins))
         entry = self._export(reply, pins)
         self._add_event(proxy.oid, Sync(WireRef(True, entry.oid)), None, False)
-
-    def _flush(self) -> None:
-        """Close the open packet, if it has any event, and write it."""
-        self._flush_planned = False
-        if not self._packet_events:
-            return
-        packet, self._packet = self._packet, bytearray()
-        events, self._packet_events = self._packet_events, 0
-        if self.closed:
-            return
-        self.stats.packets_out += 1
-        self.stats.events_out += events
-        packet[:0] = b"\xb5"
-        packet += b"\x84"
-        self._write(bytes(packet))
-
-    def _write(self, data: bytes) -> None:
-        # On a socket, a packet is written here and now, as the turn that made it has
-        # just committed: no task switch, no timer. Only what the kernel does not take
-        # at once (or anything at all, before the stream is attached or on other kinds
-        # of stream) waits for the writer task, which keeps the order.
-        out = self._out
-        out.append(data)
-        self.out_bytes += len(data)
-        if self.out_bytes > self.peak_out_bytes:
-            self.peak_out_bytes = self.out_bytes
-        if self._congested_since is None and self.out_bytes > self.flow.high_water:
-            self._congested_since = trio.current_time()
-            self.flow._over(self)
-            if self._write_scope is not None:  # the writer is waiting: give it a deadline
-                self._write_scope.deadline = self._stall_deadline()
-        if len(out) == 1 and self._fd is not None:
-            self._send_now(self._fd)
-            if not out and self._write_error is None:
-                return
-        self._wake_writer()
-
-    def _send_now(self, fd: int) -> None:
-        """Write as much of the queued output to ``fd`` (a non-blocking socket) as the
-        kernel takes now; keep the rest. A failure is kept for the writer task to
-        report (this runs inside the runtime's queue, which must not see it)."""
-        out = self._out
-        try:
-            # writev: several packets in one system call, and no copy to join them.
-            sent = os.write(fd, out[0]) if len(out) == 1 else os.writev(fd, out[:_IOV_MAX])
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            self._write_error = exc
-            self._fd = None
-            return
-        self.stats.writes += 1
-        self.stats.bytes_out += sent
-        sent_total = sent
-        if sent == self.out_bytes:
-            out.clear()
-            self._head_partial = False
-        elif sent:
-            done = 0
-            while sent >= len(out[done]):
-                sent -= len(out[done])
-                done += 1
-            if done:
-                del out[:done]
-                self._head_partial = False
-            if sent:
-                out[0] = memoryview(out[0])[sent:]  # no copy of a big packet's rest
-                self._head_partial = True
-        self._sent(sent_total)
-
-    def _sent(self, count: int) -> None:
-        self.out_bytes -= count
-        if self._congested_since is not None and self.out_bytes <= self.flow.low_water:
-            self._congested_since = None
-            self.flow._under(self)
-            room, self._room = self._room, None
-            if room is not None:
-                room.set()
-
-    @property
-    def congested(self) -> bool:
-        """Over the high-water mark, and not yet drained below the low-water mark."""
-        return self._congested_since is not None
-
-    async def wait_for_room(self) -> None:
-        """Return once the outgoing buffer is not congested (at once if it is not):
-        a producer awaiting this before each send (or every few sends) cannot grow the
-        buffer much beyond the high-water mark. Also returns once the connection has
-        closed (what is sent then goes nowhere, as without flow control)."""
-        while self._congested_since is not None and not self.closed:
-            if self._room is None:
-                self._room = trio.Event()
-            await self._room.wait()
-
-    def _cut_off(self) -> None:
-        """The peer has not taken its backlog for ``stall_timeout`` seconds: drop the
-        backlog (keeping the rest of a packet partly written, so the stream stays
-        well-formed), queue an Error packet naming the reason, and close."""
-        flow = self.flow
-        reason = (f"outgoing buffer over {flow.high_water} bytes for {flow.stall_timeout:g} s:"
-                  " the peer is not reading (slow consumer cut off)")
-        log.warning("%s: %s", self.name, reason)
-        flow.cut_off += 1
-        self._packet.clear()
-        self._packet_events = 0
-        kept = self._out[:1] if self._head_partial else []
-        self._sent(self.out_bytes - sum(len(part) for part in kept))
-        self._out[:] = kept
-        self._write(encode_error(reason, False))
-        self.close(reason)
-
-    def _wake_writer(self) -> None:
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
 
     # --- closing ---------------------------------------------------------------------------
 
@@ -621,63 +384,3 @@ class Relay:
             self.close_reason = self.close_reason or "relay stopped"
             self.closed = True
         self._finish_output()
-
-    def _finish_output(self) -> None:
-        self._finished = True
-        self.closing.set()
-        # A closed connection holds nobody back (what is left is written, or not, within
-        # the transport's grace period), and producers waiting for room learn it closed.
-        self._congested_since = None
-        self.flow._under(self)
-        room, self._room = self._room, None
-        if room is not None:
-            room.set()
-        self._wake_writer()
-
-    def _stall_deadline(self) -> float:
-        since, timeout = self._congested_since, self.flow.stall_timeout
-        if since is None or timeout is None or self.closed:
-            return math.inf
-        return since + timeout
-
-    async def _writer(self, stream: trio.abc.SendStream) -> None:
-        """Write what :meth:`_write` could not, until the relay has closed and all is
-        written. On a socket (``_fd`` set) it only waits for the kernel to take more."""
-        while True:
-            if self._write_error is not None:
-                raise self._write_error
-            if self._flush_planned and self.coalesce is not None and not self._finished:
-                # Whatever runs until the process is idle adds to the open packet.
-                with trio.move_on_after(self.coalesce):
-                    await wait_all_tasks_blocked()
-                self._flush()
-                continue
-            if self._out:
-                fd = self._fd
-                with trio.move_on_at(self._stall_deadline()) as waiting:
-                    self._write_scope = waiting
-                    if fd is not None:
-                        await trio.lowlevel.wait_writable(fd)
-                        self._send_now(fd)
-                    else:
-                        parts = list(self._out)
-                        await stream.send_all(b"".join(parts))
-                        del self._out[:len(parts)]
-                        sent = sum(len(part) for part in parts)
-                        self.stats.writes += 1
-                        self.stats.bytes_out += sent
-                        self._sent(sent)
-                self._write_scope = None
-                if waiting.cancelled_caught:
-                    self._cut_off()
-                    if fd is not None:  # give the peer a moment to read its Error packet
-                        with trio.move_on_after(_ERROR_GRACE):
-                            while self._out and self._fd is not None:
-                                await trio.lowlevel.wait_writable(fd)
-                                self._send_now(fd)
-                    return  # (a stream cut mid-write cannot take an Error packet)
-                continue
-            if self._finished:
-                return
-            self._wakeup = wakeup = trio.Event()
-            await wakeup.wait()

@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
     # AMQPSpace needs pika, an optional dependency: import it only when asked for.
     if name == "AMQPSpace":
         try:
-            from .amqp_space import AMQPSpace
+            from .amqp import AMQPSpace
         except ImportError as exc:
             raise ImportError(f"AMQPSpace needs the amqp extra ({exc}): "
                               "pip install 'dataspace-agency[amqp]'") from exc

@@ -30,8 +30,8 @@ and to every child's.
 The agent class and its constructor arguments are pickled to start the child (our own
 child process: no wider trust than importing the agent's module); use
 ``multiprocessing.Manager()`` proxies to share queues or events with such agents. The
-control messages between parent and child afterwards are JSON (``classic/wire_json.py``),
-never pickles.
+control messages between parent and child afterwards are JSON (``process_wire.py``),
+never pickles; children are started and stopped by ``children.py``, as the queue space's.
 """
 
 from __future__ import annotations
@@ -40,20 +40,19 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import signal
 import threading
 import time
-import traceback
 from typing import Any
 
 from preserves import stringify
 
 from ..classic.agent import Agent
 from ..classic.message import validate_agent_id
-from ..classic.wire_json import decode_json, encode_json
 from ..protocol.client import Reconnect, address_text
 from ..protocol.sturdy import parse_cap
-from . import multiprocess_space as _mp
+from .children import (WakePipe, agent_process, bootstrap_child, child_context, end_process,
+                       failure_report, reported_error, start_agent_process)
+from .process_wire import recv_control, send_control
 from .remote_space import RemoteDataspaceSpace
 
 __all__ = ["MultiprocessDataspaceSpace"]
@@ -75,16 +74,6 @@ class _Child:
         return bool(multiprocessing.connection.wait([self.sentinel], 0))
 
 
-# Control messages are short tuples of strings and flags, in the JSON of every byte
-# transport (classic/wire_json.py): an error text with a lone surrogate still goes.
-def _send(conn: multiprocessing.connection.Connection, *message: Any) -> None:
-    conn.send_bytes(encode_json(message))
-
-
-def _recv(conn: multiprocessing.connection.Connection) -> tuple:
-    return tuple(decode_json(conn.recv_bytes()))
-
-
 class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
     """See the module docstring. ``address``/``cap``: an existing server (both None: a
     private one). ``stop_timeout``: how long :meth:`remove` / :meth:`destroy` wait for a
@@ -93,13 +82,7 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
     def __init__(self, address: Any = None, cap: Any = None, mode: str = "assertion", *,
                  start_method: str | None = None, stop_timeout: float = 10.0,
                  timeout: float = 10.0, reconnect: bool | Reconnect = False) -> None:
-        if start_method is None:
-            start_method = ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                            else "spawn")
-        if start_method not in ("forkserver", "spawn"):
-            raise ValueError(f"start_method must be 'forkserver' or 'spawn' (never 'fork': "
-                             f"this process has threads), got {start_method!r}")
-        self._context = multiprocessing.get_context(start_method)
+        self._context = child_context(start_method)
         self._stop_timeout = stop_timeout
         self._connect_timeout = timeout
         self._children: dict[str, _Child] = {}
@@ -108,7 +91,7 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         # Handed to the children as text: any address form, canonical.
         self._address_text = address_text(self.address)
         self._cap_text = stringify(parse_cap(self.cap))
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake = WakePipe()
         self._watcher = threading.Thread(target=self._watch_children, daemon=True,
                                          name="multiprocess-dataspace-watch")
         self._watcher.start()
@@ -144,13 +127,13 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
     def _start_child(self, agent_type: type[Agent], agent_id: str, args: tuple,
                      kwargs: dict) -> _Child:
         ours, theirs = self._context.Pipe(duplex=True)
-        process = _mp.agent_process(
+        process = agent_process(
             self._context, _child_main,
             (theirs, self._address_text, self._cap_text, self.mode, self._connect_timeout,
              self.reconnect, agent_type, agent_id, args, kwargs), agent_id)
         try:
-            _mp.start_agent_process(self._context, process, agent_type, agent_id,
-                                    extra_preload=(__name__,))
+            start_agent_process(self._context, process, agent_type, agent_id,
+                                extra_preload=(__name__,))
         except BaseException:
             ours.close()
             raise
@@ -162,21 +145,20 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
             if reply is None:
                 raise RuntimeError(f'the process of agent "{agent_id}" died while starting '
                                    f"(exit code {process.exitcode})")
-            if reply[0] == "failed":
-                raise _mp._rebuild_error(reply[1], reply[2],
-                                         f'in the process of agent "{agent_id}"', reply[3])
+            if reply.get("op") == "failed":
+                raise reported_error(reply, f'in the process of agent "{agent_id}"')
         except BaseException:
             self._end_process(child, time.monotonic())
             raise
         return child
 
-    def _receive(self, child: _Child, timeout: float) -> tuple | None:
+    def _receive(self, child: _Child, timeout: float) -> dict | None:
         """The child's next control message; None if it died first."""
         ready = multiprocessing.connection.wait([child.conn, child.process.sentinel], timeout)
         if not ready:
             raise TimeoutError(f'agent "{child.id}" did not answer within {timeout} s')
         try:
-            return _recv(child.conn)
+            return recv_control(child.conn)
         except (EOFError, OSError, ValueError):
             return None
 
@@ -211,11 +193,10 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         deadline = time.monotonic() + self._stop_timeout
         error: BaseException | None = None
         try:
-            _send(child.conn, "stop", force)
+            send_control(child.conn, {"op": "stop", "force": force})
             reply = self._receive(child, self._stop_timeout)
-            if reply is not None and reply[0] == "failed" and not force:
-                error = _mp._rebuild_error(reply[1], reply[2],
-                                           f'in the process of agent "{child.id}"', reply[3])
+            if reply is not None and reply.get("op") == "failed" and not force:
+                error = reported_error(reply, f'in the process of agent "{child.id}"')
         except (OSError, EOFError, BrokenPipeError):
             pass  # it has gone already
         except TimeoutError:
@@ -229,14 +210,7 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         self._forget(child)
 
     def _end_process(self, child: _Child, deadline: float) -> None:
-        process = child.process
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.exitcode is None:
-            process.terminate()
-            process.join(1.0)
-        if process.exitcode is None:
-            process.kill()
-            process.join(5.0)
+        end_process(child.process, deadline)
         child.conn.close()
 
     def _forget(self, child: _Child) -> None:
@@ -251,10 +225,7 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
     # --- noticing a child's death (the watcher thread) ---------------------------------------
 
     def _wake_watcher(self) -> None:
-        try:
-            os.write(self._wake_w, b"!")
-        except OSError:
-            pass
+        self._wake.wake()
 
     def _watch_children(self) -> None:
         """Wait on every child's process sentinel (no polling); a child that exits
@@ -265,15 +236,12 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
             with self._children_lock:
                 watched = {c.sentinel: c for c in self._children.values() if not c.leaving}
             try:
-                ready = multiprocessing.connection.wait([self._wake_r, *watched])
+                ready = multiprocessing.connection.wait([self._wake.reader, *watched])
             except OSError:
                 continue  # a sentinel was closed meanwhile: look again
-            if self._wake_r in ready:
-                try:
-                    data = os.read(self._wake_r, 4096)
-                except OSError:
-                    return
-                if b"x" in data:  # destroy()
+            if self._wake.reader in ready:
+                data = self._wake.drain()
+                if data is None or b"x" in data:  # closed, or destroy()
                     return
             for sentinel in ready:
                 child = watched.get(sentinel)
@@ -308,7 +276,7 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
                 child.leaving = True
         for child in children:
             try:
-                _send(child.conn, "stop", True)
+                send_control(child.conn, {"op": "stop", "force": True})
             except (OSError, ValueError):
                 pass
         for child in children:
@@ -320,21 +288,10 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
             self._forget(child)
         for child in dying:
             child.forgotten.wait(self._stop_timeout)
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake.wake(b"x")
         self._watcher.join(self._stop_timeout)
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._wake.close()
         super().destroy()
-
-
-def _failure(exc: BaseException) -> tuple:
-    return ("failed", type(exc).__name__, str(exc), traceback.format_exc())
 
 
 def _child_main(conn: multiprocessing.connection.Connection, address: str, cap: str,
@@ -342,31 +299,31 @@ def _child_main(conn: multiprocessing.connection.Connection, address: str, cap: 
                 agent_type: type[Agent], agent_id: str, args: tuple, kwargs: dict) -> None:
     """A child's main: its own connection to the server, one agent, until told to stop
     or the parent goes (the pipe reaches end of file)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    bootstrap_child()
     try:
         space = RemoteDataspaceSpace(address, cap, mode, timeout=timeout, reconnect=reconnect)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        _send(conn, *_failure(exc))
+        send_control(conn, failure_report(exc))
         return
     try:
         try:
             space.add(agent_type, agent_id, *args, **kwargs)
         except BaseException as exc:  # noqa: BLE001
-            _send(conn, *_failure(exc))
+            send_control(conn, failure_report(exc))
             return
-        _send(conn, "ready")
+        send_control(conn, {"op": "ready"})
         while True:
             try:
-                _op, force = _recv(conn)
+                force = bool(recv_control(conn).get("force"))
             except (EOFError, OSError, ValueError):
                 return  # the parent has gone: destroy below
             try:
                 space.remove(agent_id)
             except BaseException as exc:  # noqa: BLE001 - before_remove failed
                 if not force:
-                    _send(conn, *_failure(exc))
+                    send_control(conn, failure_report(exc))
                     continue
-            _send(conn, "stopped")
+            send_control(conn, {"op": "stopped"})
             return
     finally:
         space.destroy()

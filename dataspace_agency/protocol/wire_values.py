@@ -1,0 +1,45 @@
+"""What every part of the wire codec shares: the limits, the error a peer's bad input
+raises, how a value a peer sent is shown in it, and a ref as it travels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "ProtocolError",
+           "WireRef", "show"]
+
+DEFAULT_MAX_PACKET = 16 * 1024 * 1024  # bytes; configurable per server/connection
+DEFAULT_MAX_DEPTH = 200  # nested compounds, embeddeds and annotations in one value
+# What a server accepts: a value it forwards may sit a level or two deeper in the packet
+# that carries it on (a capture inside the captures sequence), and must still be readable
+# by a client with the default limit.
+SERVER_MAX_DEPTH = DEFAULT_MAX_DEPTH - 8
+CACHE_LIMIT = 4096  # entries in the codec's caches of symbols (a few labels, reused)
+
+
+class ProtocolError(ValueError):
+    """The peer sent something the protocol does not allow; the text names it."""
+
+
+def show(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about values a peer
+    sent: never fails (a huge int has no repr, a deep value overflows the stack)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError, MemoryError):
+        text = f"<{type(value).__name__} too large or deep to show>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class WireRef:
+    """A ref as it travels: ``mine`` is from the *sender's* point of view (``[0 oid]``: an
+    object the sender exports; ``[1 oid ...]``: one the receiver exported)."""
+
+    mine: bool
+    oid: int
+    attenuation: tuple = ()
+
+    def __preserve__(self) -> Any:
+        return (0, self.oid) if self.mine else (1, self.oid, *self.attenuation)
