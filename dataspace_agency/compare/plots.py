@@ -27,9 +27,9 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from . import plots_apps  # noqa: E402
+from .axes import plain_log_axis  # noqa: E402
 from .figures import aggregate  # noqa: E402
 
 COLOURS = {
@@ -57,21 +57,6 @@ def colour(backend: str, order: list[str]) -> str:
     return _SPARE[spares.index(backend) % len(_SPARE)] if backend in spares else _SPARE[0]
 
 
-def _plain(value: float, _position: Any = None) -> str:
-    """A tick label without powers of ten: 0.5, 60, 300, 1,000."""
-    if value >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:g}"
-
-
-def _plain_log_axis(axis: Any) -> None:
-    """Ticks at 1, 2, 3 and 5 times each power of ten, all labelled the same plain way (a
-    log axis otherwise mixes 3×10², 100 and 6×10¹)."""
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(_plain))
-    axis.set_minor_formatter(NullFormatter())
-
-
 def _dots(ax: Any, names: list[str], summaries: list[Any], labels: dict,
           order: list[str]) -> None:
     """One dot per backend (median) with its min–max spread as an error bar; log axis."""
@@ -84,7 +69,7 @@ def _dots(ax: Any, names: list[str], summaries: list[Any], labels: dict,
                   ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_yscale("log")
-    _plain_log_axis(ax.yaxis)
+    plain_log_axis(ax.yaxis)
     ax.grid(axis="y", which="both", alpha=0.3)
 
 
@@ -109,13 +94,14 @@ def _per_backend(groups: dict, workload: str, figure: str, order: list[str]) -> 
 
 
 def _dot_plot(groups: dict, labels: dict, order: list[str], workload: str, figure: str,
-              ylabel: str, title: str) -> tuple[Any, Any, list[str]] | None:
+              ylabel: str, title: str,
+              height: float = 4.8) -> tuple[Any, Any, list[str]] | None:
     """A figure with one dot per backend for ``figure`` of ``workload`` (None: no data);
     returns the figure, its axes and the backends in it."""
     names, summaries = _per_backend(groups, workload, figure, order)
     if not names:
         return None
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig, ax = plt.subplots(figsize=(10, height))
     _dots(ax, names, summaries, labels, order)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -175,8 +161,10 @@ def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
                             (add_ax, "Time per add()", "ms, median (log scale)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_log_axis(ax.xaxis)
-        _plain_log_axis(ax.yaxis)
+        # Agents are counted in powers of ten (10 to 10,000): 200, 300, 500 between them
+        # would run into each other along a narrow axis.
+        plain_log_axis(ax.xaxis, subs=(1.0,))
+        plain_log_axis(ax.yaxis)
         ax.set_xlabel("agents (log scale)")
         ax.set_ylabel(unit)
         ax.set_title(title)
@@ -193,11 +181,11 @@ def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
 
 def failure(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
     made = _dot_plot(groups, labels, order, "failure", "detect_ms",
-                     "ms from the death to the error (log scale)", "")
+                     "ms from the death to the error (log scale)", "",
+                     height=6.5)  # room for the long tick labels below
     if made is None:
         return None
     fig, ax, names = made
-    summaries = [groups[("failure", n, "")]["detect_ms"] for n in names]
     errors: dict[str, set] = {}
     timeouts: dict[str, set] = {}
     for run in document["runs"]:
@@ -208,9 +196,11 @@ def failure(document: dict, groups: dict, labels: dict, order: list[str]) -> Any
         for timeout in timeouts.get(name, ()):
             ax.plot([i - 0.3, i + 0.3], [timeout * 1e3] * 2, color="#999999", linewidth=2,
                     linestyle=":")
-        ax.annotate("/".join(sorted(errors.get(name, ()))), (i, summaries[i].median),
-                    xytext=(8, 0), textcoords="offset points", ha="left", va="center",
-                    fontsize=7)
+    # What the requester was told goes under each backend's name: beside the dots, the
+    # labels of neighbours at the same height (the timeouts) ran into each other.
+    ax.set_xticks(range(len(names)),
+                  [f"{labels.get(n, n)}: {'/'.join(sorted(errors.get(n, ())))}" for n in names],
+                  rotation=30, ha="right", fontsize=8)
     every = {t for ts in timeouts.values() for t in ts}
     said = (f"dotted: the request timeout, {'/'.join(f'{t:g}' for t in sorted(every))} s"
             " on every backend" if len(every) == 1
@@ -246,6 +236,6 @@ def write_plots(document: dict, out: Path) -> list[str]:
 
 def _save(fig: Any, out: Path, name: str) -> str:
     fig.tight_layout(rect=(0, 0.04, 1, 1))  # room for a note along the bottom
-    fig.savefig(out / name, dpi=110)
+    fig.savefig(out / name, dpi=110, bbox_inches="tight")  # rotated labels reach past the left edge
     plt.close(fig)
     return name

@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .axes import plain_log_axis  # noqa: E402
 from .report_apps import figure, rows  # noqa: E402
 
 MARKERS = {"classic": "o", "facts": "s"}
@@ -78,12 +79,13 @@ def write_plots(document: dict, out: Path) -> list[str]:
         _points(ax, groups, labels, name, second, second_label)
         if log:
             ax.set_yscale("log")
+            plain_log_axis(ax.yaxis)
         else:
             ax.set_ylim(bottom=0)
         ax.set_ylabel(unit)
         ax.set_title(title)
         fig.tight_layout()
-        fig.savefig(out / file, dpi=110)
+        fig.savefig(out / file, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(file)
     return written

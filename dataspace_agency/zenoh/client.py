@@ -63,7 +63,9 @@ class ZenohDataspaceHandle(DataspaceHandle):
     @property
     def connected(self) -> bool:
         """True while a router is reachable (always, for a private router)."""
-        return not self.session.is_closed() and bool(list(self.session.info.routers_zid()))
+        # Not session.is_closed(): see session.py's note on it (a closed session lists no
+        # routers, so this is False after close() all the same).
+        return bool(list(self.session.info.routers_zid()))
 
     async def wait_connected(self, interval: float = 0.02) -> None:
         """Return once a router is reachable (bound it with a timeout). Zenoh reports no
@@ -91,8 +93,8 @@ class ZenohDataspaceHandle(DataspaceHandle):
                     runtime.run_turn(self._proxy_facet, self.proxy.close)
                     runtime.stop_actor(self._proxy_facet.actor)
         finally:
-            if self._own_session and not self.session.is_closed():
-                self.session.close()
+            if self._own_session:
+                self.session.close()  # a closed session's close() does nothing
             if self.router is not None:
                 self.router.close()
 

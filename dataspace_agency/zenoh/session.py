@@ -26,6 +26,14 @@ _ENDPOINT = re.compile(r"(tcp|udp|quic|tls|unixsock-stream|ws)/\S+")
 MODES = ("client", "peer", "router")
 
 
+# Never call ``Session.is_closed()`` here: zenoh-python runs it holding the GIL, and it
+# waits for a lock of the session's that Zenoh's own threads hold while they wait for the
+# GIL to run a callback of ours (a deadlock that no Python thread can see or break: a test
+# run hung in ``is_closed()`` during a close while callbacks were arriving). ``close()``
+# and ``routers_zid()`` let go of the GIL while they wait, and ``close()`` of a closed
+# session does nothing.
+
+
 class ZenohUnreachable(ConnectionError):
     """No router could be reached at the given endpoints (named in the message)."""
 
@@ -94,8 +102,7 @@ class Router:
         return list(self.listen)
 
     def close(self) -> None:
-        if not self.session.is_closed():
-            self.session.close()
+        self.session.close()  # a closed session's close() does nothing
 
     def __enter__(self) -> "Router":
         return self
