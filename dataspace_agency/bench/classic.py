@@ -44,24 +44,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
 import trio
-from rich.console import Console
-from rich.table import Table
 
 from . import common
 from ..classic import ActionError, Agent, action
 from ..compare.agents import time_arequests
+from ..compare.machine import machine
 from ..spaces import DataspaceSpace
-from .routing import machine as _python_machine
+from .classic_report import (GOAL_ADD_MS, GOAL_IDLE_KB, GOAL_MESSAGES, GOAL_ROUND_TRIP_US,
+                             ROUND_TRIPS, report)
 
 MODES = ("assertion", "message")
 
-GOAL_ROUND_TRIP_US = 100.0  # median agent-to-agent request() round trip, async to async
-GOAL_MESSAGES = 50_000.0  # one-way messages per second, received
-GOAL_ADD_MS = 1.0  # per space.add()
-GOAL_IDLE_KB = 20.0  # memory per idle agent
-AGENCY_ROUND_TRIP_MS = 103  # agency 1.6.3, for comparison
-AGENCY_MESSAGES = 539
 
 MESSAGE_MODE_TIMEOUT = 0.5  # the request timeout used for failure detection in message mode
 FAILURE_TIMEOUT = 10.0  # and in assertion mode (it should never be reached)
@@ -205,12 +200,6 @@ def _call(action_name: str, /, **args: Any) -> dict:
 # --- part 1: request() round trips -----------------------------------------------------------
 
 
-ROUND_TRIPS = (
-    ("agent_async", "agent → async action (no thread hop)"),
-    ("agent_thread", "agent → plain-function action (worker thread)"),
-    ("sync_async", "sync caller → async action"),
-    ("sync_thread", "sync caller → plain-function action"),
-)
 
 
 def _sync_round_trips(me: Agent, to: str, name: str, count: int, warm_up: int) -> list:
@@ -298,11 +287,7 @@ def measure_messages(space: DataspaceSpace, me: Agent, sizes: Sizes,
 
 def _rss_bytes() -> int:
     gc.collect()
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    return psutil.Process().memory_info().rss
 
 
 def measure_adding(mode: str, count: int) -> dict:
@@ -414,24 +399,6 @@ def measure_failure(space: DataspaceSpace, me: Agent, sizes: Sizes,
 # --- the run ---------------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    facts = _python_machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            facts["cpu"] = next((line.split(":", 1)[1].strip() for line in cpuinfo
-                                 if line.startswith("model name")), None)
-    except OSError:
-        facts["cpu"] = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            total_kb = int(meminfo.readline().split()[1])
-        facts["memory_gb"] = total_kb / 1024 ** 2
-    except (OSError, ValueError, IndexError):
-        facts["memory_gb"] = None
-    facts["trio"] = trio.__version__
-    return facts
-
-
 def measure_mode(mode: str, sizes: Sizes, progress: Progress) -> dict:
     with DataspaceSpace(mode=mode) as space:
         me = space.add_foreground(Agent, "me")
@@ -468,141 +435,6 @@ def run(quick: bool, *, tiny: bool = False, progress: Progress | None = None) ->
     }
     return {"mode": run_mode, "machine": machine(), "sizes": sizes.__dict__,
             "modes": modes, "goals": goals, "seconds": time.perf_counter() - started}
-
-
-# --- printing --------------------------------------------------------------------------------
-
-
-def _by_mode(figures: dict, goal: str, describe: Callable[[dict], str]) -> str:
-    return ", ".join(f"{mode} {describe(f)} {common.mark(figures['goals'][goal][mode])}"
-                     for mode, f in figures["modes"].items())
-
-
-def report(figures: dict, console: Console) -> None:
-    """Print ``figures`` (from :func:`run`) as tables and goal lines."""
-    m, modes, sizes = figures["machine"], figures["modes"], figures["sizes"]
-    console.print(f"[bold]Classic agents benchmark[/] ({figures['mode']} run):"
-                  " DataspaceSpace, assertion and message modes")
-    memory = f", {m['memory_gb']:.1f} GB RAM" if m.get("memory_gb") else ""
-    console.print(f"machine: {m['python']}, {m['cpus']} CPUs"
-                  f"{', ' + m['cpu'] if m.get('cpu') else ''}{memory}, {m['platform']},"
-                  f" trio {m['trio']}")
-
-    # 1. round trips
-    table = Table(title="request() round trip (µs per call; "
-                        f"{sizes['round_trips']:,} timed calls each, after "
-                        f"{sizes['warm_up']:,} untimed)")
-    table.add_column("caller → action")
-    for mode in modes:
-        table.add_column(f"{mode}\nmedian µs", justify="right")
-        table.add_column(f"{mode}\np99 µs", justify="right")
-    table.add_column(f"goal median ≤ {GOAL_ROUND_TRIP_US:g} µs\n"
-                     + " / ".join(modes), justify="center")
-    for key, label in ROUND_TRIPS:
-        cells = []
-        for f in modes.values():
-            rt = f["round_trips"][key]
-            cells += [f"{rt['median_us']:,.1f}", f"{rt['p99_us']:,.1f}"]
-        goal = (" / ".join(common.mark(ok) for ok in figures["goals"]["round_trip"].values())
-                if key == "agent_async" else "")
-        table.add_row(label, *cells, goal)
-    table.caption = ("agent → agent: an async action on A loops 'await self.arequest(...)'"
-                     "\nsync caller: a foreground agent's me.request(...) on the main thread")
-    console.print(table)
-    console.print(
-        f"goal: agent → agent round trip median ≤ "
-        f"{GOAL_ROUND_TRIP_US:g} µs (agency 1.6.3: {AGENCY_ROUND_TRIP_MS} ms): "
-        + _by_mode(figures, "round_trip",
-                   lambda f: f"{f['round_trips']['agent_async']['median_us']:,.1f} µs"))
-
-    # 2. one-way messages
-    any_f = next(iter(modes.values()))["messages"]
-    table = Table(title=f"One-way messages: A's async action calls self.send(...) "
-                        f"{any_f['messages']:,} times, B's async action counts",
-                  caption=(f"the sender yields every {sizes['batch']:,} sends; median of "
-                           f"{any_f['runs']} run(s)\neach send is answered: the replies go "
-                           "to A's handle_action_value (worker thread)"))
-    table.add_column("mode")
-    table.add_column("messages", justify="right")
-    table.add_column("s to last\nreceipt", justify="right")
-    table.add_column("received/s", justify="right")
-    table.add_column(f"goal\n≥ {GOAL_MESSAGES:,.0f}/s", justify="center")
-    table.add_column("s to last\nreply", justify="right")
-    table.add_column("replied/s", justify="right")
-    table.add_column("s sending", justify="right")
-    for mode, f in modes.items():
-        msg = f["messages"]
-        table.add_row(mode, f"{msg['messages']:,}", f"{msg['receive_s']:.3f}",
-                      f"{msg['received_per_s']:,.0f}",
-                      common.mark(figures["goals"]["messages"][mode]), f"{msg['reply_s']:.3f}",
-                      f"{msg['replied_per_s']:,.0f}", f"{msg['send_s']:.3f}")
-    console.print(table)
-    console.print(f"goal: one-way messages received per second ≥ {GOAL_MESSAGES:,.0f} "
-                  f"(agency 1.6.3: {AGENCY_MESSAGES:,}): "
-                  + _by_mode(figures, "messages",
-                             lambda f: f"{f['messages']['received_per_s']:,.0f}/s"))
-    errors = {mode: f["messages"]["errors"] for mode, f in modes.items()
-              if f["messages"]["errors"]}
-    if errors:
-        console.print(f"[red]error answers to sends:[/] {errors}")
-
-    # 3. adding agents
-    table = Table(title="Adding idle agents with space.add(...) (fresh process per mode)",
-                  caption="memory: VmRSS delta / agents, gc.collect() before each reading;"
-                          " remove: space.destroy() / agents")
-    table.add_column("mode")
-    table.add_column("agents", justify="right")
-    table.add_column("ms per add", justify="right")
-    table.add_column("ms per add,\nlast 10%", justify="right")
-    table.add_column(f"goal\n≤ {GOAL_ADD_MS:g} ms", justify="center")
-    table.add_column("KB per\nidle agent", justify="right")
-    table.add_column(f"goal\n≤ {GOAL_IDLE_KB:g} KB", justify="center")
-    table.add_column("facts in the\ndataspace", justify="right")
-    table.add_column("ms per\nremove", justify="right")
-    for mode, f in modes.items():
-        a = f["adding"]
-        table.add_row(mode, f"{a['agents']:,}", f"{a['add_ms']:.3f}", f"{a['add_tail_ms']:.3f}",
-                      common.mark(figures["goals"]["add"][mode]), f"{a['idle_kb']:,.2f}",
-                      common.mark(figures["goals"]["idle_memory"][mode]), f"{a['facts']:,}",
-                      f"{a['remove_ms']:.3f}")
-    console.print(table)
-    console.print(f"goal: time per space.add() ≤ {GOAL_ADD_MS:g} ms: "
-                  + _by_mode(figures, "add", lambda f: f"{f['adding']['add_ms']:.3f} ms"))
-    console.print(f"goal: memory per idle agent ≤ {GOAL_IDLE_KB:g} KB: "
-                  + _by_mode(figures, "idle_memory",
-                             lambda f: f"{f['adding']['idle_kb']:,.2f} KB"))
-
-    # 4. failure detection
-    table = Table(title="Failure detection: the responder is removed while its action runs",
-                  caption="time from space.remove() until the requester's request() raises")
-    table.add_column("mode")
-    table.add_column("request timeout", justify="right")
-    table.add_column("request() raised")
-    table.add_column("ms after remove\n(median)", justify="right")
-    table.add_column("ms after remove\n(max)", justify="right")
-    table.add_column("ms after request\n(median)", justify="right")
-    table.add_column("removals", justify="right")
-    for mode, f in modes.items():
-        fd = f["failure"]
-        table.add_row(mode, f"{fd['timeout_s']:g} s", ", ".join(fd["raised"]),
-                      f"{fd['median_ms']:,.2f}", f"{fd['max_ms']:,.2f}",
-                      f"{fd['after_request_ms']:,.1f}", f"{fd['repeats']}")
-    console.print(table)
-    for mode, f in modes.items():
-        fd = f["failure"]
-        if mode == "assertion":
-            console.print(f"failure detection, assertion mode: {', '.join(fd['raised'])} "
-                          f"{fd['median_ms']:,.2f} ms after remove() (median of "
-                          f"{fd['repeats']}; timeout {fd['timeout_s']:g} s never needed)")
-        else:
-            console.print(f"failure detection, message mode: timeout — "
-                          f"{', '.join(fd['raised'])} only at the request timeout "
-                          f"({fd['timeout_s']:g} s here), {fd['after_request_ms']:,.1f} ms"
-                          " after the request")
-    console.print(f"total benchmark time: {figures['seconds']:.1f} s")
-
-
-# --- command line ----------------------------------------------------------------------------
 
 
 QUICK_HELP = "fewer calls and messages, 1,000 agents (under a minute)"

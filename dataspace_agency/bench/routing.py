@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from syndicate import dataspace, turn
 from syndicate import patterns as P
 
 from . import common
+from ..compare.machine import machine, summary
 from ..dataspace.index import Index
 from ..dataspace.naive import NaiveIndex
 from ..native import open_dataspace
@@ -355,11 +354,6 @@ async def measure_end_to_end(sizes: Sizes, progress: Progress) -> dict:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    return {"python": f"{platform.python_implementation()} {platform.python_version()}",
-            "cpus": os.cpu_count(), "platform": platform.platform()}
-
-
 def run(quick: bool, *, tiny: bool = False, progress: Progress | None = None) -> dict:
     """Run the benchmark and return every figure, printing nothing (``progress`` is told
     what is being measured). Keys: ``mode``, ``machine``, ``routing`` (one row per N, with
@@ -405,7 +399,7 @@ def report(figures: dict, console: Console) -> None:
     """Print ``figures`` (from :func:`run`) as tables and goal lines."""
     m = figures["machine"]
     console.print(f"[bold]Dataspace routing benchmark[/] ({figures['mode']} run)")
-    console.print(f"machine: {m['python']}, {m['cpus']} CPUs, {m['platform']}")
+    console.print(f"machine: {summary(m)}")
 
     table = Table(title="Routing one event, by number of subscribed observers "
                         "(µs per operation, median)")

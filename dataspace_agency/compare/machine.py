@@ -1,7 +1,9 @@
 """What a comparison ran on, and how busy the machine was: recorded in results.json.
 
 * :func:`machine`: OS, CPU model and count, memory, Python, and the versions of every
-  package that shapes a figure (ours, syndicate-py, trio, agency, pika, ...).
+  package that shapes a figure (ours, syndicate-py, trio, agency, pika, ...); the one
+  description of the machine for the comparison and the benchmarks (``bench/``), and
+  :func:`summary`, its one line.
 * :func:`load`: the load average and the CPU that *other* processes used over a short
   window (everything not in this process's tree), taken before and after a run: on a
   shared machine a figure is only as good as the quiet it was measured in.
@@ -54,6 +56,20 @@ def machine() -> dict[str, Any]:
         "memory_mib": psutil.virtual_memory().total / 2**20,
         "versions": versions(),
     }
+
+
+def summary(m: dict[str, Any]) -> str:
+    """:func:`machine`'s facts in one line, for a benchmark's report."""
+    parts = [f"{m['implementation']} {m['python']}", f"{m['cpus']} CPUs"]
+    if m.get("cpu_model"):
+        parts.append(m["cpu_model"])
+    if m.get("memory_mib"):
+        parts.append(f"{m['memory_mib'] / 1024:.1f} GiB RAM")
+    parts.append(m["system"])
+    trio_version = m.get("versions", {}).get("trio")
+    if trio_version:
+        parts.append(f"trio {trio_version}")
+    return ", ".join(parts)
 
 
 def load(window: float = 0.5) -> dict[str, Any]:
