@@ -65,8 +65,12 @@ def check_tasks(run: dict) -> None:
             assert (int(task), who) in ledger_pairs
     if outcome["all_acknowledged"]:
         assert lost == set()
-        # Every killed worker's task was taken again: one recovery per kill.
-        assert len(run["samples"]["recovery_s"]) == figures["kills"] == params["kills"]
+        # Every killed worker's task was taken again: one recovery per kill, but for a
+        # kill that landed after its worker had finished the task (a busy machine's
+        # timer late; such a task may or may not have been answered before the kill).
+        assert figures["kills"] == params["kills"]
+        late = outcome["late_kills"]
+        assert figures["kills"] - late <= len(run["samples"]["recovery_s"]) <= figures["kills"]
     _, kill_after = tasks.schedule(params)
     assert {k["task"] for k in outcome["kills"]} <= set(kill_after)
 
