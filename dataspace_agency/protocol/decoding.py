@@ -65,6 +65,18 @@ class _Decoding:
         self.max_depth = max_depth
 
 
+def _items(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[list, int]:
+    """The items of a compound value (a sequence, record, set or dictionary) from
+    ``buf[i]`` to its end marker, and the index after the marker."""
+    if not room:
+        raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
+    items = []
+    while buf[i] != 0x84:
+        item, i = _decode_at(buf, i, d, room - 1)
+        items.append(item)
+    return items, i + 1
+
+
 def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
     """The value starting at ``buf[i]`` and the index after it; ``room``: how many more
     levels of nesting are allowed. Raises IndexError or :class:`_Short` if ``buf`` ends
@@ -72,18 +84,12 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
     tag = buf[i]
     i += 1
     if tag == 0xB5 or tag == 0xB4:  # sequence, record
-        if not room:
-            raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
-        room -= 1
-        items = []
-        while buf[i] != 0x84:
-            item, i = _decode_at(buf, i, d, room)
-            items.append(item)
+        items, i = _items(buf, i, d, room)
         if tag == 0xB5:
-            return tuple(items), i + 1
+            return tuple(items), i
         if not items:
             raise ProtocolError("record without a label")
-        return Record(items[0], items[1:]), i + 1
+        return Record(items[0], items[1:]), i
     if 0xB0 <= tag <= 0xB3:  # int, string, bytes, symbol: a length, then the bytes
         n = buf[i]
         i += 1
@@ -119,24 +125,18 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
     if tag == 0x81:
         return True, i
     if tag == 0xB7 or tag == 0xB6:  # dictionary, set
-        if not room:
-            raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
-        room -= 1
-        items = []
-        while buf[i] != 0x84:
-            item, i = _decode_at(buf, i, d, room)
-            items.append(item)
+        items, i = _items(buf, i, d, room)
         if tag == 0xB6:
             result = frozenset(items)
             if len(result) != len(items):
                 raise ProtocolError("set with a duplicate element")
-            return result, i + 1
+            return result, i
         if len(items) % 2:
             raise ProtocolError("dictionary with a key but no value")
         result = ImmutableDict(zip(items[0::2], items[1::2]))
         if 2 * len(result) != len(items):
             raise ProtocolError("dictionary with a duplicate key")
-        return result, i + 1
+        return result, i
     if tag == 0x86:
         if not room:
             raise ProtocolError(f"value nested more than {d.max_depth} levels deep")
