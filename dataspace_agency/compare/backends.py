@@ -58,6 +58,11 @@ class Backend:
         for module in self.requires:
             if importlib.util.find_spec(module) is None:
                 return f"needs the Python module {module!r}, which is not installed"
+        if self.reference:
+            from .worker import REFERENCE_SCRIPT
+            if not REFERENCE_SCRIPT.exists():
+                return (f"needs agency's reference runner {REFERENCE_SCRIPT}, which is in a"
+                        " checkout of the repository (pip install -e), not in this install")
         if self.needs_broker and not options.amqp_url:
             return (f"needs a RabbitMQ broker: --amqp-url, ${AMQP_URL_ENV}, or"
                     " --rabbitmq start")

@@ -153,7 +153,7 @@ def _setup(document: dict) -> list[str]:
     lines.append("")
     if any(document["backends"][n]["reference"] for n in _ran(document)):
         lines += ["agency 1.6.3 runs in a process of its own, its agents written against its"
-                  " own API (`compare/agency_reference.py`). Its thread and process pools are"
+                  " own API (`reference/agency_reference.py`). Its thread and process pools are"
                   " sized to the workload (`max_workers` = agents + 8) to work around its"
                   " pool deadlocks on small machines (with the default 6 threads and 2"
                   " processes on 2 CPUs, the third background agent's `add()` never"

@@ -7,9 +7,9 @@ the result as one JSON line.
 The line starts with :data:`MARK` (so that anything else a backend prints is never taken
 for the result) and holds ``{"ok", "figures", "samples", "outcome", "error",
 "wall_s", "memory_end"}``. A workload that fails gives ``ok: false`` and the error, and
-exit status 1. For agency's backends this process becomes ``agency_reference.py`` (by
-``exec``), a script that imports nothing from this package, so that agency's own
-processes stay as lean as agency makes them.
+exit status 1. For agency's backends this process becomes
+``reference/agency_reference.py`` (by ``exec``), a script outside the package that imports
+nothing from it, so that agency's own processes stay as lean as agency makes them.
 
 The process ends with ``os._exit`` once the result is printed: a backend that left a
 thread behind (agency's pools after a SIGKILL) must not hold the run up.
@@ -26,7 +26,9 @@ import traceback
 from pathlib import Path
 
 MARK = "@@dsa-compare-result "
-REFERENCE_SCRIPT = Path(__file__).with_name("agency_reference.py")
+# agency's reference runner: a script outside the package (it must not import it), run
+# by its path; it is in a checkout of the repository, which is how the README installs.
+REFERENCE_SCRIPT = Path(__file__).resolve().parents[2] / "reference" / "agency_reference.py"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

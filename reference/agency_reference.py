@@ -1,13 +1,16 @@
 """The reference: the compare workloads on agency 1.6.3 itself, its agents written
 against agency's own API. A standalone script, run in a process of its own:
 
-    python agency_reference.py --workload round_trip --params '{"count": 10, "warm_up": 1}'
+    .venv/bin/python reference/agency_reference.py --workload round_trip --params '{"count": 10, "warm_up": 1}'
         [--space local|amqp] [--stub-logging] [--amqp-url URL] [--namespace NAME]
 
 It prints one result line in the worker's format (``worker.MARK`` + JSON). It imports
-nothing from dataspace_agency (only agency, the standard library and ``memory.py``, loaded
-by path): agency starts its background agents with ``spawn``, and each such process
-re-imports this script, so importing our package here would inflate agency's memory.
+nothing from dataspace_agency (only agency, the standard library and
+``dataspace_agency/compare/memory.py``, loaded by path): agency starts its background
+agents with ``spawn``, and each such process re-imports this script, so importing our
+package here would inflate agency's memory. For the same reason it lives outside the
+package (``compare/worker.py`` runs it by its path from a checkout): its few lines that
+repeat a workload's shape are written against agency's API, not ours.
 
 What is done to agency, and why (the report says so too):
 
@@ -41,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 _HERE = Path(__file__).resolve().parent
-# Run as a script, this directory is sys.path[0]; its modules are not meant to be
-# importable top-level (and must not shadow anything).
+_MEMORY = _HERE.parent / "dataspace_agency" / "compare" / "memory.py"
+# Run as a script, this directory is sys.path[0]: nothing here is meant to be importable
+# top-level (or to shadow anything).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 STUB_ENV = "DSA_COMPARE_AGENCY_STUB_LOG"
@@ -464,7 +468,7 @@ def main() -> None:
     if args.stub_logging:
         os.environ[STUB_ENV] = "1"  # before any agent process is spawned
         stub_logging()
-    spec = importlib.util.spec_from_file_location("_dsa_compare_memory", _HERE / "memory.py")
+    spec = importlib.util.spec_from_file_location("_dsa_compare_memory", _MEMORY)
     memory = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(memory)
     harness = Harness(args, memory)
