@@ -5,7 +5,7 @@
 * ``message_size``: the classic message size check (``DataspaceTransport.max_message_size``),
   a compact JSON encoding of each inbound message on spaces whose dataspace other
   processes write to;
-* an agent capability's caveat (``classic/caps.py``) applied by the server to a request the
+* an agent capability's caveat (``spaces/dataspace/caps.py``) applied by the server to a request the
   holder may make, and to a forged ``<agent ...>`` fact it drops.
 
 Best of three repetitions of ``--count`` calls each, in µs per call.
@@ -17,9 +17,9 @@ import argparse
 import timeit
 
 from dataspace_agency.classic import values
-from dataspace_agency.classic.caps import agent_caveat
+from dataspace_agency.spaces.dataspace.caps import agent_caveat
 from dataspace_agency.classic.message import message_size, new_message_id
-from dataspace_agency.classic.vocabulary import agent_fact, request_fact
+from dataspace_agency.spaces.dataspace.vocabulary import agent_fact, request_fact
 from dataspace_agency.protocol.caveats import Attenuation
 
 

@@ -154,7 +154,7 @@ def test_killing_the_responders_process_fails_the_pending_request_at_once(proces
     asker.start()
     assert sent.wait(WAIT)
     # Wait until the request is pending at the responder: its fact is on the server.
-    from dataspace_agency.classic.vocabulary import CAPTURE, REQUEST, lit, rec
+    from dataspace_agency.spaces.dataspace.vocabulary import CAPTURE, REQUEST, lit, rec
     deadline = time.monotonic() + WAIT
     while not process_space._background.call_async(
             lambda rt: process_space._client.query(rec(REQUEST, lit("victim"), CAPTURE,

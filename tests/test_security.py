@@ -3,7 +3,7 @@
 * Where the server listens: loopback unless asked otherwise, with a warning otherwise.
 * Capabilities: tampered, wrong-key and unenforceable refs are rejected with a reason,
   through the server, from our client and from stock syndicate-py 0.19.3; the server
-  goes on. Attenuated refs (``classic.caps``) let a client speak only as its own agents.
+  goes on. Attenuated refs (``spaces.dataspace.caps``) let a client speak only as its own agents.
 * Permissions: a remote client cannot run an ``ACCESS_DENIED`` action or ``eval``.
 * Impersonation: a reply counts only if it comes from the agent the request went to;
   with an agent cap, facts claiming another agent never reach the dataspace.
@@ -33,13 +33,13 @@ from syndicate import patterns as P
 import dataspace_agency
 from dataspace_agency import ActionError, Agent, action
 from dataspace_agency.classic import values
-from dataspace_agency.classic.adapter import DataspaceTransport
+from dataspace_agency.spaces.dataspace.adapter import DataspaceTransport
 from dataspace_agency.classic.agent import ACCESS_DENIED
-from dataspace_agency.classic.caps import mint_agent_cap, restrict_to_agents
+from dataspace_agency.spaces.dataspace.caps import mint_agent_cap, restrict_to_agents
 from dataspace_agency.classic.eval_action import EvalMixin
 from dataspace_agency.classic.message import (MessageError, message_size, new_message_id,
                                               validate_message)
-from dataspace_agency.classic.vocabulary import (action_fact, agent_fact, message_envelope,
+from dataspace_agency.spaces.dataspace.vocabulary import (action_fact, agent_fact, message_envelope,
                                                  reply_fact, request_fact)
 from dataspace_agency.protocol import server_main as serve_options
 from dataspace_agency.protocol import server as server_module

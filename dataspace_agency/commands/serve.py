@@ -9,7 +9,7 @@ Prints the capability clients need (a sturdyref) and the addresses, one per line
 Keys: ``--key HEX`` (``--key ""`` is the well-known, insecure development key), or
 ``--key-file F`` (lines ``HEXKEY [OID]``); with neither, a random key for this run.
 ``--mint-agent ID`` (repeatable) also prints ``agent-capability ID <ref ...>``: a cap that
-may speak only as agent ID (``classic.caps``). A non-loopback ``--tcp`` address is
+may speak only as agent ID (``spaces.dataspace.caps``). A non-loopback ``--tcp`` address is
 served, with a warning. See docs/server.md and docs/security.md.
 """
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import trio
     from preserves import stringify
 
-    from ..classic.caps import restrict_to_agents
+    from ..spaces.dataspace.caps import restrict_to_agents
     from ..classic.message import validate_agent_id
     from .failures import CommandFailed, only
 

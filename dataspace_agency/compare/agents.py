@@ -166,7 +166,7 @@ class Broadcaster(Driver):
 
 
 def _watcher_pattern() -> Any:
-    from ..classic.vocabulary import AGENT, CAPTURE, rec
+    from ..spaces.dataspace.vocabulary import AGENT, CAPTURE, rec
     return rec(AGENT, CAPTURE)
 
 

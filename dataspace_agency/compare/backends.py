@@ -18,10 +18,17 @@ import importlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 AMQP_URL_ENV = "DATASPACE_AGENCY_AMQP_URL"
 REFERENCE = "agency-local"  # the figure every ratio in the report is taken against
+
+
+# agency's reference runner: a script outside the package (it must not import it, see its
+# docstring), run by its path by compare/worker.py; it is in a checkout of the repository,
+# which is how the README installs.
+REFERENCE_SCRIPT = Path(__file__).resolve().parents[2] / "reference" / "agency_reference.py"
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,9 @@ class Backend:
         for module in self.requires:
             if importlib.util.find_spec(module) is None:
                 return f"needs the Python module {module!r}, which is not installed"
-        if self.reference:
-            from .worker import REFERENCE_SCRIPT
-            if not REFERENCE_SCRIPT.exists():
-                return (f"needs agency's reference runner {REFERENCE_SCRIPT}, which is in a"
-                        " checkout of the repository (pip install -e), not in this install")
+        if self.reference and not REFERENCE_SCRIPT.exists():
+            return (f"needs agency's reference runner {REFERENCE_SCRIPT}, which is in a"
+                    " checkout of the repository (pip install -e), not in this install")
         if self.needs_broker and not options.amqp_url:
             return (f"needs a RabbitMQ broker: --amqp-url, ${AMQP_URL_ENV}, or"
                     " --rabbitmq start")

@@ -23,12 +23,8 @@ import os
 import sys
 import time
 import traceback
-from pathlib import Path
 
 MARK = "@@dsa-compare-result "
-# agency's reference runner: a script outside the package (it must not import it), run
-# by its path; it is in a checkout of the repository, which is how the README installs.
-REFERENCE_SCRIPT = Path(__file__).resolve().parents[2] / "reference" / "agency_reference.py"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         emit({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
         os._exit(2)
     if backend.reference:
-        argv = [sys.executable, str(REFERENCE_SCRIPT), "--workload", args.workload,
+        argv = [sys.executable, str(backends.REFERENCE_SCRIPT), "--workload", args.workload,
                 "--params", json.dumps(params),
                 "--space", "amqp" if backend.needs_broker else "local",
                 "--namespace", args.namespace]

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import trio
 
-from ..classic.vocabulary import (ACTION, AGENT, CAPTURE, DISCARD, MESSAGE, REPLY, REQUEST,
+from ..spaces.dataspace.vocabulary import (ACTION, AGENT, CAPTURE, DISCARD, MESSAGE, REPLY, REQUEST,
                                   rec)
 from ..native import DataspaceHandle, Event
 from ..protocol.client import (ConnectionFailed, Reconnect, RemoteDataspaceHandle,

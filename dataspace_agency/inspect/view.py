@@ -2,7 +2,7 @@
 
 The view is plain state (no I/O): :mod:`.feed` calls its ``on_*`` methods as facts come
 and go, and the web side (:mod:`.web`) reads JSON snapshots from it. It understands the
-classic adapter's vocabulary (``classic/vocabulary.py``):
+classic adapter's vocabulary (``spaces/dataspace/vocabulary.py``):
 
 * ``<agent id>`` and ``<action agent name help>``: who is present and what they offer;
 * ``<request to id body>`` (assertion mode): requests pending, with their age, requester

@@ -9,7 +9,7 @@
 
 The runtime runs on a background thread, so the space works the same from plain
 synchronous code and from inside trio programs. Each agent is an actor of its own holding
-its presence, action facts and subscriptions; see ``classic/adapter.py`` for what the two
+its presence, action facts and subscriptions; see ``spaces/dataspace/adapter.py`` for what the two
 modes do.
 """
 
@@ -23,11 +23,11 @@ from syndicate.actor import Ref
 from syndicate.during import During
 
 from ..classic import values
-from ..classic.adapter import MODES, DataspaceTransport, message_body, observe, parse_message
+from .dataspace.adapter import MODES, DataspaceTransport, message_body, observe, parse_message
 from ..classic.agent import Agent
 from ..classic.core import AgentCore, Inboxes
 from ..classic.message import BROADCAST, ERROR, RESPONSE, new_message_id, validate_message
-from ..classic.vocabulary import (ACTION, AGENT, CAPTURE, REPLY, lit, message_envelope, rec,
+from .dataspace.vocabulary import (ACTION, AGENT, CAPTURE, REPLY, lit, message_envelope, rec,
                                   request_fact)
 from ..native import DataspaceHandle, spawn_dataspace
 from ..runtime import Runtime

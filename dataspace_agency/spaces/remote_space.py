@@ -38,7 +38,7 @@ from typing import Any
 import trio
 from syndicate import patterns as P
 
-from ..classic.adapter import MODES
+from .dataspace.adapter import MODES
 from ..protocol.client import (Reconnect, RemoteDataspaceHandle, address_text,
                                open_connection)
 from ..protocol.process import ServerProcess

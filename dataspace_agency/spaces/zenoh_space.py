@@ -32,7 +32,7 @@ from typing import Sequence
 import trio
 from syndicate import patterns as P
 
-from ..classic.adapter import MODES
+from .dataspace.adapter import MODES
 from ..runtime import Runtime
 from ..zenoh import ZenohDataspaceHandle, open_handle
 from ..zenoh.keys import DEFAULT_NAMESPACE

@@ -38,12 +38,13 @@ from syndicate import turn
 from syndicate.actor import ActiveFacet, Entity, Facet, Ref
 from syndicate.during import During
 
-from ..dataspace.entity import Dataspace
-from ..runtime import Runtime
-from . import values
-from .core import AgentCore, Ticket
-from .message import (BROADCAST, DEFAULT_MAX_MESSAGE_SIZE, ERROR, RESPONSE, MessageError,
-                      check_message_size, make_reply, validate_message)
+from ...classic import values
+from ...classic.core import AgentCore, Ticket
+from ...classic.message import (BROADCAST, DEFAULT_MAX_MESSAGE_SIZE, ERROR, RESPONSE,
+                                MessageError, check_message_size, make_reply,
+                                validate_message)
+from ...dataspace.entity import Dataspace
+from ...runtime import Runtime
 from .vocabulary import (AGENT, CAPTURE, MESSAGE, REPLY, REQUEST, action_fact,
                          agent_fact, lit, message_envelope, rec, reply_fact, request_fact)
 

@@ -27,8 +27,8 @@ from typing import Any, Iterable
 
 from preserves import Record, Symbol
 
-from ..protocol.sturdy import attenuate, mint
-from .message import validate_agent_id
+from ...protocol.sturdy import attenuate, mint
+from ...classic.message import validate_agent_id
 from .vocabulary import ACTION, AGENT, MESSAGE, REPLY, REQUEST
 
 __all__ = ["agent_caveat", "mint_agent_cap", "restrict_to_agents"]
