@@ -23,17 +23,19 @@ from syndicate.actor import Ref
 from syndicate.during import During
 
 from ..classic import values
-from .dataspace.adapter import MODES, DataspaceTransport, message_body, observe, parse_message
 from ..classic.agent import Agent
 from ..classic.core import AgentCore, Inboxes
 from ..classic.message import BROADCAST, ERROR, RESPONSE, new_message_id, validate_message
-from .dataspace.vocabulary import (ACTION, AGENT, CAPTURE, REPLY, lit, message_envelope, rec,
-                                  request_fact)
 from ..native import DataspaceHandle, spawn_dataspace
 from ..runtime import Runtime
 from .base import Space
+from .dataspace.adapter import (DataspaceTransport, check_mode, message_body, observe,
+                                parse_message)
+from .dataspace.vocabulary import (ACTION, AGENT, CAPTURE, REPLY, lit, message_envelope, rec,
+                                   request_fact)
 
 if TYPE_CHECKING:
+    from ..dataspace.entity import Dataspace
     from ..inspect import Inspector
     from .handle import DataspaceClientHandle
 
@@ -51,15 +53,28 @@ class DataspaceSpace(Space):
     # once add() returned is not routed before the agent's subscription is in place.
     _sync_after_add = False
 
+    _runtime_name = "dataspace-space"  # the runtime thread's name, before the mode
+
     def __init__(self, mode: str = "assertion") -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_mode(mode)
         self.mode = mode
-        super().__init__(runtime_name=f"dataspace-space-{mode}")
+        self._entity: Dataspace | None = None  # the dataspace itself, when in this process
+        super().__init__(runtime_name=f"{self._runtime_name}-{mode}")
+        try:
+            self._client: DataspaceHandle = self._open_dataspace()
+        except BaseException:
+            self._background.close()
+            raise
+        self._ds = self._client.ref
+
+    def _open_dataspace(self) -> DataspaceHandle:
+        """The dataspace the agents meet in, as a handle (called once, the runtime
+        running): here a new one in this process. The spaces whose dataspace is elsewhere
+        (a server, Zenoh routers) connect to it instead."""
         self._inboxes = Inboxes()  # bounded inboxes: local senders wait for room
-        self._ds, self._entity = self._background.call(spawn_dataspace)
-        self._client: DataspaceHandle = self._background.call(
-            lambda rt: DataspaceHandle(rt, self._ds, self._entity, rt.spawn_host("space")))
+        ds, self._entity = self._background.call(spawn_dataspace)
+        return self._background.call(
+            lambda rt: DataspaceHandle(rt, ds, self._entity, rt.spawn_host("space")))
 
     def _start_agent(self, runtime: Runtime, agent: Agent) -> None:
         """Each agent is an actor: its facts and subscriptions live and die with it."""

@@ -38,12 +38,11 @@ from typing import Any
 import trio
 from syndicate import patterns as P
 
-from .dataspace.adapter import MODES
+from .dataspace.adapter import check_mode
 from ..protocol.client import (Reconnect, RemoteDataspaceHandle, address_text,
                                open_connection)
 from ..protocol.process import ServerProcess
 from ..runtime import Runtime
-from .base import Space
 from .dataspace_space import DataspaceSpace
 
 __all__ = ["RemoteDataspaceSpace"]
@@ -60,35 +59,32 @@ class RemoteDataspaceSpace(DataspaceSpace):
     _senders_are_local = False  # other processes write to the server: check sizes
     _sync_after_add = True  # add() returns once the server has the agent's subscriptions
 
+    _runtime_name = "remote-dataspace-space"
+
     def __init__(self, address: Any = None, cap: Any = None, mode: str = "assertion", *,
                  timeout: float = 10.0, reconnect: bool | Reconnect = False) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_mode(mode)  # bad arguments are refused before a server starts
         if (address is None) != (cap is None):
             raise ValueError("give both address and cap, or neither (a private server)")
-        self.mode = mode
         self.reconnect = reconnect
-        Reconnect.of(reconnect)  # a bad value is refused before anything starts
+        Reconnect.of(reconnect)
+        self._timeout = timeout
         self._server: ServerProcess | None = None
         if address is None:
             self._server = ServerProcess.start()
             address, cap = self._server.address, self._server.capability
         self.address, self.cap = address, cap
         try:
-            Space.__init__(self, runtime_name=f"remote-dataspace-space-{mode}")
-            try:
-                self._client: RemoteDataspaceHandle = self._background.call_async(
-                    lambda rt: open_connection(rt, address, cap, timeout=timeout,
-                                               reconnect=reconnect))
-            except BaseException:
-                self._background.close()
-                raise
+            super().__init__(mode)
         except BaseException:
             if self._server is not None:
                 self._server.stop()
             raise
-        self._ds = self._client.ref
-        self._entity = None
+
+    def _open_dataspace(self) -> RemoteDataspaceHandle:
+        return self._background.call_async(
+            lambda rt: open_connection(rt, self.address, self.cap, timeout=self._timeout,
+                                       reconnect=self.reconnect))
 
     def _connection_note(self) -> str | None:
         if self._client.connected:

@@ -32,11 +32,9 @@ from typing import Sequence
 import trio
 from syndicate import patterns as P
 
-from .dataspace.adapter import MODES
 from ..runtime import Runtime
 from ..zenoh import ZenohDataspaceHandle, open_handle
 from ..zenoh.keys import DEFAULT_NAMESPACE
-from .base import Space
 from .dataspace_space import DataspaceSpace
 
 __all__ = ["ZenohDataspaceSpace"]
@@ -50,24 +48,22 @@ class ZenohDataspaceSpace(DataspaceSpace):
     _senders_are_local = False  # other processes write to the routers: check sizes
     _sync_after_add = True  # add() returns once the routers have its subscriptions
 
+    _runtime_name = "zenoh-dataspace-space"
+
     def __init__(self, endpoints: Sequence[str] = (), mode: str = "assertion", *,
                  namespace: str = DEFAULT_NAMESPACE, zenoh_mode: str = "client",
                  lease_ms: int | None = None) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if isinstance(endpoints, str):
             endpoints = [endpoints]
-        self.mode = mode
-        Space.__init__(self, runtime_name=f"zenoh-dataspace-space-{mode}")
-        try:
-            self._client: ZenohDataspaceHandle = self._background.call(
-                lambda rt: open_handle(rt, list(endpoints), namespace=namespace,
-                                       mode=zenoh_mode, lease_ms=lease_ms))
-        except BaseException:
-            self._background.close()
-            raise
-        self._ds = self._client.ref
-        self._entity = None
+        self._session_options = dict(endpoints=list(endpoints), namespace=namespace,
+                                     mode=zenoh_mode, lease_ms=lease_ms)
+        super().__init__(mode)
+
+    def _open_dataspace(self) -> ZenohDataspaceHandle:
+        options = self._session_options
+        return self._background.call(
+            lambda rt: open_handle(rt, options["endpoints"], namespace=options["namespace"],
+                                   mode=options["mode"], lease_ms=options["lease_ms"]))
 
     @property
     def endpoints(self) -> list[str]:

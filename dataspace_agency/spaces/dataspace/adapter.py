@@ -51,6 +51,12 @@ from .vocabulary import (AGENT, CAPTURE, MESSAGE, REPLY, REQUEST, action_fact,
 log = logging.getLogger(__name__)
 
 MODES = ("assertion", "message")
+
+
+def check_mode(mode: str) -> None:
+    """ValueError unless ``mode`` is one of :data:`MODES`."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 _OBSERVE = Symbol("Observe")
 _BROADCASTS = rec(MESSAGE, lit(BROADCAST), CAPTURE)  # one pattern value for every agent
 
