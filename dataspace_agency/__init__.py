@@ -1,14 +1,19 @@
 """dataspace-agency: agents on a Syndicate-style dataspace, compared with message queues.
 
-Layers, bottom up (no layer imports one above it):
+Layers, bottom up (no layer imports one above it; README.md's table says more):
 
 * ``runtime``: syndicate-py's actor core hosted on trio.
 * ``dataspace``: the assertion index and the Dataspace entity.
 * ``native``: ``open_dataspace()`` for trio code: publish, retract, message, observe.
-* ``classic``: ``Agent``, ``@action`` and the adapter to the dataspace.
-* ``spaces``: ``DataspaceSpace``, ``QueueSpace``, ``MultiprocessQueueSpace``, ``AMQPSpace``,
-  ``RemoteDataspaceSpace``, ``MultiprocessDataspaceSpace``, ``ZenohDataspaceSpace``.
 * ``protocol``: the Syndicate wire protocol: ``dataspace-agency serve``, and a client.
+* ``zenoh``: the dataspace on Eclipse Zenoh routers.
+* ``classic``: ``Agent``, ``@action``, the request path and the core that runs an agent.
+* ``spaces``: the transports of classic agents (``spaces/dataspace/``: the adapter) and
+  the spaces on them: ``DataspaceSpace``, ``RemoteDataspaceSpace``,
+  ``MultiprocessDataspaceSpace``, ``ZenohDataspaceSpace``, ``QueueSpace``,
+  ``MultiprocessQueueSpace``, ``AMQPSpace``.
+* ``inspect``, ``compare`` and ``bench``, ``commands``: the inspector, measurement, and
+  the command line.
 """
 
 from typing import Any
