@@ -193,15 +193,8 @@ def generate_help(method: Callable) -> dict:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         doc_type, doc_text = doc_args.get(param.name, (None, None))
-        entry: dict[str, str] = {}
-        json_type = _type_from_annotation(hints.get(param.name, param.annotation))
-        if json_type is None and doc_type:
-            json_type = _type_from_string(doc_type)
-        if json_type is not None:
-            entry["type"] = json_type
-        if doc_text:
-            entry["description"] = doc_text
-        args[param.name] = entry
+        args[param.name] = _entry(
+            _type_from_annotation(hints.get(param.name, param.annotation)), doc_type, doc_text)
 
     # Like agency: the description is the whole text before the first section, and
     # absent (not "") when there is none.
@@ -210,14 +203,21 @@ def generate_help(method: Callable) -> dict:
     return_hint = hints.get("return", inspect.Parameter.empty)
     has_return_hint = return_hint not in (inspect.Parameter.empty, None, type(None), "None")
     if has_return_hint or doc_returns is not None:
-        returns: dict[str, str] = {}
         doc_type, doc_text = doc_returns or (None, "")
-        json_type = _type_from_annotation(return_hint) if has_return_hint else None
-        if json_type is None and doc_type:
-            json_type = _type_from_string(doc_type)
-        if json_type is not None:
-            returns["type"] = json_type
-        if doc_text:
-            returns["description"] = doc_text
-        result["returns"] = returns
+        result["returns"] = _entry(
+            _type_from_annotation(return_hint) if has_return_hint else None, doc_type, doc_text)
     return result
+
+
+def _entry(json_type: str | None, doc_type: str | None, doc_text: str | None) -> dict[str, str]:
+    """An argument's or the return value's help: its JSON type from the annotation
+    (``json_type``), else from the docstring's type; its description from the docstring.
+    Either is left out when unknown."""
+    if json_type is None and doc_type:
+        json_type = _type_from_string(doc_type)
+    entry: dict[str, str] = {}
+    if json_type is not None:
+        entry["type"] = json_type
+    if doc_text:
+        entry["description"] = doc_text
+    return entry

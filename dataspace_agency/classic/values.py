@@ -124,32 +124,48 @@ def _walk_json(value: Any, build: str, room: int = MAX_DEPTH) -> Any:
     if isinstance(value, str):
         return _walk_json(str(value), build, room)
     if isinstance(value, (list, tuple)):
-        if not room:
-            raise _Bad(_TOO_DEEP)
-        items = []
-        for i, item in enumerate(value):
-            try:
-                items.append(_walk_json(item, build, room - 1))
-            except _Bad as bad:
-                raise bad.at(i) from None
+        items = _walk_items(_walk_json, value, build, room)
         return tuple(items) if build == _PRESERVES else items
     if isinstance(value, dict):
-        if not room:
-            raise _Bad(_TOO_DEEP)
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _Bad(f"dict keys must be strings, got {_describe(key)}")
-            if not (key.isascii() or is_unicode_text(key)):
-                _refuse_surrogate(key)
-            try:
-                out[str(key)] = _walk_json(item, build, room - 1)
-            except _Bad as bad:
-                raise bad.at(key) from None
+        out = _walk_entries(_walk_json, value, build, room)
         # ImmutableDict is hashable, so built values can sit inside
         # assertions and sets without further conversion.
         return mark_deeply_frozen(preserves.ImmutableDict(out)) if build == _PRESERVES else out
     raise _Bad(f"not a JSON value: {_describe(value)}")
+
+
+# The containers are walked alike in both directions; ``walk`` is the direction's walk,
+# applied to each item one level down.
+
+def _walk_items(walk: Any, value: Any, mode: str, room: int) -> list:
+    """The walked items of a list or tuple, as a list."""
+    if not room:
+        raise _Bad(_TOO_DEEP)
+    items = []
+    for i, item in enumerate(value):
+        try:
+            items.append(walk(item, mode, room - 1))
+        except _Bad as bad:
+            raise bad.at(i) from None
+    return items
+
+
+def _walk_entries(walk: Any, value: Any, mode: str, room: int) -> dict:
+    """The walked entries of a dict (its keys checked: strings, Unicode), as a plain dict
+    with plain ``str`` keys."""
+    if not room:
+        raise _Bad(_TOO_DEEP)
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise _Bad(f"dict keys must be strings, got {_describe(key)}")
+        if not (key.isascii() or is_unicode_text(key)):
+            _refuse_surrogate(key)
+        try:
+            out[str(key)] = walk(item, mode, room - 1)
+        except _Bad as bad:
+            raise bad.at(key) from None
+    return out
 
 
 def is_unicode_text(text: str) -> bool:
@@ -261,29 +277,9 @@ def _walk_preserves(value: Any, _mode: str, room: int = MAX_DEPTH) -> Any:
     # The decoder produces tuples; accept lists too, since `preserves.encode`
     # does and values built in-process may use them.
     if isinstance(value, (tuple, list)):
-        if not room:
-            raise _Bad(_TOO_DEEP)
-        items = []
-        for i, item in enumerate(value):
-            try:
-                items.append(_walk_preserves(item, _mode, room - 1))
-            except _Bad as bad:
-                raise bad.at(i) from None
-        return items
+        return _walk_items(_walk_preserves, value, _mode, room)
     if isinstance(value, dict):  # includes ImmutableDict
-        if not room:
-            raise _Bad(_TOO_DEEP)
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _Bad(f"dict keys must be strings, got {_describe(key)}")
-            if not (key.isascii() or is_unicode_text(key)):
-                _refuse_surrogate(key)
-            try:
-                out[key] = _walk_preserves(item, _mode, room - 1)
-            except _Bad as bad:
-                raise bad.at(key) from None
-        return out
+        return _walk_entries(_walk_preserves, value, _mode, room)
     raise _Bad(f"not a JSON value: {_describe(value)}")
 
 

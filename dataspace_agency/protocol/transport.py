@@ -148,8 +148,6 @@ async def _read_socket(relay: Relay, fd: int, reader: PacketReader, peer: str) -
             continue
         except OSError as exc:
             return f"connection lost: {exc}"
-        if not data:
-            return "end of stream"
         reason = _take(relay, reader, data, peer)
         if reason is not None:
             return reason
@@ -172,16 +170,17 @@ async def _read_stream(relay: Relay, stream: trio.abc.ReceiveStream, reader: Pac
             data = await stream.receive_some(_READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             return f"connection lost: {exc}"
-        if not data:
-            return "end of stream"
         reason = _take(relay, reader, data, peer)
         if reason is not None:
             return reason
 
 
 def _take(relay: Relay, reader: PacketReader, data: bytes, peer: str) -> str | None:
-    """Handle the packets completed by ``data`` and run what they caused, all now (see
-    the module docstring); None to go on reading, or why the connection ends."""
+    """Handle the packets completed by ``data`` (a read's bytes; empty: the end of the
+    stream) and run what they caused, all now (see the module docstring); None to go on
+    reading, or why the connection ends."""
+    if not data:
+        return "end of stream"
     if relay.closed:
         return relay.close_reason or "closed"
     relay.stats.reads += 1
