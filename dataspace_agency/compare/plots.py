@@ -108,30 +108,36 @@ def _dot_plot(groups: dict, labels: dict, order: list[str], workload: str, figur
     return fig, ax, names
 
 
-def latency(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
-    made = _dot_plot(groups, labels, order, "round_trip", "rt_us_median",
-                     "µs per request() (log scale)",
-                     "Request round trip, sequential: median (dot), min–max over"
-                     " repetitions (bar), p99 (×)")
+def _finished(made: tuple[Any, Any, list[str]] | None,
+              draw: Callable[[Any, list[str]], None] | None = None) -> Any:
+    """The figure of a dot plot (None: no data), after ``draw(ax, names)`` added to it,
+    with its legend."""
     if made is None:
         return None
     fig, ax, names = made
-    p99 = [groups[("round_trip", n, "")].get("rt_us_p99") for n in names]
-    ax.plot([i for i, s in enumerate(p99) if s], [s.median for s in p99 if s], "kx",
-            markersize=7, label="p99")
+    if draw is not None:
+        draw(ax, names)
     _legend(ax)
     return fig
 
 
+def latency(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
+    def p99(ax: Any, names: list[str]) -> None:
+        found = [groups[("round_trip", n, "")].get("rt_us_p99") for n in names]
+        ax.plot([i for i, s in enumerate(found) if s], [s.median for s in found if s], "kx",
+                markersize=7, label="p99")
+
+    return _finished(_dot_plot(groups, labels, order, "round_trip", "rt_us_median",
+                               "µs per request() (log scale)",
+                               "Request round trip, sequential: median (dot), min–max over"
+                               " repetitions (bar), p99 (×)"), p99)
+
+
 def throughput(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
-    made = _dot_plot(groups, labels, order, "throughput", "messages_per_s",
-                     "messages received per second (log scale)",
-                     "One-way throughput, N messages to one agent: median (dot), min–max"
-                     " over repetitions (bar)")
-    if made is None:
-        return None
-    _legend(made[1])
-    return made[0]
+    return _finished(_dot_plot(groups, labels, order, "throughput", "messages_per_s",
+                               "messages received per second (log scale)",
+                               "One-way throughput, N messages to one agent: median (dot),"
+                               " min–max over repetitions (bar)"))
 
 
 def scale(document: dict, groups: dict, labels: dict, order: list[str]) -> Any:
