@@ -26,6 +26,20 @@ ROUND_TRIPS = (
 )
 
 
+def _table(title: str, columns: list[str], caption: str | None = None) -> Table:
+    """A report table: the first column and the ones named in ``_TEXT`` left-aligned,
+    goal columns centred, the figures right-aligned."""
+    table = Table(title=title, caption=caption)
+    for i, name in enumerate(columns):
+        justify = ("left" if i == 0 or name in _TEXT else
+                   "center" if name.startswith("goal") else "right")
+        table.add_column(name, justify=justify)
+    return table
+
+
+_TEXT = {"request() raised"}  # columns of words, not figures
+
+
 def _by_mode(figures: dict, goal: str, describe: Callable[[dict], str]) -> str:
     return ", ".join(f"{mode} {describe(f)} {common.mark(figures['goals'][goal][mode])}"
                      for mode, f in figures["modes"].items())
@@ -67,19 +81,14 @@ def report(figures: dict, console: Console) -> None:
 
     # 2. one-way messages
     any_f = next(iter(modes.values()))["messages"]
-    table = Table(title=f"One-way messages: A's async action calls self.send(...) "
-                        f"{any_f['messages']:,} times, B's async action counts",
-                  caption=(f"the sender yields every {sizes['batch']:,} sends; median of "
-                           f"{any_f['runs']} run(s)\neach send is answered: the replies go "
-                           "to A's handle_action_value (worker thread)"))
-    table.add_column("mode")
-    table.add_column("messages", justify="right")
-    table.add_column("s to last\nreceipt", justify="right")
-    table.add_column("received/s", justify="right")
-    table.add_column(f"goal\n≥ {GOAL_MESSAGES:,.0f}/s", justify="center")
-    table.add_column("s to last\nreply", justify="right")
-    table.add_column("replied/s", justify="right")
-    table.add_column("s sending", justify="right")
+    table = _table(f"One-way messages: A's async action calls self.send(...) "
+                   f"{any_f['messages']:,} times, B's async action counts",
+                   ["mode", "messages", "s to last\nreceipt", "received/s",
+                    f"goal\n≥ {GOAL_MESSAGES:,.0f}/s", "s to last\nreply", "replied/s",
+                    "s sending"],
+                   caption=(f"the sender yields every {sizes['batch']:,} sends; median of "
+                            f"{any_f['runs']} run(s)\neach send is answered: the replies go "
+                            "to A's handle_action_value (worker thread)"))
     for mode, f in modes.items():
         msg = f["messages"]
         table.add_row(mode, f"{msg['messages']:,}", f"{msg['receive_s']:.3f}",
@@ -97,18 +106,13 @@ def report(figures: dict, console: Console) -> None:
         console.print(f"[red]error answers to sends:[/] {errors}")
 
     # 3. adding agents
-    table = Table(title="Adding idle agents with space.add(...) (fresh process per mode)",
-                  caption="memory: VmRSS delta / agents, gc.collect() before each reading;"
-                          " remove: space.destroy() / agents")
-    table.add_column("mode")
-    table.add_column("agents", justify="right")
-    table.add_column("ms per add", justify="right")
-    table.add_column("ms per add,\nlast 10%", justify="right")
-    table.add_column(f"goal\n≤ {GOAL_ADD_MS:g} ms", justify="center")
-    table.add_column("KB per\nidle agent", justify="right")
-    table.add_column(f"goal\n≤ {GOAL_IDLE_KB:g} KB", justify="center")
-    table.add_column("facts in the\ndataspace", justify="right")
-    table.add_column("ms per\nremove", justify="right")
+    table = _table("Adding idle agents with space.add(...) (fresh process per mode)",
+                   ["mode", "agents", "ms per add", "ms per add,\nlast 10%",
+                    f"goal\n≤ {GOAL_ADD_MS:g} ms", "KB per\nidle agent",
+                    f"goal\n≤ {GOAL_IDLE_KB:g} KB", "facts in the\ndataspace",
+                    "ms per\nremove"],
+                   caption="memory: RSS delta / agents, gc.collect() before each reading;"
+                           " remove: space.destroy() / agents")
     for mode, f in modes.items():
         a = f["adding"]
         table.add_row(mode, f"{a['agents']:,}", f"{a['add_ms']:.3f}", f"{a['add_tail_ms']:.3f}",
@@ -123,15 +127,11 @@ def report(figures: dict, console: Console) -> None:
                              lambda f: f"{f['adding']['idle_kb']:,.2f} KB"))
 
     # 4. failure detection
-    table = Table(title="Failure detection: the responder is removed while its action runs",
-                  caption="time from space.remove() until the requester's request() raises")
-    table.add_column("mode")
-    table.add_column("request timeout", justify="right")
-    table.add_column("request() raised")
-    table.add_column("ms after remove\n(median)", justify="right")
-    table.add_column("ms after remove\n(max)", justify="right")
-    table.add_column("ms after request\n(median)", justify="right")
-    table.add_column("removals", justify="right")
+    table = _table("Failure detection: the responder is removed while its action runs",
+                   ["mode", "request timeout", "request() raised",
+                    "ms after remove\n(median)", "ms after remove\n(max)",
+                    "ms after request\n(median)", "removals"],
+                   caption="time from space.remove() until the requester's request() raises")
     for mode, f in modes.items():
         fd = f["failure"]
         table.add_row(mode, f"{fd['timeout_s']:g} s", ", ".join(fd["raised"]),
