@@ -238,15 +238,13 @@ def request(core: AgentCore, message: dict, timeout: float) -> Any:
     completion = ThreadCompletion()
     core.agent._message_log.append(message)
     slot = core.blocking_slot()
-    try:  # from the send on: an interrupt even right after it abandons the request
-        core.run_soon(lambda: core.start_send(message, completion))
-        if slot is not None:  # let this agent handle other messages meanwhile
-            core.run_soon(slot.release)
-        if not completion.wait(max(0.0, timeout - (time.monotonic() - started))):
-            raise _timed_out(core, message, timeout)
-    except BaseException:
-        _abandon(core, message)
-        raise
+    try:
+        with _AbandonedOnError(core, message):  # an interrupt even right after the send
+            core.run_soon(lambda: core.start_send(message, completion))
+            if slot is not None:  # let this agent handle other messages meanwhile
+                core.run_soon(slot.release)
+            if not completion.wait(_left(started, timeout)):
+                raise _timed_out(core, message, timeout)
     finally:
         if slot is not None:
             trio.from_thread.run(slot.reacquire, trio_token=core.token)
@@ -267,22 +265,43 @@ async def arequest(core: AgentCore, message: dict, timeout: float) -> Any:
         completion = LoopCompletion()
     core.agent._message_log.append(message)
     slot = core.blocking_slot() if on_runtime else None
-    try:  # from the send on: a cancellation even right after it abandons the request
-        if on_runtime:
-            core.start_send(message, completion)
-            if slot is not None:
-                slot.release()
-        else:
-            core.run_soon(lambda: core.start_send(message, completion))
-        if not await completion.wait(max(0.0, timeout - (time.monotonic() - started))):
-            raise _timed_out(core, message, timeout)
-    except BaseException:
-        _abandon(core, message)
-        raise
+    try:
+        with _AbandonedOnError(core, message):  # a cancellation even right after the send
+            if on_runtime:
+                core.start_send(message, completion)
+                if slot is not None:
+                    slot.release()
+            else:
+                core.run_soon(lambda: core.start_send(message, completion))
+            if not await completion.wait(_left(started, timeout)):
+                raise _timed_out(core, message, timeout)
     finally:
         if slot is not None:
             await slot.reacquire()
     return _outcome(completion.outcome)
+
+
+def _left(started: float, timeout: float) -> float:
+    """Seconds left of ``timeout`` from ``started`` (monotonic), never negative."""
+    return max(0.0, timeout - (time.monotonic() - started))
+
+
+class _AbandonedOnError:
+    """Around a request from its send on: an exception (the timeout, an interrupt, a
+    cancellation) abandons it, so that a late answer is dropped. A class rather than
+    ``contextlib.contextmanager``: it is on every request's path, and costs less."""
+
+    __slots__ = ("core", "message")
+
+    def __init__(self, core: AgentCore, message: dict) -> None:
+        self.core, self.message = core, message
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, *_rest: object) -> None:
+        if kind is not None:
+            _abandon(self.core, self.message)
 
 
 def _abandon(core: AgentCore, message: dict) -> None:
