@@ -199,7 +199,9 @@ class _Unusual(Exception):
 
 def _fast_to_preserves(value: Any, room: int = MAX_DEPTH) -> Any:
     # Exact plain types only; anything else (subclasses, bad values, too deep) goes to the
-    # careful walk, which also builds the error path. About 40% cheaper on typical messages.
+    # careful walk, which also builds the error path. 23 % cheaper on a typical message
+    # (6.7 against 8.7 µs; from_preserves's fast walk: 16 %), benchmarks/values_walks.py:
+    # about 1 % of a request's round trip, kept because every message pays it.
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool:
         return value
