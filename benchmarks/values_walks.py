@@ -2,6 +2,7 @@
 against the careful one, on a typical classic message (best of 7 timeit runs, alternating).
 
     .venv/bin/python benchmarks/values_walks.py
+"""
 
 import timeit
 from dataspace_agency.classic import values as v
@@ -10,6 +11,8 @@ msg = {"meta": {"id": "7f3c9a2e-1b4d-4c8e-9f1a-2b3c4d5e6f70", "parent_id": None}
        "action": {"name": "search", "args": {"query": "dataspace", "limit": 10,
                                              "filters": ["a", "b"], "exact": False}}}
 pv = v.to_preserves(msg)
+# The careful walks are private (classic/values.py): this benchmark is their only caller
+# outside the module.
 cases = {
   "to_preserves fast": lambda: v._fast_to_preserves(msg),
   "to_preserves careful": lambda: v._run(v._walk_json, msg, v._PRESERVES, "value"),
