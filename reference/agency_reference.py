@@ -317,9 +317,9 @@ def scale(h: Harness, p: dict) -> dict:
     me.request({"to": f"idle-{k - 1}", "action": {"name": "help", "args": {}}}, timeout=30)
     gc.collect()
     full = memory.tree_memory()
-    cpu_before, wall_before = memory.tree_cpu_seconds(), time.perf_counter()
+    cpu_before, wall_before = memory.tree_cpu_times(), time.perf_counter()
     time.sleep(p["idle_s"])  # the idle window being measured
-    idle_cpu = memory.tree_cpu_seconds() - cpu_before
+    idle_cpu = memory.cpu_between(cpu_before, memory.tree_cpu_times())
     idle_wall = time.perf_counter() - wall_before
     h.destroy()
     figures = _latency("add_ms", adds, 1e3)

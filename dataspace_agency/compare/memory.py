@@ -54,14 +54,23 @@ def tree_memory(pid: int | None = None) -> dict[str, Any]:
             "processes": count}
 
 
-def tree_cpu_seconds(pid: int | None = None) -> float:
-    """User plus system CPU seconds used so far by ``pid`` and its descendants (live
-    ones: compare two readings over a window in which none exits)."""
-    total = 0.0
+def tree_cpu_times(pid: int | None = None) -> dict[int, float]:
+    """User plus system CPU seconds used so far by ``pid`` and each of its live
+    descendants, by PID (compare two readings with :func:`cpu_between`)."""
+    times: dict[int, float] = {}
     for process in _tree(pid or os.getpid()):
         try:
-            times = process.cpu_times()
+            used = process.cpu_times()
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
-        total += times.user + times.system
-    return total
+        times[process.pid] = used.user + used.system
+    return times
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings of :func:`tree_cpu_times` by the processes
+    alive at the second; one started in between counts whole. One that exited in between
+    is left out: its share of the window is unknown, and subtracting its whole time (as a
+    plain sum of the tree did) could make the figure negative when an unrelated child of
+    this process ended during the window."""
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 from ...classic import ActionError
 from ..backends import Backend, Options
-from ..memory import tree_cpu_seconds, tree_memory
+from ..memory import cpu_between, tree_cpu_times, tree_memory
 
 NAMES = ("round_trip", "throughput", "broadcast", "scale", "failure", "late_join", "state")
 # Application workloads under faults (issue 17): run when named, and by default in --full.
@@ -90,8 +90,12 @@ class Context:
         return tree_memory()
 
     @staticmethod
-    def cpu_seconds() -> float:
-        return tree_cpu_seconds()
+    def cpu_times() -> dict[int, float]:
+        return tree_cpu_times()
+
+    @staticmethod
+    def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+        return cpu_between(before, after)
 
 
 def request_in_background(me: Any, message: dict, timeout: float,

@@ -59,9 +59,9 @@ def run(ctx: Context, params: dict) -> dict:
                    timeout=TIMEOUT_S)
         gc.collect()
         full = ctx.memory()
-        cpu_before, wall_before = ctx.cpu_seconds(), clock()
+        cpu_before, wall_before = ctx.cpu_times(), clock()
         time.sleep(params["idle_s"])  # the idle window being measured
-        idle_cpu = ctx.cpu_seconds() - cpu_before
+        idle_cpu = ctx.cpu_between(cpu_before, ctx.cpu_times())
         idle_wall = clock() - wall_before
     figures = latency_figures("add_ms", adds, scale=1e3)
     figures.update({
