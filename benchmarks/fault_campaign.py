@@ -19,8 +19,8 @@
    duplicates dropped by the receiver, re-sent, and lost (sent, not received, not
    failed: must be 0).
 
-Nothing here is asserted; the tests (tests/test_faults.py, tests/test_amqp_space.py)
-assert the behaviour, this script measures it.
+Nothing here is asserted; the tests (tests/protocol/test_faults.py,
+tests/spaces/test_amqp_space.py) assert the behaviour, this script measures it.
 """
 
 from __future__ import annotations

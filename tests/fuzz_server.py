@@ -1,6 +1,6 @@
 """A server to fuzz: a real server process, bad connections as raw sockets, a good client.
 
-Used by ``tests/test_fuzz_wire.py`` and ``benchmarks/fuzz_campaign.py``. Why a child
+Used by ``tests/protocol/test_fuzz_wire.py`` and ``benchmarks/fuzz_campaign.py``. Why a child
 process (``ServerProcess``) rather than a server in the test's own trio run: "the server
 never dies" is then a fact one can observe (the process is alive, its exit code), and a
 hang in the server cannot hang the fuzzer, whose sockets are blocking ones with timeouts.

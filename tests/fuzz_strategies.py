@@ -1,9 +1,9 @@
 """Hypothesis strategies for fuzzing: bad wire input and bad classic values.
 
-Shared by the bounded fuzz tests (``tests/test_fuzz_wire.py``, ``tests/test_fuzz_classic.py``)
-and the long campaign (``benchmarks/fuzz_campaign.py``, which puts ``tests/`` on its path).
-They live under ``tests/`` because they are test code: the package does not ship them,
-and the tests must not depend on ``benchmarks/``.
+Shared by the bounded fuzz tests (``tests/protocol/test_fuzz_wire.py``,
+``tests/classic/test_fuzz_classic.py``) and the long campaign (``benchmarks/fuzz_campaign.py``,
+which puts ``tests/`` on its path). They live under ``tests/`` because they are test code:
+the package does not ship them, and the tests must not depend on ``benchmarks/``.
 
 Wire inputs (bytes a peer might send): random bytes; valid packets mutated (bytes flipped,
 cut, inserted, spliced, length prefixes duplicated or lengthened); valid Preserves with the

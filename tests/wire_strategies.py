@@ -1,7 +1,7 @@
 """Hypothesis strategies for the JSON wire: classic values with everything JSON finds awkward.
 
-Shared by ``tests/test_wire_json.py`` (the codec on its own) and
-``tests/test_wire_backends.py`` (the same values through every backend). On top of
+Shared by ``tests/classic/test_wire_json.py`` (the codec on its own) and
+``tests/spaces/test_wire_backends.py`` (the same values through every backend). On top of
 ``fuzz_strategies.json_values`` (NaN, infinities, ints up to 2**200): strings and keys
 with surrogate code points (lone, and high+low pairs that must stay two code points),
 ints up to Python's int/str limit, nesting close to ``values.MAX_DEPTH``, non-ASCII keys.

@@ -1,5 +1,5 @@
 """A process holding a ZenohDataspaceSpace, driven by one-line JSON commands on stdin and
-answering one JSON line each on stdout (for tests/test_zenoh_cluster.py: it runs inside
+answering one JSON line each on stdout (for tests/zenoh/test_cluster.py: it runs inside
 the test's network namespace, where the test process itself cannot be).
 
     {"op": "add", "id": "worker"}                     -> {"ok": true}

@@ -6,7 +6,7 @@ pure-Python codec took ~40 us to encode, ~80 us to decode and ~120 us more to pa
 packet with the schema; a round trip through a server crosses the codec eight times. The
 encoder and decoder below handle the same binary syntax (machine-oriented Preserves, as in
 preserves 0.996) with flat type dispatch and are checked against preserves itself by
-property tests (``tests/test_protocol_codec.py``); packets are read straight from the
+property tests (``tests/protocol/test_codec.py``); packets are read straight from the
 decoded values.
 
 What is on the wire (see syndicate.md): a stream of Preserves values with no framing.

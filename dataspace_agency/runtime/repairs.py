@@ -1,7 +1,7 @@
 """Repairs to syndicate-py 0.19.3 (pinned), applied once when the runtime is imported.
 
 syndicate-py's actor core runs unchanged except for these four methods, each replaced by
-a version with the same contract. ``tests/test_runtime_hosting.py`` checks that the
+a version with the same contract. ``tests/runtime/test_hosting.py`` checks that the
 originals still look as described here, so an upgrade that changes them fails loudly.
 
 ``Facet.log``

@@ -5,7 +5,7 @@ assert each ASSERTION (Preserves text) and sync.
     python stock_cap_peer.py ADDRESS CAP [ASSERTION ...]
 
 Prints, flushed: ``rejected DETAIL`` or ``accepted``, then ``synced`` once the server has
-handled every assertion. Used by tests/test_security.py.
+handled every assertion. Used by tests/protocol/test_security.py.
 """
 
 import sys

@@ -4,7 +4,7 @@ announce presence, greet every peer that appears, print what it sees.
     python stock_chat_peer.py ADDRESS CAPABILITY NAME
 
 Prints one line per event, flushed: ``present WHO``, ``absent WHO``, ``said FROM TO TEXT``.
-Used by tests/test_server_interop.py; each instance runs in its own process.
+Used by tests/protocol/test_server_interop.py; each instance runs in its own process.
 """
 
 import sys

@@ -19,7 +19,7 @@ from dataspace_agency.zenoh.process import NetworkNamespace, RouterProcess
 
 from zenoh_fixtures import fresh_namespace
 
-AGENT = str(Path(__file__).with_name("zenoh_cluster_agent.py"))
+AGENT = str(Path(__file__).parents[1] / "zenoh_cluster_agent.py")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ nbformat = pytest.importorskip("nbformat", reason="needs the dev extra (nbclient
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "interactive.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "interactive.ipynb"
 KERNEL = "dataspace-agency-test"
 
 

@@ -1,5 +1,5 @@
 """What only ``MultiprocessQueueSpace`` promises (the classic contract itself runs on it in
-test_classic_contract.py): agents in their own processes, a child's death noticed and
+tests/classic/test_contract.py): agents in their own processes, a child's death noticed and
 answered at once, and no child process outliving the space or its parent."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataspace_agency import ActionError, Agent, MultiprocessQueueSpace, action
 from helpers import sigint_as_in_a_terminal
 
 WAIT = 5.0
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def msg(to: str, name: str, /, **args) -> dict:

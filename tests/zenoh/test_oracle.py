@@ -1,8 +1,9 @@
 """The dataspace on Zenoh against the oracle: random operation sequences (publish,
 retract, message, observe, stop observing) run on a Zenoh dataspace handle and on the
 naive matcher (dataspace/naive.py); after each operation and a sync, every observer has
-seen the same events. Values and patterns come from test_index_properties' strategies,
-without embedded references (they cannot cross Zenoh)."""
+seen the same events. Values and patterns come from the strategies of
+tests/dataspace/test_index_properties.py, without embedded references (they cannot cross
+Zenoh)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from dataspace_agency.dataspace.naive import NaiveIndex
 from dataspace_agency.zenoh import connect
 
 from helpers import pending
-from test_index_properties import RecordingSink, event_bag, scenarios
+# tests/dataspace/, reached through tests/ (on the path as conftest.py's folder).
+from dataspace.test_index_properties import RecordingSink, event_bag, scenarios
 from zenoh_fixtures import fresh_namespace, router  # noqa: F401 - the router fixture
 
 

@@ -22,7 +22,7 @@ from syndicate import patterns as P
 from dataspace_agency.protocol.client import ConnectionFailed
 from dataspace_agency.protocol.sync_client import connect_sync
 
-PEER = str(Path(__file__).parent / "protocol_peers" / "stock_chat_peer.py")
+PEER = str(Path(__file__).parents[1] / "protocol_peers" / "stock_chat_peer.py")
 WAIT = 20.0
 
 

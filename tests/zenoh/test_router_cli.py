@@ -43,7 +43,7 @@ def test_bad_endpoints_are_errors_naming_them():
 
 def test_the_zenoh_agents_example():
     from pathlib import Path
-    example = Path(__file__).resolve().parent.parent / "examples" / "zenoh_agents.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "zenoh_agents.py"
     done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
                           timeout=90)
     assert done.returncode == 0, done.stderr

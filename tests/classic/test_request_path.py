@@ -1,6 +1,6 @@
 """The one classic request path (classic/requests.py), as every caller meets it: agents,
 foreground agents and client handles, from threads, trio and asyncio, on the in-process
-backends (the same code serves the others; test_classic_contract.py runs them all).
+backends (the same code serves the others; test_contract.py runs them all).
 
 Synchronised on events with timeouts only; nothing here measures speed
 (benchmarks/request_path.py does)."""

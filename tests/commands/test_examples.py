@@ -26,7 +26,7 @@ import pytest
 
 from dataspace_agency.commands import example as example_command
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(name: str, *args: str, stdin: str | None = None) -> list[str]:
@@ -669,20 +669,22 @@ def test_example_runs_a_directory_example():
     assert done.stdout.splitlines()[-1] == "bob exited with -9; alice still running: True"
 
 
-# Examples whose tests live in another file (that file must name the example).
-TESTED_ELSEWHERE = {"interactive": "test_interactive.py", "zenoh_agents": "test_zenoh_router_cli.py"}
+# Examples whose tests live in another file (that file must name the example), by its path
+# under tests/.
+TESTED_ELSEWHERE = {"interactive": "classic/test_interactive.py",
+                    "zenoh_agents": "zenoh/test_router_cli.py"}
 
 
 def test_every_example_has_a_test():
     source = pathlib.Path(__file__).read_text()
     for name, path in example_command.find_examples(EXAMPLES).items():
         if name in TESTED_ELSEWHERE:
-            other = pathlib.Path(__file__).with_name(TESTED_ELSEWHERE[name])
+            other = pathlib.Path(__file__).resolve().parents[1] / TESTED_ELSEWHERE[name]
             assert f'"{path.name}"' in other.read_text(), f"{other.name} does not run {name}"
             continue
         runs = (f'run_example("{path.name}"' in source
                 or f'EXAMPLES / "{path.name}"' in source)
-        assert runs, f"examples/{path.name} has no test in tests/test_examples.py"
+        assert runs, f"examples/{path.name} has no test in tests/commands/test_examples.py"
 
 
 def test_example_unknown_or_missing_name():

@@ -3,7 +3,7 @@
 Oracles: the round trip is the identity (``json_equal``: NaN is NaN, -0.0 keeps its sign,
 types count) for every value the validator accepts; ``message_size`` is the length of the
 bytes sent; anything that is not such JSON is a ``ValueError`` naming the problem.
-The same values through every backend: tests/test_wire_backends.py.
+The same values through every backend: tests/spaces/test_wire_backends.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The inspector (dataspace_agency.inspect): its JSON and event streams, against a real
 server (``dataspace-agency serve`` in a child), the real ``dataspace-agency inspect``
 command in another child, and agents in further child processes; and ``space.inspect()``
-for a space of this process. The page in a real browser: test_inspect_browser.py."""
+for a space of this process. The page in a real browser: test_browser.py."""
 
 from __future__ import annotations
 
@@ -282,7 +282,7 @@ def test_bad_command_lines_are_refused_clearly():
 def test_failure_example_can_be_watched_with_the_inspector():
     """examples/failure.py --inspect: the page lists the pending request until the worker
     dies (Enter), then the example reports the ActionError as usual."""
-    examples = Path(__file__).resolve().parent.parent / "examples"
+    examples = Path(__file__).resolve().parents[2] / "examples"
     process = subprocess.Popen(
         [sys.executable, "failure.py", "--backend", "dataspace-assertion",
          "--inspect", "127.0.0.1:0"], cwd=examples, stdin=subprocess.PIPE,

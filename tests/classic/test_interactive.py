@@ -23,7 +23,7 @@ from dataspace_agency.classic.eval_action import EvalAgent, EvalMixin
 from dataspace_agency.dataspace.patterns import InvalidPattern
 
 # The contract suite's backends and fixtures: every test taking `space` runs on all five.
-from test_classic_contract import (IN_PROCESS_SYNC, SPACE_FACTORIES, WAIT, space,  # noqa: F401
+from test_contract import (IN_PROCESS_SYNC, SPACE_FACTORIES, WAIT, space,  # noqa: F401
                                    sync, sync_manager, take)
 
 DATASPACE_FACTORIES = [p for p in SPACE_FACTORIES if p.id.startswith("dataspace")]
@@ -455,7 +455,7 @@ def test_the_interactive_example_runs(kind):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "examples" / "interactive.py"
+    script = Path(__file__).resolve().parents[2] / "examples" / "interactive.py"
     done = subprocess.run([sys.executable, str(script), "--space", kind], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

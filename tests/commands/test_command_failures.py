@@ -22,7 +22,7 @@ from dataspace_agency.commands.failures import (EXIT_BROKEN_PIPE, EXIT_INTERRUPT
                                                 CommandFailed, leaves, only, run_command)
 from helpers import sigint_as_in_a_terminal
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60  # generous bound for a child on a loaded 2-core machine
 CAP = '<ref {oid: "syndicate" sig: #[GEU/WdIFXpvkUCtD6qqA6A==]}>'  # well-formed, unknown
 

@@ -84,7 +84,7 @@ def test_a_space_left_open_is_named_with_its_agents_and_facts():
         assert facts > 0
         found = leaks.find_leaks(baseline, grace=GRACE)
         text = "\n".join(found)
-        assert "space DataspaceSpace opened at tests/test_no_leaks.py:" in text
+        assert "space DataspaceSpace opened at tests/runtime/test_no_leaks.py:" in text
         assert f"1 agent(s) ['keeper'], {facts} fact(s)" in text
         # Its runtime and the runtime's thread are open too, and named.
         assert "runtime opened at" in text and "'keeper'" in text and "drain_forever" in text
@@ -139,7 +139,7 @@ def test_the_check_raises_a_leak_error_listing_each_leak():
 
 
 async def test_a_cancelled_areceive_leaves_no_thread_and_takes_nothing():
-    # A leak the check found (tests/test_interactive.py): areceive's helper thread used to
+    # A leak the check found (tests/classic/test_interactive.py): areceive's helper thread used to
     # outlive a cancelled await, then swallow the next message meant for receive().
     with QueueSpace() as space:
         me, other = space.connect("me"), space.connect("other")

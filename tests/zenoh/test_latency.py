@@ -12,7 +12,7 @@ import pytest
 from dataspace_agency.zenoh.delay import DelayProxy
 from dataspace_agency.zenoh.process import RouterProcess
 
-from test_zenoh_cluster import AgentProcess
+from test_cluster import AgentProcess
 from zenoh_fixtures import fresh_namespace
 
 

@@ -3,7 +3,7 @@ driven by Selenium (no browser downloaded at install time; .ci/run installs both
 
 The first test also saves the screenshot docs/inspect.md shows: to refresh it, run
 ``DATASPACE_AGENCY_SCREENSHOT=docs/inspect.png .venv/bin/python -m pytest
-tests/test_inspect_browser.py``. Without that variable it goes to the test's tmp_path.
+tests/inspect/test_browser.py``. Without that variable it goes to the test's tmp_path.
 """
 
 from __future__ import annotations

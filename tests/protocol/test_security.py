@@ -52,7 +52,7 @@ from dataspace_agency.spaces import RemoteDataspaceSpace
 
 WAIT = 15.0
 KEY = b"security-test-key"
-STOCK_PEER = str(Path(__file__).parent / "protocol_peers" / "stock_cap_peer.py")
+STOCK_PEER = str(Path(__file__).parents[1] / "protocol_peers" / "stock_cap_peer.py")
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The dataspace on Zenoh: the in-process dataspace's semantic tests run unchanged on it
-(imported from test_dataspace, with this module's ``ds`` fixture), then what is specific
-to Zenoh: bags across sessions, sync, large values, what cannot cross, a crashed
-session's facts, key expressions."""
+(imported from tests/dataspace/test_dataspace.py, with this module's ``ds`` fixture), then
+what is specific to Zenoh: bags across sessions, sync, large values, what cannot cross, a
+crashed session's facts, key expressions."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from helpers import next_events, pending, rec
 from zenoh_fixtures import ds, fresh_namespace, router  # noqa: F401 - fixtures
 
 # The in-process dataspace's tests that do not read its entity: the same semantics here.
-from test_dataspace import (  # noqa: F401 - collected again, with this module's ds
+# (tests/dataspace/ is reached through tests/, which is on the path as conftest.py's folder.)
+from dataspace.test_dataspace import (  # noqa: F401 - collected again, with this module's ds
     test_bag_counts_copies_of_one_assertion, test_booleans_ints_and_doubles_are_distinct,
     test_capture_tuples_are_counted_per_observer, test_non_preserves_values_are_refused_with_a_clear_error,
     test_patterns_dicts_sequences_extra_fields_nested_binds, test_replay_then_live_changes)
