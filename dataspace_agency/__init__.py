@@ -12,8 +12,8 @@ Layers, bottom up (no layer imports one above it; README.md's table says more):
   the spaces on them: ``DataspaceSpace``, ``RemoteDataspaceSpace``,
   ``MultiprocessDataspaceSpace``, ``ZenohDataspaceSpace``, ``QueueSpace``,
   ``MultiprocessQueueSpace``, ``AMQPSpace``.
-* ``inspect``, ``compare`` and ``bench``, ``commands``: the inspector, measurement, and
-  the command line.
+* ``inspect``, ``compare`` (with ``compare/bench``), ``commands``: the inspector,
+  measurement, and the command line.
 """
 
 from typing import Any

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen benchmark(s), each printing its own report."""
-    from ..bench import classic, routing
+    from ..compare.bench import classic, routing
     benchmarks = {"routing": routing, "classic": classic}
     names = list(benchmarks) if args.which == "all" else [args.which]
     status = 0

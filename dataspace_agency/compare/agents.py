@@ -50,7 +50,7 @@ class Echo(Agent):
 async def time_arequests(agent: Agent, message: dict, count: int, warm_up: int) -> list[float]:
     """Inside an ``async def`` action of ``agent``: the durations, in seconds, of
     ``count`` sequential ``arequest(message)`` round trips after ``warm_up`` untimed ones.
-    Also used by ``dataspace-agency bench`` (bench/classic.py)."""
+    Also used by ``dataspace-agency bench`` (compare/bench/classic.py)."""
     for _ in range(warm_up):
         await agent.arequest(message, timeout=30)
     samples = []

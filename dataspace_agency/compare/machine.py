@@ -2,7 +2,7 @@
 
 * :func:`machine`: OS, CPU model and count, memory, Python, and the versions of every
   package that shapes a figure (ours, syndicate-py, trio, agency, pika, ...); the one
-  description of the machine for the comparison and the benchmarks (``bench/``), and
+  description of the machine for the comparison and the benchmarks (``compare/bench/``), and
   :func:`summary`, its one line.
 * :func:`load`: the load average and the CPU that *other* processes used over a short
   window (everything not in this process's tree), taken before and after a run: on a

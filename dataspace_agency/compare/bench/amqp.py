@@ -10,7 +10,7 @@
 Goals: round trip ≤ 2 ms median, ≥ 2,000 one-way messages/s. The agents share one space
 (one connection); each run uses a fresh exchange.
 
-Run ``python -m dataspace_agency.bench.amqp --url amqp://guest:guest@127.0.0.1:5672/%2F``
+Run ``python -m dataspace_agency.compare.bench.amqp --url amqp://guest:guest@127.0.0.1:5672/%2F``
 (or set ``DATASPACE_AGENCY_AMQP_URL``); ``--quick`` for fewer iterations.
 """
 
@@ -27,7 +27,7 @@ import uuid
 from rich.console import Console
 from rich.table import Table
 
-from ..spaces.amqp import AMQPSpace
+from ...spaces.amqp import AMQPSpace
 from .classic import Caller, Counter, Responder, Sender, Sizes, _sync_round_trips
 
 GOAL_ROUND_TRIP_MS = 2.0

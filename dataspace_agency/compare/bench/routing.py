@@ -39,12 +39,12 @@ from rich.table import Table
 from syndicate import dataspace, turn
 from syndicate import patterns as P
 
+from ...dataspace.index import Index
+from ...dataspace.naive import NaiveIndex
+from ...native import open_dataspace
+from ...runtime import collector
+from ..machine import machine, summary
 from . import common
-from ..compare.machine import machine, summary
-from ..dataspace.index import Index
-from ..dataspace.naive import NaiveIndex
-from ..native import open_dataspace
-from ..runtime import collector
 
 GOAL_SCALING = 2.0  # index cost at the largest N / at the smallest N
 GOAL_MESSAGE_US = 20.0  # index µs per routed message

@@ -47,11 +47,11 @@ from typing import Any, Callable
 import psutil
 import trio
 
+from ...classic import ActionError, Agent, action
+from ...spaces import DataspaceSpace
+from ..agents import time_arequests
+from ..machine import machine
 from . import common
-from ..classic import ActionError, Agent, action
-from ..compare.agents import time_arequests
-from ..compare.machine import machine
-from ..spaces import DataspaceSpace
 from .classic_report import (GOAL_ADD_MS, GOAL_IDLE_KB, GOAL_MESSAGES, GOAL_ROUND_TRIP_US,
                              ROUND_TRIPS, report)
 
@@ -322,14 +322,14 @@ def measure_adding(mode: str, count: int) -> dict:
 
 
 _CHILD = ("import json, sys\n"
-          "from dataspace_agency.bench.classic import measure_adding\n"
+          "from dataspace_agency.compare.bench.classic import measure_adding\n"
           "print(json.dumps(measure_adding(sys.argv[1], int(sys.argv[2]))))\n")
 
 
 def measure_adding_isolated(mode: str, count: int) -> dict:
     """:func:`measure_adding` in a new Python process: memory freed by whatever ran
     before would otherwise be reused and hide what the agents cost."""
-    package_root = str(Path(__file__).resolve().parents[2])
+    package_root = str(Path(__file__).resolve().parents[3])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH"))
                                         if p)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import common
-from ..compare.machine import summary
+from ..machine import summary
 
 GOAL_ROUND_TRIP_US = 100.0  # median agent-to-agent request() round trip, async to async
 GOAL_MESSAGES = 50_000.0  # one-way messages per second, received
