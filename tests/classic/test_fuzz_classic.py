@@ -25,6 +25,11 @@ from dataspace_agency.protocol.codec import decode, encode
 from fuzz_strategies import (FIELDS, json_equal, json_values, json_with_one_bad_part,
                              preserves_values, valid_message)
 
+# Hypothesis pretty-prints each example: a nested Preserves value of a few dozen leaves
+# passes its 30 kB "Generating overly large repr" warning line (as in
+# tests/protocol/test_codec.py). The values' size is what these tests want.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
