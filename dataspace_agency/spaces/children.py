@@ -191,3 +191,23 @@ class WakePipe:
                 os.close(fd)
             except OSError:
                 pass
+
+
+class ChildPids:
+    """``pid_of()`` for the spaces whose agents may run in child processes (a mixin of
+    :class:`~.base.Space` subclasses): each says which child runs an agent now
+    (``_running_child_pid``); a foreground agent runs in this process."""
+
+    def _running_child_pid(self, id: str) -> int | None:
+        raise NotImplementedError
+
+    def pid_of(self, id: str) -> int:
+        """The process id of the process agent ``id`` runs in (ours for foreground
+        agents); ``ValueError`` naming it if the space has no such agent."""
+        pid = self._running_child_pid(id)
+        if pid is not None:
+            return pid
+        with self._lock:  # type: ignore[attr-defined]  (Space's)
+            if self._agents.get(id) is not None:  # type: ignore[attr-defined]
+                return os.getpid()
+        raise ValueError(f'no agent "{id}" in this space')

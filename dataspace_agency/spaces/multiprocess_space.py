@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -76,14 +75,15 @@ from ..classic.message import new_message_id, validate_agent_id, validate_messag
 from ..runtime import Runtime
 from . import multiprocess_host
 from .base import RouterTransport, Space
-from .children import WakePipe, agent_process, child_context, end_process, start_agent_process
+from .children import (ChildPids, WakePipe, agent_process, child_context, end_process,
+                       start_agent_process)
 from .multiprocess_router import Child, ProcessRouter
 from .process_wire import CONTROL, encode_frame
 
 log = logging.getLogger(__name__)
 
 
-class MultiprocessQueueSpace(ProcessRouter, Space):
+class MultiprocessQueueSpace(ChildPids, ProcessRouter, Space):
     """A space whose background agents each run in a child process; see the module
     docstring. ``stop_timeout``: how long :meth:`remove` / :meth:`destroy` wait for a
     child to run ``before_remove`` and exit before terminating it."""
@@ -178,16 +178,10 @@ class MultiprocessQueueSpace(ProcessRouter, Space):
                 ours.close()
             raise
 
-    def pid_of(self, id: str) -> int:
-        """The process id of the process agent ``id`` runs in (ours for foreground
-        agents)."""
+    def _running_child_pid(self, id: str) -> int | None:
         with self._table_lock:
             child = self._children.get(id)
-            if child is not None and child.state == "ready":
-                return child.pid
-            if id in self._cores:
-                return os.getpid()
-        raise ValueError(f'no agent "{id}" in this space')
+            return child.pid if child is not None and child.state == "ready" else None
 
     def remove(self, id: str) -> None:
         """Remove an agent; returns after its ``before_remove`` ran (in its process) and it

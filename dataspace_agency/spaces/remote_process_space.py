@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
-import os
 import threading
 import time
 from typing import Any
@@ -50,8 +49,8 @@ from ..classic.agent import Agent
 from ..classic.message import validate_agent_id
 from ..protocol.client import Reconnect, address_text
 from ..protocol.sturdy import parse_cap
-from .children import (WakePipe, agent_process, bootstrap_child, child_context, end_process,
-                       failure_report, reported_error, start_agent_process)
+from .children import (ChildPids, WakePipe, agent_process, bootstrap_child, child_context,
+                       end_process, failure_report, reported_error, start_agent_process)
 from .process_wire import recv_control, send_control
 from .remote_space import RemoteDataspaceSpace
 
@@ -74,7 +73,7 @@ class _Child:
         return bool(multiprocessing.connection.wait([self.sentinel], 0))
 
 
-class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
+class MultiprocessDataspaceSpace(ChildPids, RemoteDataspaceSpace):
     """See the module docstring. ``address``/``cap``: an existing server (both None: a
     private one). ``stop_timeout``: how long :meth:`remove` / :meth:`destroy` wait for a
     child to run ``before_remove`` and exit before ending it."""
@@ -162,16 +161,10 @@ class MultiprocessDataspaceSpace(RemoteDataspaceSpace):
         except (EOFError, OSError, ValueError):
             return None
 
-    def pid_of(self, id: str) -> int:
-        """The process agent ``id`` runs in (ours for foreground agents)."""
+    def _running_child_pid(self, id: str) -> int | None:
         with self._children_lock:
             child = self._children.get(id)
-        if child is not None and not child.leaving:
-            return child.process.pid
-        with self._lock:
-            if self._agents.get(id) is not None:
-                return os.getpid()
-        raise ValueError(f'no agent "{id}" in this space')
+        return child.process.pid if child is not None and not child.leaving else None
 
     def remove(self, id: str) -> None:
         """Remove an agent; returns after its ``before_remove`` ran (in its process) and it

@@ -451,4 +451,5 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.standalone_main("classic_agents", __doc__, run, report, "classic agents", QUICK_HELP, argv)
+    return common.standalone_main("classic_agents", __doc__, run, report,
+                                  "classic agents", QUICK_HELP, argv)

@@ -490,4 +490,5 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.standalone_main("dataspace_routing", __doc__, run, report, "routing", QUICK_HELP, argv)
+    return common.standalone_main("dataspace_routing", __doc__, run, report,
+                                  "routing", QUICK_HELP, argv)
