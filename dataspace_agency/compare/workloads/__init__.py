@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 from ...classic import ActionError
 from ..backends import Backend, Options
-from ..memory import cpu_between, tree_cpu_times, tree_memory
+from ..memory import tree_cpu_times, tree_memory
 
 NAMES = ("round_trip", "throughput", "broadcast", "scale", "failure", "late_join", "state")
 # Application workloads under faults (issue 17): run when named, and by default in --full.
@@ -92,10 +92,6 @@ class Context:
     @staticmethod
     def cpu_times() -> dict[int, float]:
         return tree_cpu_times()
-
-    @staticmethod
-    def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
-        return cpu_between(before, after)
 
 
 def request_in_background(me: Any, message: dict, timeout: float,

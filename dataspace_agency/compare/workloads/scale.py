@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from ..agents import Driver, Idle
+from ..memory import cpu_between
 from . import Context, latency_figures
 
 NAME = "scale"
@@ -61,7 +62,7 @@ def run(ctx: Context, params: dict) -> dict:
         full = ctx.memory()
         cpu_before, wall_before = ctx.cpu_times(), clock()
         time.sleep(params["idle_s"])  # the idle window being measured
-        idle_cpu = ctx.cpu_between(cpu_before, ctx.cpu_times())
+        idle_cpu = cpu_between(cpu_before, ctx.cpu_times())
         idle_wall = clock() - wall_before
     figures = latency_figures("add_ms", adds, scale=1e3)
     figures.update({

@@ -57,6 +57,8 @@ def check_mode(mode: str) -> None:
     """ValueError unless ``mode`` is one of :data:`MODES`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
 _OBSERVE = Symbol("Observe")
 _BROADCASTS = rec(MESSAGE, lit(BROADCAST), CAPTURE)  # one pattern value for every agent
 
@@ -152,8 +154,7 @@ class DataspaceTransport:
 
     def __init__(self, mode: str, runtime: Runtime, ds: Ref, facet: Facet,
                  agent_id: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_mode(mode)
         self.mode = mode
         self.runtime = runtime
         self.ds = ds
