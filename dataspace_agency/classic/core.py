@@ -168,6 +168,22 @@ class AgentCore(InboxAccounts, ActionRunner):
                 raise
 
     def _run_calls(self) -> None:
+        # Run inline: what the calls queue on the runtime (a dataspace's turns, say)
+        # runs in this scheduling round, not the next: a round fewer for each crossing
+        # from another thread (a handle's request, a worker's reply).
+        self.inline(self._drain_calls)
+
+    def inline(self, action: Callable[[], Any]) -> Any:
+        """Runtime thread, outside turns: ``action()``, then at once what it made the
+        transport queue on the runtime (``Transport.run_inline``), instead of in the
+        runtime's next scheduling round. Used where someone waits for the outcome: a
+        request being sent, an answer being given, calls from other threads. Sends
+        that wait for nothing go the ordinary way, so a burst of them still goes as
+        one."""
+        run_inline = getattr(self.transport, "run_inline", None)
+        return action() if run_inline is None else run_inline(action)
+
+    def _drain_calls(self) -> None:
         self._calls_scheduled = False
         calls = self._calls
         while calls:

@@ -50,7 +50,9 @@ class Transport(Protocol):
         """Answer the request behind ``ticket``."""
 
     # Optional: ``whereabouts(agent_id) -> str | None``, what the transport knows of
-    # an agent's presence, for the text of a request's TimeoutError.
+    # an agent's presence, for the text of a request's TimeoutError; and
+    # ``run_inline(action)``, which runs ``action()`` and then, at once, the work it
+    # queued on the runtime (calls arriving from other threads go through it).
 
 
 # The invocation being handled in this thread or task, for current_message(),

@@ -268,9 +268,11 @@ async def arequest(core: AgentCore, message: dict, timeout: float) -> Any:
     try:
         with _AbandonedOnError(core, message):  # a cancellation even right after the send
             if on_runtime:
-                core.start_send(message, completion)
-                if slot is not None:
-                    slot.release()
+                def start() -> None:
+                    core.start_send(message, completion)
+                    if slot is not None:
+                        slot.release()
+                core.inline(start)  # routed now, not in the next round: we wait for it
             else:
                 core.run_soon(lambda: core.start_send(message, completion))
             if not await completion.wait(_left(started, timeout)):

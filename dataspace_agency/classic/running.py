@@ -32,6 +32,7 @@ class ActionRunner:
     unless a method says otherwise)."""
 
     agent: "Agent"
+    inline: Callable[[Callable[[], Any]], Any]  # AgentCore.inline
 
     def _handle_inline(self, handler: Callable[[Any], None], argument: Any,
                        reply: dict) -> None:
@@ -132,10 +133,11 @@ class ActionRunner:
             try:
                 if not (invocation.ticket is not None and invocation.ticket.withdrawn):
                     value, error = await self._run_async(invocation, spec, scope)
+                    # Inline: the answer goes out now, not in the runtime's next round.
                     if error is not None:
-                        self.answer(invocation, error=error_text(error))
+                        self.inline(lambda: self.answer(invocation, error=error_text(error)))
                     else:
-                        self.answer(invocation, value=value)
+                        self.inline(lambda: self.answer(invocation, value=value))
             except Exception:
                 log.exception('agent "%s": handler failed', self.agent.id)
             finally:

@@ -213,7 +213,13 @@ def _fast_to_preserves(value: Any, room: int = MAX_DEPTH) -> Any:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unusual
-            out[key] = _fast_to_preserves(item, room)
+            # Atoms inline: most of a message's values are strings, and a call each
+            # is a good part of the walk's cost.
+            kind = type(item)
+            if kind is str or kind is int or kind is float or kind is bool:
+                out[key] = item
+            else:
+                out[key] = _fast_to_preserves(item, room)
         return mark_deeply_frozen(preserves.ImmutableDict(out))
     if kind is list or kind is tuple:
         if not room:
@@ -248,10 +254,15 @@ def plain_copy(value: Any) -> Any:
     as a validated message: no checks, one pass."""
     kind = type(value)
     if kind is dict:
-        return {key: plain_copy(item) for key, item in value.items()}
+        # Atoms are taken as they are, without a call each (most of a message).
+        return {key: plain_copy(item) if type(item) in _CONTAINERS else item
+                for key, item in value.items()}
     if kind is list:
-        return [plain_copy(item) for item in value]
+        return [plain_copy(item) if type(item) in _CONTAINERS else item for item in value]
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def json_copy(value: Any, path: str = "value") -> Any:

@@ -187,17 +187,28 @@ class Index:
                     literals.append(to_key(found))
                 else:
                     leaf = leaves.get(tuple(literals))
-                    if leaf is None or not leaf.groups or any(
-                            raw_project(value, path) is MISSING for path in exist_paths):
+                    if leaf is None or not leaf.groups:
                         continue
-                    for capture_paths, endpoints in leaf.groups.items():
-                        if not endpoints.observers:
-                            continue
-                        captures = [raw_project(value, path) for path in capture_paths]
-                        if any(c is MISSING for c in captures):
-                            continue
-                        deliveries.append((list(endpoints.observers),
-                                           tuple(frozen(c) for c in captures)))
+                    # Plain loops, not generator expressions: this runs for every
+                    # message, and a generator costs a call per item.
+                    for path in exist_paths:
+                        if raw_project(value, path) is MISSING:
+                            break
+                    else:
+                        for capture_paths, endpoints in leaf.groups.items():
+                            if not endpoints.observers:
+                                continue
+                            captures = []
+                            for path in capture_paths:
+                                found = raw_project(value, path)
+                                if found is MISSING:
+                                    break
+                                captures.append(found)
+                            else:
+                                for i, found in enumerate(captures):
+                                    captures[i] = frozen(found)
+                                deliveries.append((list(endpoints.observers),
+                                                   tuple(captures)))
         return deliveries
 
     def insert_key(self, key: Key) -> bool:

@@ -149,7 +149,7 @@ class TrioSystem(System):
                     parked.set()  # the rest is the drain task's
                 else:
                     self._wakeup = parked  # still waiting: leave it waiting
-            if not queue:
+            if not queue and self._idle_waiters:
                 self._notify_idle()
 
     def _notify_idle(self) -> None:

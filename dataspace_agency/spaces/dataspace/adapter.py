@@ -171,6 +171,11 @@ class DataspaceTransport:
             mode == "message" and isinstance(ds.entity, Dataspace)) else None
         self._offers: dict[str, int] = {}  # action name -> its <action ...> fact's handle
 
+    def run_inline(self, action: Callable[[], Any]) -> Any:
+        """Runtime thread, outside turns: ``action()``, then the turns it queued, now
+        (see ``TrioSystem.run_inline``); the core runs calls from other threads so."""
+        return self.runtime.system.run_inline(action)
+
     # --- set-up (inside the agent actor's boot turn) ------------------------------------------
 
     def start(self, core: AgentCore, action_helps: dict[str, Any],
