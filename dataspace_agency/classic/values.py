@@ -34,7 +34,7 @@ from typing import Any
 
 import preserves
 
-from ..dataspace.keys import mark_deeply_frozen
+from ..dataspace.keys import frozen_dict, mark_deeply_frozen
 
 __all__ = ["MAX_DEPTH", "MESSAGE_DEPTH", "NotJSON", "check_json", "is_unicode_text", "from_preserves", "json_copy", "plain_copy",
            "short_repr", "to_preserves"]
@@ -220,7 +220,7 @@ def _fast_to_preserves(value: Any, room: int = MAX_DEPTH) -> Any:
                 out[key] = item
             else:
                 out[key] = _fast_to_preserves(item, room)
-        return mark_deeply_frozen(preserves.ImmutableDict(out))
+        return frozen_dict(out)
     if kind is list or kind is tuple:
         if not room:
             raise _Unusual

@@ -222,6 +222,10 @@ def raw_step(value: Any, where: Step) -> Any:
 
 def raw_project(value: Any, path: Path) -> Any:
     for where in path:
+        # A record's field, the commonest step (every classic envelope), without a call.
+        if type(value) is Record and type(where) is int and 0 <= where < len(value.fields):
+            value = value.fields[where]
+            continue
         value = raw_step(value, where)
         if value is _MISSING:
             return _MISSING
@@ -252,6 +256,23 @@ def mark_deeply_frozen(value: ImmutableDict) -> ImmutableDict:
     every delivery. An ImmutableDict cannot change, so the promise stays true."""
     setattr(value, _FROZEN_MARK, True)
     return value
+
+
+def frozen_dict(items: dict) -> ImmutableDict:
+    """``mark_deeply_frozen(ImmutableDict(items))``, for ``items`` whose values are all
+    frozen, made without ImmutableDict's Python ``__init__``: every classic message
+    builds several on its way, and the constructor's call is a good part of the cost.
+    The object is the one preserves' constructor makes (its hash slot unset; the pinned
+    preserves version's layout, checked by tests/dataspace/test_keys.py)."""
+    made = _new_dict(ImmutableDict)
+    _fill_dict(made, items)
+    made._ImmutableDict__hash = None
+    setattr(made, _FROZEN_MARK, True)
+    return made
+
+
+_new_dict = dict.__new__
+_fill_dict = dict.update
 
 
 def frozen(value: Any) -> Any:
