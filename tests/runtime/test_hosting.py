@@ -82,6 +82,40 @@ def test_the_repaired_originals_still_look_as_described():
     # syndicate.turn copies Turn's methods at import: the repair must reach the copy too.
     from syndicate import turn
     assert turn.sync.__module__ == "dataspace_agency.runtime.repairs"
+    for name in ("Turn.active", "turn.active"):  # staticproperties reading _active.turn
+        original = ORIGINALS[name]
+        assert type(original).__name__ == "staticproperty"
+        assert "getattr(_active, 'turn', False)" in inspect.getsource(original.getter)
+
+
+def test_turn_active_is_the_turn_running_in_this_thread_or_none():
+    import threading
+
+    import trio
+
+    from syndicate import turn
+    from syndicate.actor import Turn
+
+    from dataspace_agency.runtime import open_runtime
+
+    seen = {}
+
+    async def main() -> None:
+        async with open_runtime() as runtime:
+            def boot() -> None:
+                seen["inside"] = (Turn.active, turn.active)
+            runtime.spawn(boot)
+    trio.run(main)
+    inside, also = seen["inside"]
+    assert inside is not None and inside is also and isinstance(inside, Turn)
+    assert Turn.active is None and turn.active is None  # outside any turn
+
+    def fresh_thread() -> None:  # a thread that never ran a turn
+        seen["fresh"] = (Turn.active, turn.active)
+    thread = threading.Thread(target=fresh_thread)
+    thread.start()
+    thread.join()
+    assert seen["fresh"] == (None, None)
 
 
 def _ours(objects: list) -> list[str]:
