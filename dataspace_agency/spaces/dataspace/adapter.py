@@ -252,7 +252,10 @@ class DataspaceTransport:
         reply = parse_message(body, f'in a reply to "{self.agent_id}"')
         if (reply is not None and reply["meta"].get("parent_id") == parent_id
                 and self._too_big(reply) is None):
-            self._later(lambda: self.core.reply_arrived(reply, sender, held=True))
+            # Matched here, inside this turn, as message mode's replies are (_on_message):
+            # the core only wakes the caller or queues work, and the request's withdrawal
+            # goes into this same turn (see withdraw) rather than a turn of its own.
+            self.core.reply_arrived(reply, sender, held=True)
 
     # --- outbound (runtime thread, outside turns) ------------------------------------------------
 
@@ -333,7 +336,11 @@ class DataspaceTransport:
             if handle is not None:
                 turn.retract(handle)
                 self._unwatch(message["to"], message["meta"]["id"])
-        self._emit(self.facet, unhold)
+        active = turn.active
+        if not self._outbox and active is not None and active._facet.actor is self.facet.actor:
+            unhold()  # in a turn of ours (a reply just matched), with nothing queued before
+        else:
+            self._emit(self.facet, unhold)
 
     def reply(self, ticket: _FacetTicket, reply: dict) -> None:
         body = message_body(reply)
