@@ -56,6 +56,9 @@ def _broker_pids() -> set[int]:
     return set().union(*(broker.process_ids() for broker in _BROKERS))
 
 
+leaks.SESSION_SERVICES.append(_broker_pids)  # every leak check leaves them alone
+
+
 @pytest.fixture(scope="module", autouse=True)
 def no_leaks():
     """After every test module: nothing it opened is left over (tests/leaks.py): no space,
@@ -63,7 +66,7 @@ def no_leaks():
     Fails the module's teardown naming each leak."""
     baseline = leaks.take_baseline()
     yield
-    found = leaks.find_leaks(baseline, exclude_pids=_broker_pids)
+    found = leaks.find_leaks(baseline)
     if found:
         pytest.fail(f"this test module left things behind: {leaks.describe(found)}",
                     pytrace=False)

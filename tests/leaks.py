@@ -49,6 +49,16 @@ _LIBRARIES = (os.path.dirname(os.__file__),
               *(p for p in sys.path if p.endswith("site-packages")))
 
 
+# Session-wide services (the RabbitMQ brokers the tests start once per session): each
+# entry gives the pids of one's processes now. What they start, whenever they start it
+# (an Erlang VM spawns short-lived helpers of its own), is no test's leak, in every check.
+SESSION_SERVICES: list[Callable[[], set[int]]] = []
+
+
+def _session_pids() -> set[int]:
+    return set().union(*(pids() for pids in SESSION_SERVICES))
+
+
 class LeakError(AssertionError):
     """Something was left over after a test module."""
 
@@ -209,7 +219,8 @@ def _processes(baseline: Baseline, deadline: float,
                exclude_pids: Callable[[], set[int]]) -> list[str]:
     def new_children() -> list[psutil.Process]:
         children = _children()
-        excluded = exclude_pids()  # after listing: covers what the broker started meanwhile
+        # After listing: covers what a broker started meanwhile.
+        excluded = exclude_pids() | _session_pids()
         return [proc for key, proc in children.items()
                 if key not in baseline.children and proc.pid not in excluded
                 and _running(proc) and not _allowed(proc)]
