@@ -6,19 +6,32 @@ value; routers route on keys, so the key also starts with what patterns test mos
 label and the literal fields. An assertion of ``<Present "alice" 3>`` under handle 7 of a
 session becomes::
 
-    dsa/a/ryPresent/salice/i3/=v<base64url of the Preserves binary>/u<session id>.7
-    |   | |         |      |  |                                    + unique per handle
-    |   | |         |      |  + the whole value (or =h<digest>, see below)
-    |   | |         |      + each top-level field: an atom chunk, or "_" if compound
-    |   | |         + the root: r<label> (record), q (sequence), m (dictionary), a<atom>
+    dsa/a/*/ryPresent/salice/i3/=v<base64url of the Preserves binary>/u<session id>.7
+    |   | | |         |      |  |                                    + unique per handle
+    |   | | |         |      |  + the whole value (or =h<digest>, see below)
+    |   | | |         |      + each top-level field: an atom chunk, or "_" if compound
+    |   | | |         + the root: r<label> (record), q (sequence), m (dictionary), a<atom>
+    |   | | + a wildcard chunk, in every token and every observed key (see below)
     |   | + "a" assertions, "m" messages, "v" large values
     |   + the namespace (several dataspaces can share routers)
 
 A pattern observes the same layout up to its last literal top-level field, then ``**``:
-``<Present $who _>`` observes ``dsa/a/ryPresent/**`` and ``<reply "bob" "m1" $ $>``
-observes ``dsa/a/ryreply/sbob/sm1/**``, so routers send an observer only assertions that
+``<Present $who _>`` observes ``dsa/a/*/ryPresent/**`` and ``<reply "bob" "m1" $ $>``
+observes ``dsa/a/*/ryreply/sbob/sm1/**``, so routers send an observer only assertions that
 agree with its label and literal fields; the rest of the pattern is matched locally.
-Messages use the same root and field chunks under ``m``; their value is the payload.
+Messages use the same root and field chunks under ``m`` (no wildcard chunk); their value
+is the payload.
+
+The ``*`` chunk. Zenoh (1.10) keeps, for the life of a session (and of a router's link to
+it), a key-expression mapping for the non-wildcard prefix of every key it declares or
+forwards as a declaration, never released (eclipse-zenoh/zenoh#1518), and finds a free
+mapping number by counting up from 1: each declaration of a new key costs time growing
+with the number of distinct keys ever declared (0.3 ms per token after 3,000 here, several
+after 10,000). Every assertion is a new key, so a session carrying requests slowed down
+by the message. With a wildcard chunk right after ``a`` the non-wildcard prefix of every
+token key is ``<namespace>/a``: one mapping for all. The chunk sits at the same place in
+every token key and every observed key expression, so which tokens an observer's key
+expression intersects is unchanged.
 
 Atom chunks: ``s`` string, ``y`` symbol, ``i`` integer, ``d`` double (its 64 bits in hex,
 so 0.0 and -0.0 differ), ``b`` bytes (hex), ``T``/``F`` booleans: Preserves equality, so
@@ -157,14 +170,21 @@ class AssertionKey:
     owner: str  # the unique chunk: "u<session id>.<n>"
 
 
+def assertions(namespace: str) -> str:
+    """The prefix of every token key, and of every key expression observing them (see
+    the module docstring on its ``*`` chunk)."""
+    return f"{namespace}/a/*"
+
+
 def assertion_key(namespace: str, key: Key, data: bytes, unique: str) -> tuple[str, bool]:
     """The token key of a value; ``True`` beside it when the value is too large to be
     inline and must be served (at :func:`value_key`)."""
     shape = "/".join(shape_chunks(key))
+    prefix = assertions(namespace)
     if len(data) <= INLINE_LIMIT:
         body = "=v" + base64.urlsafe_b64encode(data).decode().rstrip("=")
-        return f"{namespace}/a/{shape}/{body}/{unique}", False
-    return f"{namespace}/a/{shape}/=h{hashlib.sha256(data).hexdigest()}/{unique}", True
+        return f"{prefix}/{shape}/{body}/{unique}", False
+    return f"{prefix}/{shape}/=h{hashlib.sha256(data).hexdigest()}/{unique}", True
 
 
 def value_key(namespace: str, unique: str) -> str:
@@ -200,7 +220,7 @@ def decode_data(text: str | bytes, where: str) -> Any:
 
 
 def pattern_key(pattern: Any) -> str:
-    """The narrowest key expression, below ``<namespace>/a`` (assertions) or
+    """The narrowest key expression, below :func:`assertions` or
     ``<namespace>/m`` (messages), that holds every value ``pattern`` matches (see the
     module docstring). Raises ``InvalidPattern`` for a bad pattern."""
     compiled = compile_pattern(pattern)

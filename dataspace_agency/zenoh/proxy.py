@@ -49,8 +49,8 @@ from syndicate.actor import Entity, Facet, Ref
 
 from ..dataspace.entity import Dataspace, parse_observe
 from ..runtime import Runtime, RuntimeClosed
-from .keys import (MalformedKey, NotTransferable, ValueTooLarge, assertion_key, decode_data,
-                   encode_value, message_key, parse_assertion_key, pattern_key, value_key)
+from .keys import (MalformedKey, NotTransferable, ValueTooLarge, assertion_key, assertions,
+                   decode_data, encode_value, message_key, parse_assertion_key, pattern_key, value_key)
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ class _Interest:
         self.closed = False
         namespace = proxy.namespace
         session = proxy.session
-        self.pattern = zenoh.KeyExpr(f"{namespace}/a/{key_expr}")
+        self.pattern = zenoh.KeyExpr(f"{assertions(namespace)}/{key_expr}")
         self._tokens = session.liveliness().declare_subscriber(
-            f"{namespace}/a/{key_expr}", _direct(self._token_arrived), history=True)
+            self.pattern, _direct(self._token_arrived), history=True)
         self._messages = session.declare_subscriber(
             f"{namespace}/m/{key_expr}", _direct(self._message_arrived))
 
@@ -322,8 +322,7 @@ class ZenohDataspace(Entity):
         self.session.get(barrier, _direct(lambda _reply: None, one_done))
         for interest in fresh:
             interest.caught_up = True
-            self.session.liveliness().get(f"{self.namespace}/a/{interest.key_expr}",
-                                          _direct(interest.catch_up, one_done))
+            self.session.liveliness().get(interest.pattern, _direct(interest.catch_up, one_done))
 
     def _synced(self, peer: Ref) -> None:
         if self._fetches:
