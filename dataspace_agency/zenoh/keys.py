@@ -6,10 +6,12 @@ value; routers route on keys, so the key also starts with what patterns test mos
 label and the literal fields. An assertion of ``<Present "alice" 3>`` under handle 7 of a
 session becomes::
 
-    dsa/a/*/ryPresent/salice/i3/=v<base64url of the Preserves binary>/u<session id>.7
-    |   | | |         |      |  |                                    + unique per handle
-    |   | | |         |      |  + the whole value (or =h<digest>, see below)
-    |   | | |         |      + each top-level field: an atom chunk, or "_" if compound
+    dsa/a/*/ryPresent/96/salice/07/i3/1f/=v<base64url of the Preserves binary>/u<session id>.7
+    |   | | |         |  |      |  |  |  |                                    + unique per handle
+    |   | | |         |  |      |  |  |  + the whole value (or =h<digest>, see below)
+    |   | | |         |  |      |  |  + its bucket
+    |   | | |         |  |      + each top-level field: an atom chunk, or "_" if compound,
+    |   | | |         |  |        each after its bucket chunk (see below)
     |   | | |         + the root: r<label> (record), q (sequence), m (dictionary), a<atom>
     |   | | + a wildcard chunk, in every token and every observed key (see below)
     |   | + "a" assertions, "m" messages, "v" large values
@@ -17,10 +19,18 @@ session becomes::
 
 A pattern observes the same layout up to its last literal top-level field, then ``**``:
 ``<Present $who _>`` observes ``dsa/a/*/ryPresent/**`` and ``<reply "bob" "m1" $ $>``
-observes ``dsa/a/*/ryreply/sbob/sm1/**``, so routers send an observer only assertions that
-agree with its label and literal fields; the rest of the pattern is matched locally.
-Messages use the same root and field chunks under ``m`` (no wildcard chunk); their value
-is the payload.
+observes ``dsa/a/*/ryreply/<b>/sbob/<b>/sm1/**``, so routers send an observer only
+assertions that agree with its label and literal fields; the rest of the pattern is
+matched locally. Messages use the same root and field chunks under ``m`` (no wildcard
+chunk); their value is the payload.
+
+Bucket chunks: two hex digits of the CRC-32 of the chunk that follows. Zenoh keeps every
+declared key in a tree and, to register a new one, compares it with every child of each
+node on its path (``Resource::get_matches``): a node with N children makes each new key
+under it cost O(N), so 10,000 ``<Item i>`` facts (or 10,000 requests' ids under one
+responder) cost O(N^2) in the declaring session, the router and every observing session
+(a new observer's replay above all). A bucket level caps the children of a field's node
+at 256 buckets, each holding about 1/256th of the values.
 
 The ``*`` chunk. Zenoh (1.10) keeps, for the life of a session (and of a router's link to
 it), a key-expression mapping for the non-wildcard prefix of every key it declares or
@@ -53,6 +63,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,14 +139,24 @@ def _field(key: Key) -> str:
     return atom_chunk(key) or "_"
 
 
+def bucket(chunk: str) -> str:
+    """The bucket chunk standing before ``chunk`` (see the module docstring)."""
+    return f"{zlib.crc32(chunk.encode()) & 0xFF:02x}"
+
+
+def _bucketed(chunks: Any) -> list[str]:
+    return [part for chunk in chunks for part in (bucket(chunk), chunk)]
+
+
 def shape_chunks(key: Key) -> list[str]:
-    """Root and top-level field chunks of a value in key form."""
+    """Root and top-level field chunks of a value in key form, each field chunk after its
+    bucket chunk."""
     if type(key) is tuple:
         tag = key[0]
         if tag == "r":
-            return ["r" + _field(key[1]), *(_field(f) for f in key[2:])]
+            return ["r" + _field(key[1]), *_bucketed(_field(f) for f in key[2:])]
         if tag == "s":
-            return ["q", *(_field(item) for item in key[1:])]
+            return ["q", *_bucketed(_field(item) for item in key[1:])]
         if tag == "d":
             return ["m"]
         if tag == "S" or tag == "e":
@@ -183,8 +204,9 @@ def assertion_key(namespace: str, key: Key, data: bytes, unique: str) -> tuple[s
     prefix = assertions(namespace)
     if len(data) <= INLINE_LIMIT:
         body = "=v" + base64.urlsafe_b64encode(data).decode().rstrip("=")
-        return f"{prefix}/{shape}/{body}/{unique}", False
-    return f"{prefix}/{shape}/=h{hashlib.sha256(data).hexdigest()}/{unique}", True
+        return f"{prefix}/{shape}/{bucket(body)}/{body}/{unique}", False
+    body = f"=h{hashlib.sha256(data).hexdigest()}"
+    return f"{prefix}/{shape}/{bucket(body)}/{body}/{unique}", True
 
 
 def value_key(namespace: str, unique: str) -> str:
@@ -235,5 +257,8 @@ def pattern_key(pattern: Any) -> str:
     head = "q" if root == "s" else "r" + _field(root[1])
     fields = {path[0]: atom_chunk(value) for path, value in consts.items() if len(path) == 1}
     fields = {index: chunk for index, chunk in fields.items() if chunk is not None}
-    chunks = [head] + [fields.get(i, "*") for i in range(max(fields, default=-1) + 1)]
+    chunks = [head]
+    for i in range(max(fields, default=-1) + 1):
+        chunk = fields.get(i)
+        chunks += ["*", "*"] if chunk is None else [bucket(chunk), chunk]
     return "/".join(chunks) + "/**"
