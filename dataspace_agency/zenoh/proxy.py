@@ -24,7 +24,8 @@ An interest outlives its last observer for a while (``MAX_IDLE_INTERESTS``), so 
 observing the same key expression again costs no declaration.
 
 Zenoh calls back on its own threads: every callback only hands its sample to the runtime
-(``Runtime.external``, the thread-safe entry), whose turns do the rest. Callbacks are
+(``Runtime.external``, the thread-safe entry; samples arriving together share one
+turn), whose turns do the rest. Callbacks are
 registered ``indirect=False`` (run on Zenoh's receiving thread, in arrival order) rather
 than through zenoh-python's per-callback Python thread, which would reorder a
 subscriber's samples against another's and against the answer to a sync.
@@ -41,6 +42,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import threading
 from typing import Any, Callable
 
 import zenoh
@@ -199,6 +201,10 @@ class ZenohDataspace(Entity):
         self._queryable: Any = None
         self._fetches = 0  # large values being fetched
         self._waiting_syncs: list[Ref] = []
+        # Actions handed over by Zenoh's threads (see enter()).
+        self._arrivals: list[Callable[[], None]] = []
+        self._arrivals_lock = threading.Lock()
+        self._arrivals_pending = False
         self.closed = False
 
     @property
@@ -222,11 +228,34 @@ class ZenohDataspace(Entity):
         return token_key.rsplit("/", 1)[-1].startswith(self._own)
 
     def enter(self, action: Callable[[], None]) -> None:
-        """Run ``action`` as a turn in the proxy's facet, from any thread."""
+        """Run ``action`` in a turn of the proxy's facet, from any thread, after those
+        entered before it. Actions arriving while a turn for them is pending join it: a
+        burst of samples (a new observer's replay, a stream of requests) costs one hand-
+        over to the runtime and one turn, not one of each per sample."""
+        with self._arrivals_lock:
+            self._arrivals.append(action)
+            if self._arrivals_pending:
+                return
+            self._arrivals_pending = True
+        self._schedule_arrivals()
+
+    def _schedule_arrivals(self) -> None:
         try:
-            self.runtime.external(self.facet, action)
+            self.runtime.external(self.facet, self._run_arrivals)
         except RuntimeClosed:
             pass  # shutting down: what arrives now has no one to go to
+
+    def _run_arrivals(self) -> None:
+        # What has arrived so far; later arrivals get a turn of their own, so that a
+        # steady stream cannot keep this turn going.
+        with self._arrivals_lock:
+            batch, self._arrivals = self._arrivals, []
+        for action in batch:
+            action()
+        with self._arrivals_lock:
+            self._arrivals_pending = bool(self._arrivals)
+        if self._arrivals_pending:
+            self._schedule_arrivals()
 
     # --- the entity -------------------------------------------------------------------------
 
