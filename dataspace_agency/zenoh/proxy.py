@@ -15,8 +15,9 @@ client, and it carries each event over a Zenoh session:
   replay. Observers whose patterns give the same key expression share one interest.
 * ``on_message(value)``: a publication (``put``) whose payload is the value.
 * ``on_sync(peer)``: answered once the Zenoh router has seen everything this session did
-  before: a liveliness query (ordered after our declarations) and a query (ordered after
-  our publications), both answered by the router, plus any large value still being
+  before: a liveliness query (ordered after our declarations) and, if we published since
+  the last one was answered, a query (ordered after our publications), both answered by
+  the router, plus any large value still being
   fetched for an interest. Our own tokens and messages reach our own interests inside
   the call that made them, so by then local observers have been told too.
 
@@ -145,9 +146,8 @@ class _Interest:
         if handle is not None:
             turn.retract(handle)
 
-    def own_put(self, key: str, value: Any) -> None:
-        if not self.closed and key not in self.live and self.pattern.intersects(
-                zenoh.KeyExpr(key)):
+    def own_put(self, key: str, key_expr: zenoh.KeyExpr, value: Any) -> None:
+        if not self.closed and key not in self.live and self.pattern.intersects(key_expr):
             self.live[key] = turn.publish(self.mirror, value)
 
     def own_deleted(self, key: str) -> None:
@@ -201,6 +201,8 @@ class ZenohDataspace(Entity):
         self._queryable: Any = None
         self._fetches = 0  # large values being fetched
         self._waiting_syncs: list[Ref] = []
+        self._unconfirmed_puts = False  # published since the last data-lane sync query
+        self._data_barriers = 0  # data-lane sync queries not answered yet
         # Actions handed over by Zenoh's threads (see enter()).
         self._arrivals: list[Callable[[], None]] = []
         self._arrivals_lock = threading.Lock()
@@ -270,7 +272,7 @@ class ZenohDataspace(Entity):
             if interest is None:
                 interest = self._interests[key_expr] = _Interest(self, key_expr)
                 for _token, token_key, own_value, _number in self._tokens.values():
-                    interest.own_put(token_key, own_value)
+                    interest.own_put(token_key, zenoh.KeyExpr(token_key), own_value)
             interest.observers += 1
             self._observes[handle] = (interest, turn.publish(interest.mirror, value))
             return
@@ -286,8 +288,10 @@ class ZenohDataspace(Entity):
             self._large[number] = data
         token = self.session.liveliness().declare_token(token_key)
         self._tokens[handle] = (token, token_key, value, number if large else None)
-        for interest in self._interests.values():
-            interest.own_put(token_key, value)
+        if self._interests:
+            key_expr = zenoh.KeyExpr(token_key)
+            for interest in self._interests.values():
+                interest.own_put(token_key, key_expr, value)
 
     def on_retract(self, handle: int) -> None:
         held = self._tokens.pop(handle, None)
@@ -319,6 +323,7 @@ class ZenohDataspace(Entity):
         if encoded is not None:
             self.session.put(message_key(self.namespace, encoded[0]), encoded[1],
                              congestion_control=_BLOCK)
+            self._unconfirmed_puts = True
 
     @staticmethod
     def _encode(value: Any, what: str) -> tuple[Any, bytes] | None:
@@ -338,7 +343,11 @@ class ZenohDataspace(Entity):
         # with the router's answers below, so for each interest no sync has covered yet the
         # sync asks the router for those tokens itself and adds any not seen yet.
         fresh = [i for i in self._interests.values() if not i.caught_up]
-        remaining = [2 + len(fresh)]
+        # The query on the publications' lane is needed only if something was published
+        # since the last one was answered (in assertion mode a classic request publishes
+        # nothing, and the adapter syncs after every request but the first to an agent).
+        data_barrier = self._unconfirmed_puts or self._data_barriers > 0
+        remaining = [1 + data_barrier + len(fresh)]
 
         def one_done() -> None:  # a Zenoh thread, or this one
             remaining[0] -= 1
@@ -348,10 +357,20 @@ class ZenohDataspace(Entity):
         barrier = f"{self.namespace}/sync/{self._zid}"
         # Answered by the router once it has processed what came before on each lane.
         self.session.liveliness().get(barrier, _direct(lambda _reply: None, one_done))
-        self.session.get(barrier, _direct(lambda _reply: None, one_done))
+        if data_barrier:
+            self._unconfirmed_puts = False
+            self._data_barriers += 1
+
+            def data_done() -> None:  # a Zenoh thread
+                self.enter(self._data_barrier_answered)
+                one_done()
+            self.session.get(barrier, _direct(lambda _reply: None, data_done))
         for interest in fresh:
             interest.caught_up = True
             self.session.liveliness().get(interest.pattern, _direct(interest.catch_up, one_done))
+
+    def _data_barrier_answered(self) -> None:
+        self._data_barriers -= 1
 
     def _synced(self, peer: Ref) -> None:
         if self._fetches:
