@@ -214,6 +214,16 @@ def value_key(namespace: str, unique: str) -> str:
     return f"{namespace}/v/{unique}"
 
 
+def replay_key(namespace: str, session: str) -> str:
+    """Where a session answers new interests' replay queries (``proxy.py``)."""
+    return f"{namespace}/r/{session}"
+
+
+def presence_key(namespace: str, session: str) -> str:
+    """A session's presence token (``*``: every session's)."""
+    return f"{namespace}/s/{session}"
+
+
 def message_key(namespace: str, key: Key) -> str:
     return f"{namespace}/m/" + "/".join(shape_chunks(key))
 

@@ -134,7 +134,9 @@ async def test_what_cannot_cross_is_refused_naming_it(ds):
 async def test_a_malformed_token_from_a_peer_is_ignored_with_a_warning(ds, caplog):
     caplog.set_level(logging.WARNING)
     async with ds.observe(P.rec("Present", P.CAPTURE)) as events:
-        # A peer that is not a dataspace declares a token in our key space.
+        # A peer that is not a dataspace declares a token in our key space, while we
+        # listen (a new observer's replay asks dataspace sessions, not raw Zenoh ones).
+        await ds.sync()
         bad = ds.session.liveliness().declare_token(
             f"{ds.namespace}/a/*/ryPresent/=vnot-preserves/ux.1")
         ds.publish(rec("Present", "good"))
