@@ -285,6 +285,7 @@ class ZenohDataspace(Entity):
         self._queryable: Any = None
         self._fetches = 0  # large values being fetched
         self._waiting_syncs: list[Ref] = []
+        self._syncs: list[Ref] = []  # syncs whose queries are issued in the next turn
         self._unconfirmed_puts = False  # published since the last data-lane sync query
         self._data_barriers = 0  # data-lane sync queries not answered yet
         # Actions handed over by Zenoh's threads (see enter()).
@@ -446,9 +447,19 @@ class ZenohDataspace(Entity):
         if self.closed:
             turn.send(peer, True)
             return
-        # A new interest's history (the tokens alive when it was declared) is not ordered
-        # with the router's answers below, so for each interest no sync has covered yet the
-        # sync asks the router for those tokens itself and adds any not seen yet.
+        # Syncs arriving together (a burst of requests, each followed by a sync) share one
+        # set of queries, issued in a turn after this one, so after everything done here.
+        self._syncs.append(peer)
+        if len(self._syncs) == 1:
+            self.enter(self._issue_syncs)
+
+    def _issue_syncs(self) -> None:
+        peers, self._syncs = self._syncs, []
+        if self.closed:
+            for peer in peers:
+                turn.send(peer, True)
+            return
+        # Replay queries in flight: what they bring is part of what the dataspace had.
         replaying = [i for i in self._interests.values() if i.replaying]
         # The query on the publications' lane is needed only if something was published
         # since the last one was answered (in assertion mode a classic request publishes
@@ -459,7 +470,7 @@ class ZenohDataspace(Entity):
         def one_done() -> None:  # a Zenoh thread, or this one
             remaining[0] -= 1
             if remaining[0] == 0:
-                self.enter(lambda: self._synced(peer))
+                self.enter(lambda: self._synced(peers))
 
         barrier = f"{self.namespace}/sync/{self._zid}"
         # Answered by the router once it has processed what came before on each lane.
@@ -478,11 +489,12 @@ class ZenohDataspace(Entity):
     def _data_barrier_answered(self) -> None:
         self._data_barriers -= 1
 
-    def _synced(self, peer: Ref) -> None:
+    def _synced(self, peers: list[Ref]) -> None:
         if self._fetches:
-            self._waiting_syncs.append(peer)  # answered once the fetches are in
+            self._waiting_syncs.extend(peers)  # answered once the fetches are in
         else:
-            turn.send(peer, True)
+            for peer in peers:
+                turn.send(peer, True)
 
     # --- replay: a new interest asks every session for its tokens ----------------------------
 
