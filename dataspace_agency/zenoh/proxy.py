@@ -8,8 +8,10 @@ client, and it carries each event over a Zenoh session:
   are unique per handle, so two handles asserting equal values are two tokens (a bag),
   and a token vanishes with its session: a crashed process's facts go by themselves.
 * ``on_publish(<Observe pattern #:observer>)``: an *interest* in the narrowest key
-  expression the pattern allows: a liveliness subscriber with history (the tokens alive
-  now, then every change) and a subscriber for messages. What they deliver is asserted,
+  expression the pattern allows: a liveliness subscriber (every change from now), a
+  *replay query* asking every session for its tokens under the key expression (the
+  tokens alive now; see "Replay" below) and a subscriber for messages. What they deliver
+  is asserted,
   retracted and sent into a local ``Dataspace`` entity (the *mirror*), where the observer
   is registered: the package's own index does the exact matching, capture counting and
   replay. Observers whose patterns give the same key expression share one interest.
@@ -17,9 +19,18 @@ client, and it carries each event over a Zenoh session:
 * ``on_sync(peer)``: answered once the Zenoh router has seen everything this session did
   before: a liveliness query (ordered after our declarations) and, if we published since
   the last one was answered, a query (ordered after our publications), both answered by
-  the router, plus any large value still being
-  fetched for an interest. Our own tokens and messages reach our own interests inside
+  the router, plus replay queries in flight and any large value still being fetched for
+  an interest. Syncs arriving together share these queries. Our own tokens and messages reach our own interests inside
   the call that made them, so by then local observers have been told too.
+
+Replay. Zenoh's own liveliness history costs O(N) per token in the receiving session
+(10,000 tokens: ~2 s), so every proxy answers replay queries (``<ns>/r/<session>``) from
+its own table of tokens, and holds a presence token (``<ns>/s/<session>``) that every
+proxy watches (with Zenoh's history: one token per session). A session appearing (new,
+or back after a router restart) is asked for its tokens by every interest; a session
+going (or our router) takes its tokens with it (Zenoh tells a subscriber only of the
+tokens it announced to it). A token seen to go is not revived by a later answer
+(``_Interest.deleted``) until its session appears again.
 
 An interest outlives its last observer for a while (``MAX_IDLE_INTERESTS``), so that
 observing the same key expression again costs no declaration.
@@ -98,7 +109,7 @@ class _Interest:
         self.mirror: Ref = turn.ref(Dataspace())
         self.live: dict[str, int] = {}  # token key -> handle of its value in the mirror
         self.fetching: set[str] = set()  # token keys whose large value is on its way
-        self.deleted: set[str] = set()  # token keys seen to go (a catch-up never revives them)
+        self.deleted: set[str] = set()  # token keys seen to go (a replay never revives them)
         self.pending_replays = 0  # replay queries (see ZenohDataspace) not answered yet
         self.replay_waiters: list[Callable[[], None]] = []  # syncs waiting for them
         self.closed = False
