@@ -1,5 +1,5 @@
 """The dataspace on Zenoh (Eclipse Zenoh, ``pip install eclipse-zenoh``): assertions as
-liveliness tokens, observers as liveliness subscribers with history matched locally,
+liveliness tokens, observers as liveliness subscribers and replay queries matched locally,
 messages as publications. See ``docs/zenoh.md``.
 
 * ``keys``: values and patterns as key expressions.

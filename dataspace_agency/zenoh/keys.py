@@ -6,19 +6,42 @@ value; routers route on keys, so the key also starts with what patterns test mos
 label and the literal fields. An assertion of ``<Present "alice" 3>`` under handle 7 of a
 session becomes::
 
-    dsa/a/ryPresent/salice/i3/=v<base64url of the Preserves binary>/u<session id>.7
-    |   | |         |      |  |                                    + unique per handle
-    |   | |         |      |  + the whole value (or =h<digest>, see below)
-    |   | |         |      + each top-level field: an atom chunk, or "_" if compound
-    |   | |         + the root: r<label> (record), q (sequence), m (dictionary), a<atom>
+    dsa/a/*/ryPresent/96/salice/07/i3/1f/=v<base64url of the Preserves binary>/u<session id>.7
+    |   | | |         |  |      |  |  |  |                                    + unique per handle
+    |   | | |         |  |      |  |  |  + the whole value (or =h<digest>, see below)
+    |   | | |         |  |      |  |  + its bucket
+    |   | | |         |  |      + each top-level field: an atom chunk, or "_" if compound,
+    |   | | |         |  |        each after its bucket chunk (see below)
+    |   | | |         + the root: r<label> (record), q (sequence), m (dictionary), a<atom>
+    |   | | + a wildcard chunk, in every token and every observed key (see below)
     |   | + "a" assertions, "m" messages, "v" large values
     |   + the namespace (several dataspaces can share routers)
 
 A pattern observes the same layout up to its last literal top-level field, then ``**``:
-``<Present $who _>`` observes ``dsa/a/ryPresent/**`` and ``<reply "bob" "m1" $ $>``
-observes ``dsa/a/ryreply/sbob/sm1/**``, so routers send an observer only assertions that
-agree with its label and literal fields; the rest of the pattern is matched locally.
-Messages use the same root and field chunks under ``m``; their value is the payload.
+``<Present $who _>`` observes ``dsa/a/*/ryPresent/**`` and ``<reply "bob" "m1" $ $>``
+observes ``dsa/a/*/ryreply/<b>/sbob/<b>/sm1/**``, so routers send an observer only
+assertions that agree with its label and literal fields; the rest of the pattern is
+matched locally. Messages use the same root and field chunks under ``m`` (no wildcard
+chunk); their value is the payload.
+
+Bucket chunks: two hex digits of the CRC-32 of the chunk that follows. Zenoh keeps every
+declared key in a tree and, to register a new one, compares it with every child of each
+node on its path (``Resource::get_matches``): a node with N children makes each new key
+under it cost O(N), so 10,000 ``<Item i>`` facts (or 10,000 requests' ids under one
+responder) cost O(N^2) in the declaring session, the router and every observing session
+(a new observer's replay above all). A bucket level caps the children of a field's node
+at 256 buckets, each holding about 1/256th of the values.
+
+The ``*`` chunk. Zenoh (1.10) keeps, for the life of a session (and of a router's link to
+it), a key-expression mapping for the non-wildcard prefix of every key it declares or
+forwards as a declaration, never released (eclipse-zenoh/zenoh#1518), and finds a free
+mapping number by counting up from 1: each declaration of a new key costs time growing
+with the number of distinct keys ever declared (0.3 ms per token after 3,000 here, several
+after 10,000). Every assertion is a new key, so a session carrying requests slowed down
+by the message. With a wildcard chunk right after ``a`` the non-wildcard prefix of every
+token key is ``<namespace>/a``: one mapping for all. The chunk sits at the same place in
+every token key and every observed key expression, so which tokens an observer's key
+expression intersects is unchanged.
 
 Atom chunks: ``s`` string, ``y`` symbol, ``i`` integer, ``d`` double (its 64 bits in hex,
 so 0.0 and -0.0 differ), ``b`` bytes (hex), ``T``/``F`` booleans: Preserves equality, so
@@ -40,6 +63,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,14 +139,24 @@ def _field(key: Key) -> str:
     return atom_chunk(key) or "_"
 
 
+def bucket(chunk: str) -> str:
+    """The bucket chunk standing before ``chunk`` (see the module docstring)."""
+    return f"{zlib.crc32(chunk.encode()) & 0xFF:02x}"
+
+
+def _bucketed(chunks: Any) -> list[str]:
+    return [part for chunk in chunks for part in (bucket(chunk), chunk)]
+
+
 def shape_chunks(key: Key) -> list[str]:
-    """Root and top-level field chunks of a value in key form."""
+    """Root and top-level field chunks of a value in key form, each field chunk after its
+    bucket chunk."""
     if type(key) is tuple:
         tag = key[0]
         if tag == "r":
-            return ["r" + _field(key[1]), *(_field(f) for f in key[2:])]
+            return ["r" + _field(key[1]), *_bucketed(_field(f) for f in key[2:])]
         if tag == "s":
-            return ["q", *(_field(item) for item in key[1:])]
+            return ["q", *_bucketed(_field(item) for item in key[1:])]
         if tag == "d":
             return ["m"]
         if tag == "S" or tag == "e":
@@ -157,19 +191,37 @@ class AssertionKey:
     owner: str  # the unique chunk: "u<session id>.<n>"
 
 
+def assertions(namespace: str) -> str:
+    """The prefix of every token key, and of every key expression observing them (see
+    the module docstring on its ``*`` chunk)."""
+    return f"{namespace}/a/*"
+
+
 def assertion_key(namespace: str, key: Key, data: bytes, unique: str) -> tuple[str, bool]:
     """The token key of a value; ``True`` beside it when the value is too large to be
     inline and must be served (at :func:`value_key`)."""
     shape = "/".join(shape_chunks(key))
+    prefix = assertions(namespace)
     if len(data) <= INLINE_LIMIT:
         body = "=v" + base64.urlsafe_b64encode(data).decode().rstrip("=")
-        return f"{namespace}/a/{shape}/{body}/{unique}", False
-    return f"{namespace}/a/{shape}/=h{hashlib.sha256(data).hexdigest()}/{unique}", True
+        return f"{prefix}/{shape}/{bucket(body)}/{body}/{unique}", False
+    body = f"=h{hashlib.sha256(data).hexdigest()}"
+    return f"{prefix}/{shape}/{bucket(body)}/{body}/{unique}", True
 
 
 def value_key(namespace: str, unique: str) -> str:
     """Where the session owning ``unique`` serves a large value."""
     return f"{namespace}/v/{unique}"
+
+
+def replay_key(namespace: str, session: str) -> str:
+    """Where a session answers new interests' replay queries (``proxy.py``)."""
+    return f"{namespace}/r/{session}"
+
+
+def presence_key(namespace: str, session: str) -> str:
+    """A session's presence token (``*``: every session's)."""
+    return f"{namespace}/s/{session}"
 
 
 def message_key(namespace: str, key: Key) -> str:
@@ -200,7 +252,7 @@ def decode_data(text: str | bytes, where: str) -> Any:
 
 
 def pattern_key(pattern: Any) -> str:
-    """The narrowest key expression, below ``<namespace>/a`` (assertions) or
+    """The narrowest key expression, below :func:`assertions` or
     ``<namespace>/m`` (messages), that holds every value ``pattern`` matches (see the
     module docstring). Raises ``InvalidPattern`` for a bad pattern."""
     compiled = compile_pattern(pattern)
@@ -215,5 +267,8 @@ def pattern_key(pattern: Any) -> str:
     head = "q" if root == "s" else "r" + _field(root[1])
     fields = {path[0]: atom_chunk(value) for path, value in consts.items() if len(path) == 1}
     fields = {index: chunk for index, chunk in fields.items() if chunk is not None}
-    chunks = [head] + [fields.get(i, "*") for i in range(max(fields, default=-1) + 1)]
+    chunks = [head]
+    for i in range(max(fields, default=-1) + 1):
+        chunk = fields.get(i)
+        chunks += ["*", "*"] if chunk is None else [bucket(chunk), chunk]
     return "/".join(chunks) + "/**"

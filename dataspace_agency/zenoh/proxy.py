@@ -8,23 +8,36 @@ client, and it carries each event over a Zenoh session:
   are unique per handle, so two handles asserting equal values are two tokens (a bag),
   and a token vanishes with its session: a crashed process's facts go by themselves.
 * ``on_publish(<Observe pattern #:observer>)``: an *interest* in the narrowest key
-  expression the pattern allows: a liveliness subscriber with history (the tokens alive
-  now, then every change) and a subscriber for messages. What they deliver is asserted,
+  expression the pattern allows: a liveliness subscriber (every change from now), a
+  *replay query* asking every session for its tokens under the key expression (the
+  tokens alive now; see "Replay" below) and a subscriber for messages. What they deliver
+  is asserted,
   retracted and sent into a local ``Dataspace`` entity (the *mirror*), where the observer
   is registered: the package's own index does the exact matching, capture counting and
   replay. Observers whose patterns give the same key expression share one interest.
 * ``on_message(value)``: a publication (``put``) whose payload is the value.
 * ``on_sync(peer)``: answered once the Zenoh router has seen everything this session did
-  before: a liveliness query (ordered after our declarations) and a query (ordered after
-  our publications), both answered by the router, plus any large value still being
-  fetched for an interest. Our own tokens and messages reach our own interests inside
+  before: a liveliness query (ordered after our declarations) and, if we published since
+  the last one was answered, a query (ordered after our publications), both answered by
+  the router, plus replay queries in flight and any large value still being fetched for
+  an interest. Syncs arriving together share these queries. Our own tokens and messages reach our own interests inside
   the call that made them, so by then local observers have been told too.
+
+Replay. Zenoh's own liveliness history costs O(N) per token in the receiving session
+(10,000 tokens: ~2 s), so every proxy answers replay queries (``<ns>/r/<session>``) from
+its own table of tokens, and holds a presence token (``<ns>/s/<session>``) that every
+proxy watches (with Zenoh's history: one token per session). A session appearing (new,
+or back after a router restart) is asked for its tokens by every interest; a session
+going (or our router) takes its tokens with it (Zenoh tells a subscriber only of the
+tokens it announced to it). A token seen to go is not revived by a later answer
+(``_Interest.deleted``) until its session appears again.
 
 An interest outlives its last observer for a while (``MAX_IDLE_INTERESTS``), so that
 observing the same key expression again costs no declaration.
 
 Zenoh calls back on its own threads: every callback only hands its sample to the runtime
-(``Runtime.external``, the thread-safe entry), whose turns do the rest. Callbacks are
+(``Runtime.external``, the thread-safe entry; samples arriving together share one
+turn), whose turns do the rest. Callbacks are
 registered ``indirect=False`` (run on Zenoh's receiving thread, in arrival order) rather
 than through zenoh-python's per-callback Python thread, which would reorder a
 subscriber's samples against another's and against the answer to a sync.
@@ -41,22 +54,37 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import threading
 from typing import Any, Callable
 
+import trio
 import zenoh
 from syndicate import turn
 from syndicate.actor import Entity, Facet, Ref
 
 from ..dataspace.entity import Dataspace, parse_observe
 from ..runtime import Runtime, RuntimeClosed
-from .keys import (MalformedKey, NotTransferable, ValueTooLarge, assertion_key, decode_data,
-                   encode_value, message_key, parse_assertion_key, pattern_key, value_key)
+from .keys import (MalformedKey, NotTransferable, ValueTooLarge, assertion_key, assertions,
+                   decode_data, encode_value, message_key, parse_assertion_key, pattern_key,
+                   presence_key, replay_key, value_key)
 
 log = logging.getLogger(__name__)
 
 # Publications block rather than being dropped when the link is congested: a dataspace
 # message is not a sensor reading that the next one replaces.
 _BLOCK = zenoh.CongestionControl.BLOCK
+# A replay query goes to every session, and every reply counts (no consolidation).
+_ALL = zenoh.QueryTarget.ALL
+_NONE = zenoh.ConsolidationMode.NONE
+
+REPLAY_BATCH = 500
+"""Token keys per reply to a replay query."""
+
+REPLAY_RETRIES = 20
+"""Times a present session that did not answer a replay query is asked again."""
+
+REPLAY_TIMEOUT = 10.0
+"""Seconds a new interest waits for the other sessions' answers to its replay query."""
 
 
 MAX_IDLE_INTERESTS = 256
@@ -81,16 +109,68 @@ class _Interest:
         self.mirror: Ref = turn.ref(Dataspace())
         self.live: dict[str, int] = {}  # token key -> handle of its value in the mirror
         self.fetching: set[str] = set()  # token keys whose large value is on its way
-        self.deleted: set[str] = set()  # token keys seen to go (a catch-up never revives them)
-        self.caught_up = False  # a sync has queried the router for what history replays
+        self.deleted: set[str] = set()  # token keys seen to go (a replay never revives them)
+        self.pending_replays = 0  # replay queries (see ZenohDataspace) not answered yet
+        self.replay_waiters: list[Callable[[], None]] = []  # syncs waiting for them
         self.closed = False
         namespace = proxy.namespace
         session = proxy.session
-        self.pattern = zenoh.KeyExpr(f"{namespace}/a/{key_expr}")
+        self.pattern = zenoh.KeyExpr(f"{assertions(namespace)}/{key_expr}")
+        # No history: the tokens alive now come from the replay query below (Zenoh's
+        # history costs O(N) per token in the receiving session: 10,000 tokens took ~2 s).
         self._tokens = session.liveliness().declare_subscriber(
-            f"{namespace}/a/{key_expr}", _direct(self._token_arrived), history=True)
+            self.pattern, _direct(self._token_arrived), history=False)
         self._messages = session.declare_subscriber(
             f"{namespace}/m/{key_expr}", _direct(self._message_arrived))
+        # Asked after the subscriber: a token declared after its owner answers reaches the
+        # subscriber (the declaration travels on a lane of higher priority than the query).
+        self.replay("*")
+
+    @property
+    def replaying(self) -> bool:
+        return self.pending_replays > 0
+
+    def replay(self, session: str, attempt: int = 0) -> None:
+        """Ask ``session`` (``*``: every session) for its tokens under our key expression
+        (a turn). Every session answers at least once; a session that does not (after a
+        router restart Zenoh may declare its presence token before its queryable) is
+        asked again while it is present, up to :data:`REPLAY_RETRIES` times."""
+        if self.closed:
+            return
+        self.pending_replays += 1
+        answered: list[bool] = []
+
+        def replied(reply: zenoh.Reply) -> None:  # a Zenoh thread
+            if reply.ok is not None:
+                answered.append(True)
+                keys = reply.ok.payload.to_bytes().decode(errors="replace").split("\n")
+                self.proxy.enter(lambda: self.replayed(keys))
+
+        def done() -> None:  # a Zenoh thread
+            self.proxy.enter(lambda: self.replay_finished(session, attempt, bool(answered)))
+        try:
+            self.proxy.session.get(
+                replay_key(self.proxy.namespace, session), _direct(replied, done),
+                payload=str(self.pattern).encode(), target=_ALL, consolidation=_NONE,
+                timeout=REPLAY_TIMEOUT)
+        except zenoh.ZError:
+            self.pending_replays -= 1  # the session has closed
+
+    def drop_tokens_of(self, session: str) -> None:
+        """``session`` has gone (or our router has): its tokens go. Zenoh tells a
+        subscriber of the tokens it had announced to it, not of those our replay query
+        brought, so the proxy retracts them itself."""
+        owner = f"u{session}."
+        for key in [key for key in (*self.live, *self.fetching)
+                    if key.rsplit("/", 1)[-1].startswith(owner)]:
+            self.token_deleted(key)
+
+    def forget_deletions_of(self, session: str) -> None:
+        """``session`` has (re)appeared: tokens of it seen to go before now may come back
+        (a router restart took them away and gives them back)."""
+        owner = f"u{session}."
+        self.deleted = {key for key in self.deleted
+                        if not key.rsplit("/", 1)[-1].startswith(owner)}
 
     # Zenoh threads: hand over, nothing else (no logging: it would register the thread).
 
@@ -99,16 +179,34 @@ class _Interest:
         key = str(sample.key_expr)
         self.proxy.enter(lambda: self.token_put(key) if put else self.token_deleted(key))
 
-    def catch_up(self, reply: zenoh.Reply) -> None:
-        if reply.ok is not None:
-            key = str(reply.ok.key_expr)
-            self.proxy.enter(lambda: self.token_put(key, catching_up=True))
 
     def _message_arrived(self, sample: zenoh.Sample) -> None:
         key, payload = str(sample.key_expr), sample.payload.to_bytes()
         self.proxy.enter(lambda: self.message(key, payload))
 
     # Turns in the proxy's facet.
+
+    def replayed(self, keys: list[str]) -> None:
+        for key in keys:
+            if key:  # an empty answer: the session holds no such token
+                self.token_put(key, catching_up=True)
+
+    def replay_finished(self, session: str, attempt: int, answered: bool) -> None:
+        if (not answered and session != "*" and attempt < REPLAY_RETRIES
+                and not self.closed and session in self.proxy.present):
+            def retry() -> None:
+                self.replay(session, attempt + 1)
+                self.replay_finished_waiting()
+            self.pending_replays += 1  # held by the retry, released once it is asked
+            self.proxy.later(0.01 * (attempt + 1), retry)
+        self.replay_finished_waiting()
+
+    def replay_finished_waiting(self) -> None:
+        self.pending_replays -= 1
+        if not self.pending_replays:
+            waiters, self.replay_waiters = self.replay_waiters, []
+            for waiter in waiters:
+                waiter()
 
     def token_put(self, key: str, catching_up: bool = False) -> None:
         if self.proxy.is_own(key):
@@ -143,9 +241,8 @@ class _Interest:
         if handle is not None:
             turn.retract(handle)
 
-    def own_put(self, key: str, value: Any) -> None:
-        if not self.closed and key not in self.live and self.pattern.intersects(
-                zenoh.KeyExpr(key)):
+    def own_put(self, key: str, key_expr: zenoh.KeyExpr, value: Any) -> None:
+        if not self.closed and key not in self.live and self.pattern.intersects(key_expr):
             self.live[key] = turn.publish(self.mirror, value)
 
     def own_deleted(self, key: str) -> None:
@@ -199,7 +296,26 @@ class ZenohDataspace(Entity):
         self._queryable: Any = None
         self._fetches = 0  # large values being fetched
         self._waiting_syncs: list[Ref] = []
+        self._syncs: list[Ref] = []  # syncs whose queries are issued in the next turn
+        self._unconfirmed_puts = False  # published since the last data-lane sync query
+        self._data_barriers = 0  # data-lane sync queries not answered yet
+        # Actions handed over by Zenoh's threads (see enter()).
+        self._arrivals: list[Callable[[], None]] = []
+        self._arrivals_lock = threading.Lock()
+        self._arrivals_pending = False
+        self.present: set[str] = set()  # other sessions whose presence token is seen
         self.closed = False
+        # Declared last: their callbacks may run at once (on Zenoh's threads).
+        self._replay_queryable = session.declare_queryable(
+            replay_key(namespace, self._zid), _direct(self._replay_asked))
+        # Sessions' presence: when one appears (new, or back after a router restart, which
+        # took its tokens away from our subscribers), each interest asks it for its tokens;
+        # when one goes (or our router does), its tokens go.
+        # History here is cheap (a token per session) and is replayed by Zenoh when this
+        # session reconnects.
+        self._presence = session.liveliness().declare_token(presence_key(namespace, self._zid))
+        self._presences = session.liveliness().declare_subscriber(
+            presence_key(namespace, "*"), _direct(self._presence_changed), history=True)
 
     @property
     def interest_count(self) -> int:
@@ -222,11 +338,45 @@ class ZenohDataspace(Entity):
         return token_key.rsplit("/", 1)[-1].startswith(self._own)
 
     def enter(self, action: Callable[[], None]) -> None:
-        """Run ``action`` as a turn in the proxy's facet, from any thread."""
+        """Run ``action`` in a turn of the proxy's facet, from any thread, after those
+        entered before it. Actions arriving while a turn for them is pending join it: a
+        burst of samples (a new observer's replay, a stream of requests) costs one hand-
+        over to the runtime and one turn, not one of each per sample."""
+        with self._arrivals_lock:
+            self._arrivals.append(action)
+            if self._arrivals_pending:
+                return
+            self._arrivals_pending = True
+        self._schedule_arrivals()
+
+    def later(self, delay: float, action: Callable[[], None]) -> None:
+        """Run ``action`` in a turn of the proxy's facet ``delay`` seconds from now (a
+        turn)."""
+        async def wait() -> None:
+            await trio.sleep(delay)
+            self.enter(action)
         try:
-            self.runtime.external(self.facet, action)
+            self.runtime.system.nursery.start_soon(wait)
+        except RuntimeError:
+            pass  # the runtime is shutting down
+
+    def _schedule_arrivals(self) -> None:
+        try:
+            self.runtime.external(self.facet, self._run_arrivals)
         except RuntimeClosed:
             pass  # shutting down: what arrives now has no one to go to
+
+    def _run_arrivals(self) -> None:
+        # What has arrived so far; later arrivals get a turn of their own, so that a
+        # steady stream cannot keep this turn going.
+        with self._arrivals_lock:
+            batch, self._arrivals = self._arrivals, []
+        for action in batch:
+            action()
+        with self._arrivals_lock:
+            self._arrivals_pending = bool(self._arrivals)
+        if self._arrivals_pending:
+            self._schedule_arrivals()
 
     # --- the entity -------------------------------------------------------------------------
 
@@ -241,7 +391,7 @@ class ZenohDataspace(Entity):
             if interest is None:
                 interest = self._interests[key_expr] = _Interest(self, key_expr)
                 for _token, token_key, own_value, _number in self._tokens.values():
-                    interest.own_put(token_key, own_value)
+                    interest.own_put(token_key, zenoh.KeyExpr(token_key), own_value)
             interest.observers += 1
             self._observes[handle] = (interest, turn.publish(interest.mirror, value))
             return
@@ -257,8 +407,10 @@ class ZenohDataspace(Entity):
             self._large[number] = data
         token = self.session.liveliness().declare_token(token_key)
         self._tokens[handle] = (token, token_key, value, number if large else None)
-        for interest in self._interests.values():
-            interest.own_put(token_key, value)
+        if self._interests:
+            key_expr = zenoh.KeyExpr(token_key)
+            for interest in self._interests.values():
+                interest.own_put(token_key, key_expr, value)
 
     def on_retract(self, handle: int) -> None:
         held = self._tokens.pop(handle, None)
@@ -290,6 +442,7 @@ class ZenohDataspace(Entity):
         if encoded is not None:
             self.session.put(message_key(self.namespace, encoded[0]), encoded[1],
                              congestion_control=_BLOCK)
+            self._unconfirmed_puts = True
 
     @staticmethod
     def _encode(value: Any, what: str) -> tuple[Any, bytes] | None:
@@ -305,31 +458,102 @@ class ZenohDataspace(Entity):
         if self.closed:
             turn.send(peer, True)
             return
-        # A new interest's history (the tokens alive when it was declared) is not ordered
-        # with the router's answers below, so for each interest no sync has covered yet the
-        # sync asks the router for those tokens itself and adds any not seen yet.
-        fresh = [i for i in self._interests.values() if not i.caught_up]
-        remaining = [2 + len(fresh)]
+        # Syncs arriving together (a burst of requests, each followed by a sync) share one
+        # set of queries, issued in a turn after this one, so after everything done here.
+        self._syncs.append(peer)
+        if len(self._syncs) == 1:
+            self.enter(self._issue_syncs)
+
+    def _issue_syncs(self) -> None:
+        peers, self._syncs = self._syncs, []
+        if self.closed:
+            for peer in peers:
+                turn.send(peer, True)
+            return
+        # Replay queries in flight: what they bring is part of what the dataspace had.
+        replaying = [i for i in self._interests.values() if i.replaying]
+        # The query on the publications' lane is needed only if something was published
+        # since the last one was answered (in assertion mode a classic request publishes
+        # nothing, and the adapter syncs after every request but the first to an agent).
+        data_barrier = self._unconfirmed_puts or self._data_barriers > 0
+        remaining = [1 + data_barrier + len(replaying)]
 
         def one_done() -> None:  # a Zenoh thread, or this one
             remaining[0] -= 1
             if remaining[0] == 0:
-                self.enter(lambda: self._synced(peer))
+                self.enter(lambda: self._synced(peers))
 
         barrier = f"{self.namespace}/sync/{self._zid}"
         # Answered by the router once it has processed what came before on each lane.
         self.session.liveliness().get(barrier, _direct(lambda _reply: None, one_done))
-        self.session.get(barrier, _direct(lambda _reply: None, one_done))
-        for interest in fresh:
-            interest.caught_up = True
-            self.session.liveliness().get(f"{self.namespace}/a/{interest.key_expr}",
-                                          _direct(interest.catch_up, one_done))
+        if data_barrier:
+            self._unconfirmed_puts = False
+            self._data_barriers += 1
 
-    def _synced(self, peer: Ref) -> None:
+            def data_done() -> None:  # a Zenoh thread
+                self.enter(self._data_barrier_answered)
+                one_done()
+            self.session.get(barrier, _direct(lambda _reply: None, data_done))
+        for interest in replaying:
+            interest.replay_waiters.append(one_done)
+
+    def _data_barrier_answered(self) -> None:
+        self._data_barriers -= 1
+
+    def _synced(self, peers: list[Ref]) -> None:
         if self._fetches:
-            self._waiting_syncs.append(peer)  # answered once the fetches are in
+            self._waiting_syncs.extend(peers)  # answered once the fetches are in
         else:
-            turn.send(peer, True)
+            for peer in peers:
+                turn.send(peer, True)
+
+    # --- replay: a new interest asks every session for its tokens ----------------------------
+
+    def _presence_changed(self, sample: zenoh.Sample) -> None:  # a Zenoh thread
+        session = str(sample.key_expr).rsplit("/", 1)[-1]
+        if session == self._zid:
+            return
+        if sample.kind == zenoh.SampleKind.PUT:
+            self.enter(lambda: self._session_appeared(session))
+        else:
+            self.enter(lambda: self._session_gone(session))
+
+    def _session_gone(self, session: str) -> None:
+        self.present.discard(session)
+        for interest in self._interests.values():
+            interest.drop_tokens_of(session)
+
+    def _session_appeared(self, session: str) -> None:
+        if self.closed:
+            return
+        self.present.add(session)
+        for interest in self._interests.values():
+            interest.forget_deletions_of(session)
+            interest.replay(session)
+
+    def _replay_asked(self, query: zenoh.Query) -> None:  # a Zenoh thread
+        self.enter(lambda: self._answer_replay(query))
+
+    def _answer_replay(self, query: zenoh.Query) -> None:
+        """Reply with the keys of our tokens that the asking interest's key expression
+        intersects, :data:`REPLAY_BATCH` to a reply; the query is finalized (dropped) in
+        any case, which tells the asker we are done."""
+        try:
+            if self.closed or query.payload is None:
+                return
+            try:
+                wanted = zenoh.KeyExpr(query.payload.to_bytes().decode())
+            except (zenoh.ZError, UnicodeDecodeError, ValueError):
+                return  # not a key expression: not one of ours asking
+            keys = [token_key for _token, token_key, _value, _number in self._tokens.values()
+                    if wanted.intersects(zenoh.KeyExpr(token_key))]
+            here = replay_key(self.namespace, self._zid)
+            for start in range(0, max(len(keys), 1), REPLAY_BATCH):  # at least one reply
+                query.reply(here, "\n".join(keys[start:start + REPLAY_BATCH]).encode())
+        except zenoh.ZError:
+            pass  # the session is closing, or the asker has gone
+        finally:
+            query.drop()
 
     # --- large values (keys.py: served by their owner, fetched by observers) ------------------
 
@@ -395,8 +619,13 @@ class ZenohDataspace(Entity):
             except zenoh.ZError:
                 pass
         self._tokens.clear()
-        if self._queryable is not None:
-            self._queryable.undeclare()
+        for declared in (self._queryable, self._replay_queryable, self._presences,
+                         self._presence):
+            if declared is not None:
+                try:
+                    declared.undeclare()
+                except zenoh.ZError:
+                    pass
         for peer in self._waiting_syncs:
             turn.send(peer, True)
         self._waiting_syncs.clear()
