@@ -66,6 +66,7 @@ def _varint(n: int) -> bytes:
 
 
 _BYTE = [bytes((n,)) for n in range(256)]
+_STRING_HEADS = [b"\xb1" + _BYTE[n] for n in range(128)]  # tag and length of a short string
 _SMALL_INTS = {n: b"\xb0\x01" + n.to_bytes(1, "big", signed=True) for n in range(-128, 128)}
 _SMALL_INTS[0] = b"\xb0\x00"
 _SYMBOL_BYTES: dict[str, bytes] = {}  # symbol name -> its encoding (a few labels, reused)
@@ -107,8 +108,8 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         out += b"\x84"
     elif t is str:
         b = v.encode("utf-8")
-        out += b"\xb1"
-        out += _varint(len(b))
+        n = len(b)
+        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + _varint(n)
         out += b
     elif t is Symbol:
         name = v.name
@@ -124,8 +125,20 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
     elif t is dict or t is ImmutableDict:
         out += b"\xb7"
         for key, item in v.items():
-            _encode_into(out, key, embed)
-            _encode_into(out, item, embed)
+            # Short string keys and values (most of a classic message) written here,
+            # without a call each.
+            if type(key) is str and len(key) < 32:
+                b = key.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _encode_into(out, key, embed)
+            if type(item) is str and len(item) < 32:
+                b = item.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _encode_into(out, item, embed)
         out += b"\x84"
     elif t is Embedded:
         out += b"\x86"
