@@ -45,10 +45,10 @@ from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET,
                           SERVER_MAX_DEPTH, ProtocolError, WireRef, show)
 
 __all__ = [
-    "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket", "Message", "ProtocolError", "PacketReader",
-    "Retract", "Sync", "WireRef", "decode", "encode", "encode_error", "encode_event_into",
-    "encode_turn",
-    "parse_packet",
+    "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket",
+    "Message", "PacketReader", "Preencoded", "ProtocolError", "Retract", "Sync", "WireRef",
+    "decode", "encode", "encode_error", "encode_event_into", "encode_turn", "parse_packet",
+    "preencode_json",
 ]
 
 
@@ -140,6 +140,8 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
             else:
                 _encode_into(out, item, embed)
         out += b"\x84"
+    elif t is Preencoded:
+        out += v.data
     elif t is Embedded:
         out += b"\x86"
         _encode_into(out, embed(v.embeddedValue), embed)
@@ -157,6 +159,65 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         out += b"\x84"
     else:
         _encode_into(out, _canonical(v), embed)
+
+
+class Preencoded:
+    """A value given by its binary form, ``data``, which the encoder writes as it is: for
+    a value made only to be sent (a classic message through a server), written once,
+    straight from what it was made of, without a Preserves form of it in this process
+    (:func:`preencode_json`). It may hold no embedded refs: nothing in it is rewritten."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Preencoded({show(self.data, 100)})"
+
+
+_NULL = b"\xb3\x04null"  # the symbol null: how the classic mapping writes None
+
+
+def _json_into(out: bytearray, v: Any) -> None:
+    t = type(v)
+    if t is str:
+        b = v.encode("utf-8")
+        n = len(b)
+        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + _varint(n)
+        out += b
+    elif t is dict:
+        out += b"\xb7"
+        for key, item in v.items():
+            if type(key) is not str:
+                raise TypeError(f"dict key {key!r:.60} is not a str")
+            _json_into(out, key)
+            _json_into(out, item)
+        out += b"\x84"
+    elif t is list or t is tuple:
+        out += b"\xb5"
+        for item in v:
+            _json_into(out, item)
+        out += b"\x84"
+    elif v is None:
+        out += _NULL
+    elif t is int or t is float or t is bool:
+        _encode_into(out, v, _wire_embedded)
+    else:
+        raise TypeError(f"not a plain JSON value: {v!r:.60}")
+
+
+def preencode_json(value: Any) -> Preencoded:
+    """A plain JSON-like value (exact ``dict`` with ``str`` keys, ``list``/``tuple``,
+    ``str``, ``int``, ``float``, ``bool``, ``None``: a validated classic message) as the
+    bytes of its Preserves form under the classic mapping (``classic/values.py``: None
+    is the symbol ``null``): byte for byte what encoding ``values.to_preserves(value)``
+    writes, at the cost of that encoding alone. Raises TypeError for any other type
+    (the caller converts such a value the careful way), ValueError for a string that is
+    not Unicode text."""
+    out = bytearray()
+    _json_into(out, value)
+    return Preencoded(bytes(out))
 
 
 def _canonical(v: Any) -> Any:
