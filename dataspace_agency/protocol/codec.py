@@ -191,8 +191,19 @@ def _json_into(out: bytearray, v: Any) -> None:
         for key, item in v.items():
             if type(key) is not str:
                 raise TypeError(f"dict key {key!r:.60} is not a str")
-            _json_into(out, key)
-            _json_into(out, item)
+            # Short strings inline, as in _encode_into.
+            if len(key) < 32:
+                b = key.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _json_into(out, key)
+            if type(item) is str and len(item) < 32:
+                b = item.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _json_into(out, item)
         out += b"\x84"
     elif t is list or t is tuple:
         out += b"\xb5"
