@@ -264,7 +264,6 @@ def encode(value: Any, embed: Callable[[Any], Any] = _wire_embedded) -> bytes:
 
 # --- packets ------------------------------------------------------------------------------
 
-_A, _R, _M, _S = Symbol("A"), Symbol("R"), Symbol("M"), Symbol("S")
 _ERROR = Symbol("error")
 
 
@@ -299,13 +298,15 @@ def _event(value: Any) -> Assert | Retract | Message | Sync:
     if type(value) is not Record:
         raise ProtocolError(f"event is not a record: {show(value)}")
     label, fields = value.key, value.fields
-    if label == _M and len(fields) == 1:
+    # Symbol's == is Python code (three calls); its name compares in C.
+    name = label.name if type(label) is Symbol else None
+    if name == "M" and len(fields) == 1:
         return Message(fields[0])
-    if label == _A and len(fields) == 2 and type(fields[1]) is int:
+    if name == "A" and len(fields) == 2 and type(fields[1]) is int:
         return Assert(fields[0], fields[1])
-    if label == _R and len(fields) == 1 and type(fields[0]) is int:
+    if name == "R" and len(fields) == 1 and type(fields[0]) is int:
         return Retract(fields[0])
-    if label == _S and len(fields) == 1 and type(fields[0]) is Embedded:
+    if name == "S" and len(fields) == 1 and type(fields[0]) is Embedded:
         return Sync(fields[0].embeddedValue)
     raise ProtocolError(f"malformed event {show(value)}")
 

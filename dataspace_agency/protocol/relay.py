@@ -214,7 +214,8 @@ class Relay(Output):
                     self._tell_inline(ref, body)
                 else:
                     turn.send(ref, body)
-                drop_all(pins)
+                if pins:
+                    drop_all(pins)
             elif kind is Assert:
                 handle = event.handle
                 if handle in self._inbound:
@@ -367,7 +368,8 @@ class Relay(Output):
             return
         pins: list = []
         self._add_event(proxy.oid, Message(value), pins, True)
-        drop_all(pins)
+        if pins:
+            drop_all(pins)
 
     def _out_sync(self, proxy: Proxy, peer: Ref) -> None:
         if self.closed:
