@@ -193,7 +193,7 @@ STAGES = [  # (stage, what a function's file name contains), first match wins
     ("classic: JSON <-> Preserves", ("classic/values.py",)),
     ("classic: agents, core, adapter, checks", ("dataspace_agency/classic/",)),
     ("spaces", ("dataspace_agency/spaces/",)),
-    ("wire codec: encode, decode", ("protocol/codec.py",)),
+    ("wire codec: encode, decode", ("protocol/codec.py", "protocol/decoding.py")),
     ("relay: membrane, packets, flow control", ("protocol/relay.py",)),
     ("transport, client, server", ("protocol/",)),
     ("dataspace: routing", ("dataspace_agency/dataspace/",)),

@@ -45,10 +45,10 @@ from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET,
                           SERVER_MAX_DEPTH, ProtocolError, WireRef, show)
 
 __all__ = [
-    "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket", "Message", "ProtocolError", "PacketReader",
-    "Retract", "Sync", "WireRef", "decode", "encode", "encode_error", "encode_event_into",
-    "encode_turn",
-    "parse_packet",
+    "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket",
+    "Message", "PacketReader", "Preencoded", "ProtocolError", "Retract", "Sync", "WireRef",
+    "decode", "encode", "encode_error", "encode_event_into", "encode_turn", "parse_packet",
+    "preencode_json",
 ]
 
 
@@ -66,6 +66,7 @@ def _varint(n: int) -> bytes:
 
 
 _BYTE = [bytes((n,)) for n in range(256)]
+_STRING_HEADS = [b"\xb1" + _BYTE[n] for n in range(128)]  # tag and length of a short string
 _SMALL_INTS = {n: b"\xb0\x01" + n.to_bytes(1, "big", signed=True) for n in range(-128, 128)}
 _SMALL_INTS[0] = b"\xb0\x00"
 _SYMBOL_BYTES: dict[str, bytes] = {}  # symbol name -> its encoding (a few labels, reused)
@@ -107,8 +108,8 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         out += b"\x84"
     elif t is str:
         b = v.encode("utf-8")
-        out += b"\xb1"
-        out += _varint(len(b))
+        n = len(b)
+        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + _varint(n)
         out += b
     elif t is Symbol:
         name = v.name
@@ -124,9 +125,23 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
     elif t is dict or t is ImmutableDict:
         out += b"\xb7"
         for key, item in v.items():
-            _encode_into(out, key, embed)
-            _encode_into(out, item, embed)
+            # Short string keys and values (most of a classic message) written here,
+            # without a call each.
+            if type(key) is str and len(key) < 32:
+                b = key.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _encode_into(out, key, embed)
+            if type(item) is str and len(item) < 32:
+                b = item.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _encode_into(out, item, embed)
         out += b"\x84"
+    elif t is Preencoded:
+        out += v.data
     elif t is Embedded:
         out += b"\x86"
         _encode_into(out, embed(v.embeddedValue), embed)
@@ -144,6 +159,76 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         out += b"\x84"
     else:
         _encode_into(out, _canonical(v), embed)
+
+
+class Preencoded:
+    """A value given by its binary form, ``data``, which the encoder writes as it is: for
+    a value made only to be sent (a classic message through a server), written once,
+    straight from what it was made of, without a Preserves form of it in this process
+    (:func:`preencode_json`). It may hold no embedded refs: nothing in it is rewritten."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Preencoded({show(self.data, 100)})"
+
+
+_NULL = b"\xb3\x04null"  # the symbol null: how the classic mapping writes None
+
+
+def _json_into(out: bytearray, v: Any) -> None:
+    t = type(v)
+    if t is str:
+        b = v.encode("utf-8")
+        n = len(b)
+        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + _varint(n)
+        out += b
+    elif t is dict:
+        out += b"\xb7"
+        for key, item in v.items():
+            if type(key) is not str:
+                raise TypeError(f"dict key {key!r:.60} is not a str")
+            # Short strings inline, as in _encode_into.
+            if len(key) < 32:
+                b = key.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _json_into(out, key)
+            if type(item) is str and len(item) < 32:
+                b = item.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _json_into(out, item)
+        out += b"\x84"
+    elif t is list or t is tuple:
+        out += b"\xb5"
+        for item in v:
+            _json_into(out, item)
+        out += b"\x84"
+    elif v is None:
+        out += _NULL
+    elif t is int or t is float or t is bool:
+        _encode_into(out, v, _wire_embedded)
+    else:
+        raise TypeError(f"not a plain JSON value: {v!r:.60}")
+
+
+def preencode_json(value: Any) -> Preencoded:
+    """A plain JSON-like value (exact ``dict`` with ``str`` keys, ``list``/``tuple``,
+    ``str``, ``int``, ``float``, ``bool``, ``None``: a validated classic message) as the
+    bytes of its Preserves form under the classic mapping (``classic/values.py``: None
+    is the symbol ``null``): byte for byte what encoding ``values.to_preserves(value)``
+    writes, at the cost of that encoding alone. Raises TypeError for any other type
+    (the caller converts such a value the careful way), ValueError for a string that is
+    not Unicode text."""
+    out = bytearray()
+    _json_into(out, value)
+    return Preencoded(bytes(out))
 
 
 def _canonical(v: Any) -> Any:
@@ -179,7 +264,6 @@ def encode(value: Any, embed: Callable[[Any], Any] = _wire_embedded) -> bytes:
 
 # --- packets ------------------------------------------------------------------------------
 
-_A, _R, _M, _S = Symbol("A"), Symbol("R"), Symbol("M"), Symbol("S")
 _ERROR = Symbol("error")
 
 
@@ -214,13 +298,15 @@ def _event(value: Any) -> Assert | Retract | Message | Sync:
     if type(value) is not Record:
         raise ProtocolError(f"event is not a record: {show(value)}")
     label, fields = value.key, value.fields
-    if label == _M and len(fields) == 1:
+    # Symbol's == is Python code (three calls); its name compares in C.
+    name = label.name if type(label) is Symbol else None
+    if name == "M" and len(fields) == 1:
         return Message(fields[0])
-    if label == _A and len(fields) == 2 and type(fields[1]) is int:
+    if name == "A" and len(fields) == 2 and type(fields[1]) is int:
         return Assert(fields[0], fields[1])
-    if label == _R and len(fields) == 1 and type(fields[0]) is int:
+    if name == "R" and len(fields) == 1 and type(fields[0]) is int:
         return Retract(fields[0])
-    if label == _S and len(fields) == 1 and type(fields[0]) is Embedded:
+    if name == "S" and len(fields) == 1 and type(fields[0]) is Embedded:
         return Sync(fields[0].embeddedValue)
     raise ProtocolError(f"malformed event {show(value)}")
 

@@ -209,8 +209,13 @@ class Relay(Output):
                     continue
                 pins: list = []
                 body = self._rewrite_in(event.body, pins) if saw_embedded else event.body
-                turn.send(target.ref, body)
-                drop_all(pins)
+                ref = target.ref
+                if getattr(ref.entity, "routed_inline", False):
+                    self._tell_inline(ref, body)
+                else:
+                    turn.send(ref, body)
+                if pins:
+                    drop_all(pins)
             elif kind is Assert:
                 handle = event.handle
                 if handle in self._inbound:
@@ -242,6 +247,21 @@ class Relay(Output):
                     turn.send(peer, True)
                     drop_all(pins)
                 turn.sync(target.ref, answer)
+
+    def _tell_inline(self, ref: Ref, body: Any) -> None:
+        """A message for an entity of this process marked ``routed_inline`` (the
+        classic adapter's inbox: it only parses and queues work of its own): told here,
+        inside the relay's turn, as a dataspace of this process tells it inside its
+        routing turn (``dataspace/entity.py``), instead of in a turn of its own actor
+        made for the purpose (a closure, a queued delivery and a turn per message and
+        agent). Skipped once its facet has stopped, as a message to a stopped facet is.
+        Its failure is its own: logged, never taken for the connection's."""
+        if not ref.facet.alive:
+            return
+        try:
+            ref.entity.on_message(body)
+        except Exception:
+            log.exception("%s: a message handler failed (message dropped)", self.name)
 
     def _rewrite_in(self, value: Any, pins: list) -> Any:
         return map_embedded(value, lambda wire: Embedded(self._ref_in(wire, pins)))
@@ -348,7 +368,8 @@ class Relay(Output):
             return
         pins: list = []
         self._add_event(proxy.oid, Message(value), pins, True)
-        drop_all(pins)
+        if pins:
+            drop_all(pins)
 
     def _out_sync(self, proxy: Proxy, peer: Ref) -> None:
         if self.closed:

@@ -52,6 +52,9 @@ class DataspaceSpace(Space):
     # the new agent's facts and subscriptions, so that a message another process sends
     # once add() returned is not routed before the agent's subscription is in place.
     _sync_after_add = False
+    # Messages an agent sends meet nothing in this process but a connection's relay
+    # (DataspaceTransport.wire_bodies): a dataspace on a server.
+    _wire_bodies = False
 
     _runtime_name = "dataspace-space"  # the runtime thread's name, before the mode
 
@@ -88,6 +91,7 @@ class DataspaceSpace(Space):
             if self._senders_are_local:
                 transport.max_message_size = None
             transport.presence = self._presence
+            transport.wire_bodies = self._wire_bodies
             transport.connection_note = self._connection_note
             core = AgentCore(agent, transport, runtime.system.nursery.start_soon,
                              self._thread_limiter)

@@ -58,6 +58,7 @@ class RemoteDataspaceSpace(DataspaceSpace):
 
     _senders_are_local = False  # other processes write to the server: check sizes
     _sync_after_add = True  # add() returns once the server has the agent's subscriptions
+    _wire_bodies = True  # agents' messages are written straight to the wire (one walk)
 
     _runtime_name = "remote-dataspace-space"
 
