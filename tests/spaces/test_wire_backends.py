@@ -167,3 +167,12 @@ def test_a_lone_surrogate_is_refused_by_name_and_the_space_goes_on(mode):
                                                r" surrogate \(U\+D800 at index 1\)"):
             _through(me, {"s": "a\ud800b"}, {}, timeout=2, name="echo")
         assert _through(me, {"s": "a\u00e9b"}, {}, timeout=5, name="echo") == {"s": "a\u00e9b"}
+
+
+def test_an_argument_named_self_is_answered_with_the_calls_error(backend):
+    """``self`` names an action's receiver, so no call can bind it as an argument: the
+    answer is the call's TypeError, as an ``[error]``, on every backend alike (the
+    strategies above leave the name out for that reason)."""
+    _, _, me = backend
+    with pytest.raises(ActionError, match="multiple values for argument 'self'"):
+        _through(me, {"self": 1}, {})

@@ -127,8 +127,9 @@ class _PresenceWatch:
 class _Inbox(Entity):
     """What is addressed to an agent as a message (its ``<message id $body>`` and the
     broadcasts). ``routed_inline``: a dataspace in this process tells it inside the
-    routing turn (see ``dataspace/entity.py``): it only parses and queues work for the
-    core, so it needs no turn of its own."""
+    routing turn (see ``dataspace/entity.py``), and so does a connection's relay inside
+    the turn that reads a packet (``protocol/relay.py``): it only parses and queues work
+    for the core, so it needs no turn of its own."""
 
     routed_inline = True
 
