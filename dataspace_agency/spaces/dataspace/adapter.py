@@ -120,6 +120,7 @@ class _PresenceWatch:
     def __init__(self) -> None:
         self.pending: set[str] = set()
         self.confirmed: set[str] = set()
+        self.unconfirmed: set[str] = set()  # held since the last sync was asked for
         self.present = False
         self.facet: Facet | None = None
 
@@ -171,6 +172,7 @@ class DataspaceTransport:
         self.core: AgentCore | None = None
         self._held: dict[str, int] = {}  # our pending request id -> its fact's handle
         self._watches: dict[str, _PresenceWatch] = {}
+        self._unconfirmed: list[_PresenceWatch] = []  # see _watch
         self._outbox: list[tuple[Facet, Callable[[], None]]] = []  # see _emit
         # Message mode on a dataspace in this process: sends are routed in a turn of the
         # dataspace itself (see _flush_routes), not first in a turn of the agent's.
@@ -303,8 +305,7 @@ class DataspaceTransport:
         if self._route_here is not None:
             self._flush_routes()
 
-    @staticmethod
-    def _perform(outbox: list[tuple[Facet, Callable[[], None]]]) -> None:
+    def _perform(self, outbox: list[tuple[Facet, Callable[[], None]]]) -> None:
         for facet, action in outbox:
             if not facet.alive:
                 continue  # e.g. a reply to a request withdrawn meanwhile
@@ -312,6 +313,8 @@ class DataspaceTransport:
             # request it answers), so it is retracted with that facet.
             with ActiveFacet(facet):
                 action()
+        if self._unconfirmed:
+            self._ask_confirmation()
 
     def deliver(self, message: dict) -> None:
         to, name = message["to"], message["action"]["name"]
@@ -407,10 +410,22 @@ class DataspaceTransport:
                 observe(self.ds, rec(AGENT, lit(agent_id)), During().add_handler(present))
             watch.facet = watching
         else:
-            # Confirmed once the dataspace answers a sync sent after the request.
-            turn.sync(self.ds, lambda: watch.confirmed.add(message_id)
-                      if message_id in watch.pending else None)
+            # Confirmed once the dataspace answers a sync sent after the request: one
+            # sync at the end of this turn, for every request it held (a burst of sends
+            # to one agent costs one sync, not one each).
+            if not watch.unconfirmed:
+                self._unconfirmed.append(watch)
+            watch.unconfirmed.add(message_id)
         watch.pending.add(message_id)
+
+    def _ask_confirmation(self) -> None:
+        """End of a turn that held requests to agents already watched: one sync, sent
+        after all of them, confirms them all when the dataspace answers it."""
+        watches, self._unconfirmed = self._unconfirmed, []
+        for watch in watches:
+            held, watch.unconfirmed = watch.unconfirmed, set()
+            turn.sync(self.ds, lambda watch=watch, held=held:
+                      watch.confirmed.update(held & watch.pending))
 
     def _unwatch(self, agent_id: str, message_id: str) -> None:
         watch = self._watches.get(agent_id)
