@@ -7,10 +7,15 @@ What it measures, in one run (so the ratios are of one machine state):
 * **floor**: a plain thread hands a callable to a trio thread (``TrioToken.run_sync_soon``)
   and is handed the answer back through a ``queue.SimpleQueue``: the least a synchronous
   caller of a runtime on another thread can pay. Its samples alternate with the
-  handle request's, one each, so that the ratio compares the two in one machine state.
+  handle request's, in blocks of 100, so that the ratio compares the two in one machine
+  state.
 * **handle request**: ``me = space.connect("me"); me.request("echo", "echo", text=...)``
   from this (plain) thread to a plain-function action (run on a worker thread, as the
-  classic model runs actions) and back: the median, and its ratio to the floor.
+  classic model runs actions) and back: the median, and its ratio to the floor; back to
+  back (a program's loop), and one at a time after 2 ms of idleness (a person at a
+  prompt), each beside a floor measured the same way. Threads woken from idle take
+  longer: both figures move, the floor with them. Also the runtime's scheduling rounds
+  per request (a count, which load does not move).
 * **handle send**: ``me.send(...)`` N times: accepted per second (how fast ``send()``
   returns), and the time until all N replies are in the handle's inbox.
 * **agent to agent**: an ``async def`` action doing ``await self.arequest(...)`` to an
@@ -51,6 +56,10 @@ GOALS = {
 
 def median_us(samples: list[float]) -> float:
     return statistics.median(samples) * 1e6
+
+
+_BLOCK = 100  # floor samples and request samples alternate in blocks of this many
+_IDLE = 0.002  # seconds of idleness before each sample measured "one at a time"
 
 
 class RoundCounter(trio.abc.Instrument):
@@ -157,23 +166,39 @@ def measure_backend(backend: str, sizes: dict) -> dict:
         me = space.connect("me")
         for _ in range(50):
             me.request("echo", "echo", text="hi")
-        # The floor's samples alternate with the requests', so that both are taken in
-        # the same machine state: a thread's wake-up costs 30 µs on a busy machine and
-        # over 100 µs on an idle one, and a floor measured apart moves the ratio more
-        # than any change to the path does.
+        # The floor's samples alternate with the requests' in blocks, so that both are
+        # taken in the same machine state: a thread's wake-up costs 30 µs on a busy
+        # machine and over 100 µs on an idle one, and a floor measured apart moved the
+        # ratio more than any change to the path did. Blocks, not single samples: the
+        # work a request leaves behind (assertion mode's withdrawals, say) would
+        # otherwise delay the floor sample right after it.
         counter = RoundCounter()  # space._background: the space's runtime thread
         space._background.call(lambda rt: trio.lowlevel.add_instrument(counter))
         floor = FloorHop()
         samples, floor_samples = [], []
-        for _ in range(sizes["requests"]):
+        for _ in range(0, sizes["requests"], _BLOCK):
+            floor_samples += [floor.hop() for _ in range(_BLOCK)]
+            for _ in range(_BLOCK):
+                start = time.perf_counter()
+                me.request("echo", "echo", text="hi")
+                samples.append(time.perf_counter() - start)
+        figures["handle_request_us"] = median_us(samples)
+        figures["floor_us"] = median_us(floor_samples)
+        figures["handle_rounds"] = counter.rounds / len(samples)
+        # One at a time, as a person at a prompt makes them: each request, and each
+        # floor hop, after the machine has been idle for a moment (so that threads
+        # wake from idle, as they then do).
+        samples, floor_samples = [], []
+        for _ in range(sizes["requests"] // 4):
+            time.sleep(_IDLE)
             floor_samples.append(floor.hop())
+            time.sleep(_IDLE)
             start = time.perf_counter()
             me.request("echo", "echo", text="hi")
             samples.append(time.perf_counter() - start)
         floor.close()
-        figures["handle_request_us"] = median_us(samples)
-        figures["floor_us"] = median_us(floor_samples)
-        figures["handle_rounds"] = counter.rounds / sizes["requests"]
+        figures["idle_request_us"] = median_us(samples)
+        figures["idle_floor_us"] = median_us(floor_samples)
 
         count = sizes["sends"]
         start = time.perf_counter()
@@ -227,10 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     def row(name: str, cell: Any, goal: str) -> None:
         table.add_row(name, *[cell(b, f) for b, f in results.items()], goal)
 
-    row("handle request, median µs (x floor)",
+    row("handle request back to back, median µs (x floor)",
         lambda b, f: f"{f['handle_request_us']:.0f} ({f['handle_request_us'] / f['floor_us']:.2f}x"
         f" of {f['floor_us']:.0f})",
         "<= 2.5x msg, 3.5x assn, 2x queue")
+    row("handle request one at a time (x floor)",
+        lambda b, f: f"{f['idle_request_us']:.0f} ({f['idle_request_us'] / f['idle_floor_us']:.2f}x"
+        f" of {f['idle_floor_us']:.0f})", "")
     row("  scheduling rounds per request", lambda b, f: f"{f['handle_rounds']:.2f}", "")
     row("handle send, accepted/s", lambda b, f: f"{f['handle_send_per_s']:,.0f}",
         ">= 20,000")
