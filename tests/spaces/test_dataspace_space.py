@@ -301,6 +301,30 @@ def test_responder_removed_mid_action(space, mode, pool):
             remover.result(timeout=15)
 
 
+def test_a_burst_of_sends_fails_whole_when_the_responder_is_removed(assertion_space, pool):
+    """Requests held together (a burst of sends: one turn, confirmed by one sync at its
+    end) all fail at once when their responder leaves, none left waiting."""
+    space = assertion_space
+    started, release = threading.Event(), threading.Event()
+    space.add(Blocker, "responder", started=started, release=release)
+    me = space.connect("me")
+    for _ in range(5):
+        me.send("responder", "block")
+    remover = None
+    try:
+        assert started.wait(WAIT)
+        remover = pool.submit(space.remove, "responder")  # may wait for the action
+        errors = [me.receive(timeout=15) for _ in range(5)]
+        assert [e["action"]["name"] for e in errors] == ["[error]"] * 5
+        assert all('agent "responder" stopped before answering "block"'
+                   in e["action"]["args"]["error"] for e in errors), errors
+    finally:
+        release.set()
+        if remover is not None:
+            remover.result(timeout=15)
+        me.close()
+
+
 def test_responder_crash_in_a_during_handler_fails_the_request(assertion_space, pool):
     space = assertion_space
     started, release = threading.Event(), threading.Event()
