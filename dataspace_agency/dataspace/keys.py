@@ -258,15 +258,22 @@ def mark_deeply_frozen(value: ImmutableDict) -> ImmutableDict:
     return value
 
 
-def frozen_dict(items: dict) -> ImmutableDict:
-    """``mark_deeply_frozen(ImmutableDict(items))``, for ``items`` whose values are all
-    frozen, made without ImmutableDict's Python ``__init__``: every classic message
-    builds several on its way, and the constructor's call is a good part of the cost.
-    The object is the one preserves' constructor makes (its hash slot unset; the pinned
-    preserves version's layout, checked by tests/dataspace/test_keys.py)."""
+def immutable_dict(items: dict) -> ImmutableDict:
+    """``ImmutableDict(items)``, made without its Python ``__init__`` (a guard, then
+    ``dict.__init__``, then its hash cache: 3-4x the cost of the same steps done here).
+    Every classic message builds several on its way, and the wire decoder one per
+    dictionary. The object is the one preserves' constructor makes (its hash slot unset;
+    the pinned preserves version's layout, checked by tests/dataspace/test_keys.py)."""
     made = _new_dict(ImmutableDict)
     _fill_dict(made, items)
     made._ImmutableDict__hash = None
+    return made
+
+
+def frozen_dict(items: dict) -> ImmutableDict:
+    """``mark_deeply_frozen(ImmutableDict(items))``, for ``items`` whose values are all
+    frozen, made as :func:`immutable_dict` makes it."""
+    made = immutable_dict(items)
     setattr(made, _FROZEN_MARK, True)
     return made
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Iterator
 
-from preserves import Embedded, ImmutableDict, Record, Symbol
+from preserves import Embedded, Record, Symbol
 
+from ..dataspace.keys import immutable_dict  # ImmutableDicts made without their __init__
 from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET, ProtocolError,
                           WireRef, show)
 
@@ -63,20 +64,6 @@ class _Decoding:
         self.embed = embed
         self.saw_embedded = False
         self.max_depth = max_depth
-
-
-# ImmutableDict's own __init__ (a Python method: a guard, then dict.__init__, then its
-# hash cache) costs 3-4x what the same three steps cost done here directly; a decoded
-# dictionary is made this way (the result is an ordinary ImmutableDict).
-_new_immutable_dict = ImmutableDict.__new__
-_dict_init = dict.__init__
-
-
-def _immutable_dict(entries: dict) -> ImmutableDict:
-    result = _new_immutable_dict(ImmutableDict)
-    _dict_init(result, entries)
-    result._ImmutableDict__hash = None  # what ImmutableDict.__init__ sets: hash not yet known
-    return result
 
 
 def _too_deep(d: _Decoding) -> ProtocolError:
@@ -158,7 +145,7 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
                 if key in entries:
                     raise ProtocolError("dictionary with a duplicate key")
                 entries[key] = value
-            return _immutable_dict(entries), i + 1
+            return immutable_dict(entries), i + 1
         items = []
         append = items.append
         while buf[i] != 0x84:
