@@ -124,16 +124,22 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         out += b"\x81" if v else b"\x80"
     elif t is dict or t is ImmutableDict:
         out += b"\xb7"
-        for entry in v.items():
-            for part in entry:  # the key, then the value
-                # Short strings (most of a classic message's keys and values) written
-                # here, without a call each.
-                if type(part) is str and len(part) < 32:
-                    b = part.encode("utf-8")
-                    out += _STRING_HEADS[len(b)]
-                    out += b
-                else:
-                    _encode_into(out, part, embed)
+        for key, item in v.items():
+            # Short strings (most of a classic message's keys and values) written here,
+            # without a call each. Written out for the key and for the value: a loop
+            # over the two costs 10 % of encoding a classic message (3.4 against 3.1 µs).
+            if type(key) is str and len(key) < 32:
+                b = key.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _encode_into(out, key, embed)
+            if type(item) is str and len(item) < 32:
+                b = item.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _encode_into(out, item, embed)
         out += b"\x84"
     elif t is Preencoded:
         out += v.data
