@@ -34,7 +34,7 @@ from typing import Any
 
 import preserves
 
-from ..dataspace.keys import frozen_dict, mark_deeply_frozen
+from ..dataspace.keys import frozen_dict
 
 __all__ = ["MAX_DEPTH", "MESSAGE_DEPTH", "NotJSON", "check_json", "is_unicode_text", "from_preserves", "json_copy", "plain_copy",
            "short_repr", "to_preserves"]
@@ -130,7 +130,7 @@ def _walk_json(value: Any, build: str, room: int = MAX_DEPTH) -> Any:
         out = _walk_entries(_walk_json, value, build, room)
         # ImmutableDict is hashable, so built values can sit inside
         # assertions and sets without further conversion.
-        return mark_deeply_frozen(preserves.ImmutableDict(out)) if build == _PRESERVES else out
+        return frozen_dict(out) if build == _PRESERVES else out
     raise _Bad(f"not a JSON value: {_describe(value)}")
 
 

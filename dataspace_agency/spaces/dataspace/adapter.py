@@ -174,11 +174,11 @@ class DataspaceTransport:
         self._watches: dict[str, _PresenceWatch] = {}
         self._unconfirmed: list[_PresenceWatch] = []  # see _watch
         self._outbox: list[tuple[Facet, Callable[[], None]]] = []  # see _emit
-        # Message mode on a dataspace in this process: sends are routed in a turn of the
-        # dataspace itself (see _flush_routes), not first in a turn of the agent's.
+        # Message mode on a dataspace in this process (or a connection's relay): sends
+        # are routed in a turn of the dataspace itself (see _flush_routes), not first in
+        # a turn of the agent's. Decided in start(), once the space has set wire_bodies.
         self._routes: list[Any] = []
-        self._route_here = (ds.facet, ds.entity) if (
-            mode == "message" and isinstance(ds.entity, Dataspace)) else None
+        self._route_here: tuple[Facet, Any] | None = None
         self._offers: dict[str, int] = {}  # action name -> its <action ...> fact's handle
 
     def run_inline(self, action: Callable[[], Any]) -> Any:
@@ -193,11 +193,9 @@ class DataspaceTransport:
         """Publish presence and actions (``action_helps``: name -> help, already in
         Preserves form) and subscribe to what is addressed to the agent."""
         self.core = core
-        if self.wire_bodies and self.mode == "message":
-            # The sends go only to the connection's relay (or the reconnecting
-            # forwarder in front of it): routed there in a turn of its own, as for a
-            # dataspace in this process (_flush_routes), saving the agent's turn and
-            # a delivery per burst. Set here, once the space has set wire_bodies.
+        if self.mode == "message" and (self.wire_bodies or isinstance(self.ds.entity, Dataspace)):
+            # The sends meet only this dataspace, or with wire_bodies only the
+            # connection's relay (or the reconnecting forwarder in front of it).
             self._route_here = (self.ds.facet, self.ds.entity)
         me = self.agent_id
         turn.publish(self.ds, agent_fact(me))
