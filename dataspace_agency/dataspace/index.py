@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Protocol
 
+from preserves import Symbol
+
 from .keys import (MISSING, Key, Path, Unsure, class_of, frozen, from_key, project,
-                   raw_class_of, raw_project, to_key)
+                   project_all, raw_class_of, raw_project, to_key)
 from .patterns import CompiledPattern, compile_pattern
 
 Captures = tuple[Key, ...]
@@ -112,7 +114,11 @@ def _all_exist(key: Key, paths: tuple[Path, ...]) -> bool:
 
 
 def _thaw(captures: Captures) -> tuple:
-    return tuple(from_key(c) for c in captures)
+    thawed = []
+    for capture in captures:
+        t = type(capture)
+        thawed.append(capture if t is str or t is int or t is Symbol else from_key(capture))
+    return tuple(thawed)
 
 
 class Index:
@@ -234,6 +240,9 @@ class Index:
     def _update(self, key: Key, delta: int) -> None:
         """A value arrived (+1) or left (-1): update every cache on its way through the
         trie and count its captures in every subscription group it reaches."""
+        # Plain loops with project() inline, as in _raw_deliveries: every fact asserted
+        # or retracted comes through here (a classic request in assertion mode, four
+        # times), and a helper or generator costs a call per path.
         arriving = delta > 0
         for node in self._matching_nodes(key):
             if arriving:
@@ -241,27 +250,29 @@ class Index:
             else:
                 node.assertions.discard(key)
             for (const_paths, exist_paths), leaves in node.leaves.items():
-                if not _all_exist(key, exist_paths):
+                if exist_paths and project_all(key, exist_paths) is None:
                     continue
-                values = _project_all(key, const_paths)
-                if values is None:
-                    continue
-                leaf = leaves.get(values)
-                if leaf is None:
-                    if not arriving:
-                        continue
-                    leaf = leaves[values] = _Leaf()
-                if arriving:
-                    leaf.assertions.add(key)
-                else:
-                    leaf.assertions.discard(key)
-                for capture_paths, endpoints in leaf.groups.items():
-                    captures = _project_all(key, capture_paths)
-                    if captures is not None:
-                        self._count_captures(endpoints, captures, delta)
-                if leaf.is_empty():
-                    # (A position map itself lives as long as a subscription uses it.)
-                    del leaves[values]
+                values = project_all(key, const_paths)
+                if values is not None:
+                    self._update_leaf(leaves, tuple(values), key, delta)
+
+    def _update_leaf(self, leaves: dict, values: tuple, key: Key, delta: int) -> None:
+        leaf = leaves.get(values)
+        if leaf is None:
+            if delta < 0:
+                return
+            leaf = leaves[values] = _Leaf()
+        if delta > 0:
+            leaf.assertions.add(key)
+        else:
+            leaf.assertions.discard(key)
+        for capture_paths, endpoints in leaf.groups.items():
+            captures = project_all(key, capture_paths)
+            if captures is not None:
+                self._count_captures(endpoints, tuple(captures), delta)
+        if not leaf.assertions and not leaf.groups:
+            # (A position map itself lives as long as a subscription uses it.)
+            del leaves[values]
 
     def send_key(self, key: Key) -> int:
         """Deliver a message to every matching observer; returns the number of deliveries."""

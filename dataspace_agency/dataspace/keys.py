@@ -54,13 +54,27 @@ def to_key(value: Any) -> Key:
     Raises ``TypeError`` for Python objects that are not Preserves values.
     """
     kind = type(value)
-    # The common atoms first: they are their own key.
+    # The common atoms first: they are their own key. Below, a record's fields and a
+    # dictionary's entries test for them inline too (plain loops, no comprehension):
+    # every fact entering the index is walked here, and a call per item is most of the
+    # cost of a walk.
     if kind is str or kind is int or kind is Symbol or kind is bytes:
         return value
     if kind is Record:
-        return ("r", to_key(value.key), *[to_key(f) for f in value.fields])
+        label = value.key
+        key = ["r", label if type(label) is Symbol else to_key(label)]
+        for item in value.fields:
+            t = type(item)
+            key.append(item if t is str or t is int or t is Symbol or t is bytes
+                       else to_key(item))
+        return tuple(key)
     if kind is tuple or kind is list:
-        return ("s", *[to_key(item) for item in value])
+        key = ["s"]
+        for item in value:
+            t = type(item)
+            key.append(item if t is str or t is int or t is Symbol or t is bytes
+                       else to_key(item))
+        return tuple(key)
     if kind is bool:
         return ("b", value)
     if kind is float:
@@ -68,7 +82,14 @@ def to_key(value: Any) -> Key:
     if kind is Embedded:
         return ("e", value.embeddedValue)
     if isinstance(value, dict):
-        entries = ImmutableDict((to_key(k), to_key(v)) for k, v in value.items())
+        items = {}
+        for k, v in value.items():
+            t = type(k)
+            if not (t is str or t is int or t is Symbol or t is bytes):
+                k = to_key(k)
+            t = type(v)
+            items[k] = v if t is str or t is int or t is Symbol or t is bytes else to_key(v)
+        entries = immutable_dict(items)
         if kind is ImmutableDict and getattr(value, _FROZEN_MARK, False):
             return _KeptDictKey(entries, value)
         return ("d", entries)
@@ -162,10 +183,33 @@ def step(key: Key, where: Step) -> Key:
 def project(key: Key, path: Path) -> Key:
     """The key at ``path`` inside ``key``, or ``_MISSING``."""
     for where in path:
+        # A record's field, the commonest step (every classic fact), without a call.
+        if type(key) is tuple and key[0] == "r" and type(where) is int \
+                and 0 <= where and where + 2 < len(key):
+            key = key[where + 2]
+            continue
         key = step(key, where)
         if key is _MISSING:
             return _MISSING
     return key
+
+
+def project_all(key: Key, paths: tuple[Path, ...]) -> list[Key] | None:
+    """The keys at each of ``paths`` inside ``key``, or None if one is missing: one call
+    for a set of paths, with a record's field (the commonest step) read inline."""
+    found = []
+    for path in paths:
+        at = key
+        for where in path:
+            if type(at) is tuple and at[0] == "r" and type(where) is int \
+                    and 0 <= where and where + 2 < len(at):
+                at = at[where + 2]
+                continue
+            at = step(at, where)
+            if at is _MISSING:
+                return None
+        found.append(at)
+    return found
 
 
 def class_of(key: Key) -> Key | None:

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import trio
 from preserves import Embedded, ImmutableDict, Record, Symbol
 from syndicate import turn
-from syndicate.actor import ActiveFacet, Entity, Facet, Ref
+from syndicate.actor import Entity, Facet, Ref
 from syndicate.during import During
 
 from ...classic import values
@@ -99,12 +99,44 @@ def parse_message(body: Any, where: str) -> dict | None:
         return None
 
 
-class _FacetTicket(Ticket):
-    """An inbound request in assertion mode; the reply is asserted in its facet."""
+class _RequestTicket(Ticket):
+    """An inbound request in assertion mode, while its fact stands. ``reply_handle``: the
+    reply's fact once asserted, retracted when the request is withdrawn; ``with_core``:
+    whether the core was given the request (a refused one is answered here)."""
 
-    def __init__(self, facet: Facet) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.facet = facet
+        self.reply_handle: int | None = None
+        self.with_core = False
+
+
+class _Facts(Entity):
+    """Tells a transport of each capture tuple of one pattern as it appears
+    (``on_added(*captures) -> ticket or None``) and, if that gave a ticket, as it goes
+    (``on_removed(ticket)``).
+
+    The requests and replies of assertion mode come here rather than through
+    ``syndicate.during.During``, which makes a facet per fact: a facet made, checked
+    for inertness in a turn of its own, and stopped was most of what a request cost
+    besides the routing itself (two turns and about 80 Python calls a request,
+    ``benchmarks/request_calls.py``). What the facet did for a request, retracting the
+    reply with it, the ticket does (``DataspaceTransport._request_withdrawn``)."""
+
+    def __init__(self, on_added: Callable[..., Any],
+                 on_removed: Callable[[Any], None] | None = None) -> None:
+        self._on_added = on_added
+        self._on_removed = on_removed
+        self._held: dict[int, Any] = {}
+
+    def on_publish(self, captures: Any, handle: int) -> None:
+        ticket = self._on_added(*captures)
+        if ticket is not None:
+            self._held[handle] = ticket
+
+    def on_retract(self, handle: int) -> None:
+        ticket = self._held.pop(handle, None)
+        if ticket is not None and self._on_removed is not None:
+            self._on_removed(ticket)
 
 
 class _PresenceWatch:
@@ -173,7 +205,7 @@ class DataspaceTransport:
         self._held: dict[str, int] = {}  # our pending request id -> its fact's handle
         self._watches: dict[str, _PresenceWatch] = {}
         self._unconfirmed: list[_PresenceWatch] = []  # see _watch
-        self._outbox: list[tuple[Facet, Callable[[], None]]] = []  # see _emit
+        self._outbox: list[Callable[[], None]] = []  # see _emit
         # Message mode on a dataspace in this process (or a connection's relay): sends
         # are routed in a turn of the dataspace itself (see _flush_routes), not first in
         # a turn of the agent's. Decided in start(), once the space has set wire_bodies.
@@ -207,9 +239,9 @@ class DataspaceTransport:
         observe(self.ds, _BROADCASTS, inbound)
         if self.mode == "assertion":
             observe(self.ds, rec(REQUEST, lit(me), CAPTURE, CAPTURE),
-                    During().add_handler(self._on_request))
+                    _Facts(self._on_request, self._request_withdrawn))
             observe(self.ds, rec(REPLY, lit(me), CAPTURE, CAPTURE, CAPTURE),
-                    During().add_handler(self._on_reply))
+                    _Facts(self._on_reply))
         for kind, pattern, handler in reactions:
             if kind == "during":
                 observe(self.ds, pattern, During().add_handler(handler))
@@ -248,21 +280,32 @@ class DataspaceTransport:
         elif refusal:
             turn.send(self.ds, message_envelope(refusal["to"], message_body(refusal)))
 
-    def _on_request(self, message_id: Any, body: Any) -> None:
+    def _on_request(self, message_id: Any, body: Any) -> _RequestTicket | None:
         message = parse_message(body, f'in a request to "{self.agent_id}"')
         if message is None or message["meta"]["id"] != message_id:
-            return
+            return None
+        ticket = _RequestTicket()
         refusal = self._too_big(message)
         if refusal is not None:
-            # Held in this request's facet: withdrawn with the request, like any reply.
-            turn.publish(self.ds, reply_fact(refusal["to"], message_id, self.agent_id,
-                                             message_body(refusal)))
-            return
-        ticket = _FacetTicket(turn.active_facet())
-        turn.on_stop(lambda: self.core.withdrawn(ticket))
+            # Held while the request stands and withdrawn with it, like any reply.
+            ticket.reply_handle = turn.publish(self.ds, reply_fact(
+                refusal["to"], message_id, self.agent_id, message_body(refusal)))
+            return ticket
+        ticket.with_core = True
         self.core.inbound(message, ticket)
+        return ticket
+
+    def _request_withdrawn(self, ticket: _RequestTicket) -> None:
+        """The request's fact has gone (answered, or its sender gave up or left)."""
+        if ticket.reply_handle is not None:
+            turn.retract(ticket.reply_handle)
+            ticket.reply_handle = None
+        ticket.withdrawn = True  # a reply still in the outbox is not asserted (reply())
+        if ticket.with_core:
+            self.core.withdrawn(ticket)
 
     def _on_reply(self, parent_id: Any, sender: Any, body: Any) -> None:
+        # Returns no ticket: a reply's retraction, after its request's, needs nothing.
         reply = parse_message(body, f'in a reply to "{self.agent_id}"')
         if (reply is not None and reply["meta"].get("parent_id") == parent_id
                 and self._too_big(reply) is None):
@@ -285,10 +328,10 @@ class DataspaceTransport:
     # the flush is queued behind the work already pending. Order is kept: the outbox is
     # FIFO and holds every kind of effect (sends, holds, withdrawals, replies).
 
-    def _emit(self, facet: Facet, action: Callable[[], None]) -> None:
+    def _emit(self, action: Callable[[], None]) -> None:
         if not self._outbox:
             self.runtime.system.queue_task(self._flush)
-        self._outbox.append((facet, action))
+        self._outbox.append(action)
 
     def _flush(self) -> None:
         outbox, self._outbox = self._outbox, []
@@ -303,14 +346,11 @@ class DataspaceTransport:
         if self._route_here is not None:
             self._flush_routes()
 
-    def _perform(self, outbox: list[tuple[Facet, Callable[[], None]]]) -> None:
-        for facet, action in outbox:
-            if not facet.alive:
-                continue  # e.g. a reply to a request withdrawn meanwhile
-            # Each effect belongs to its own facet (a reply lives in the facet of the
-            # request it answers), so it is retracted with that facet.
-            with ActiveFacet(facet):
-                action()
+    def _perform(self, outbox: list[Callable[[], None]]) -> None:
+        # Every effect is asserted or sent in the agent's facet (a reply is retracted
+        # with its request by handle, see _request_withdrawn), the facet this turn runs in.
+        for action in outbox:
+            action()
         if self._unconfirmed:
             self._ask_confirmation()
 
@@ -318,14 +358,14 @@ class DataspaceTransport:
         to, name = message["to"], message["action"]["name"]
         if self.mode == "assertion" and to != BROADCAST and name not in (RESPONSE, ERROR):
             body = message_body(message)
-            self._emit(self.facet, lambda: self._hold(message, body))
+            self._emit(lambda: self._hold(message, body))
         elif self._route_here is not None:
             if not self._routes:
                 self.runtime.system.queue_task(self._flush_routes)
             self._routes.append(message_envelope(to, self._sent_body(message)))
         else:
             body = self._sent_body(message)
-            self._emit(self.facet, lambda: turn.send(self.ds, message_envelope(to, body)))
+            self._emit(lambda: turn.send(self.ds, message_envelope(to, body)))
 
     def _sent_body(self, message: dict) -> Any:
         """The body of a message sent as a Syndicate message: with ``wire_bodies``, the
@@ -369,12 +409,16 @@ class DataspaceTransport:
         if not self._outbox and active is not None and active._facet.actor is self.facet.actor:
             unhold()  # in a turn of ours (a reply just matched), with nothing queued before
         else:
-            self._emit(self.facet, unhold)
+            self._emit(unhold)
 
-    def reply(self, ticket: _FacetTicket, reply: dict) -> None:
+    def reply(self, ticket: _RequestTicket, reply: dict) -> None:
         body = message_body(reply)
         fact = reply_fact(reply["to"], reply["meta"]["parent_id"], self.agent_id, body)
-        self._emit(ticket.facet, lambda: turn.publish(self.ds, fact))
+
+        def answer() -> None:
+            if not ticket.withdrawn:  # else withdrawn meanwhile: nobody waits for it
+                ticket.reply_handle = turn.publish(self.ds, fact)
+        self._emit(answer)
 
     # --- presence of the agents we wait on (inside turns) --------------------------------------
 
