@@ -27,8 +27,6 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Protocol
 
-from preserves import Symbol
-
 from .keys import (MISSING, Key, Path, Unsure, class_of, frozen, from_key, project,
                    project_all, raw_class_of, raw_project, to_key)
 from .patterns import CompiledPattern, compile_pattern
@@ -117,7 +115,7 @@ def _thaw(captures: Captures) -> tuple:
     thawed = []
     for capture in captures:
         t = type(capture)
-        thawed.append(capture if t is str or t is int or t is Symbol else from_key(capture))
+        thawed.append(capture if t is str or t is int else from_key(capture))
     return tuple(thawed)
 
 

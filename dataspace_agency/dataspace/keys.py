@@ -11,19 +11,25 @@ form preserves' own decoder produces.
 
 Key form, one line per kind of value::
 
-    str, int, bytes, Symbol         the value itself (no two kinds compare equal)
+    str, int, bytes                 the value itself (no two kinds compare equal)
+    Symbol(name)                    ("y", name)
     bool                            ("b", value)
     double                          ("f", the 64 bits as an int)   0.0 and -0.0 differ, NaN == NaN
     Embedded(x)                     ("e", x)                       x compared with ==
     Record(label, fields)           ("r", key(label), key(f0), key(f1), ...)
     sequence (list or tuple)        ("s", key(item0), key(item1), ...)
-    dictionary                      ("d", ImmutableDict {key(k): key(v)})
+    dictionary                      ("d", frozenset {(key(k), key(v))})  a DictKey
     set                             ("S", frozenset {key(item)})
 
 Every non-atomic key is a tuple whose first item is a tag string, and no atom is a tuple,
-so keys of different kinds never collide. (The key of a dictionary marked deeply frozen
-is a tuple subclass equal to the plain one that also remembers the dictionary: see
-:class:`_KeptDictKey`.)
+so keys of different kinds never collide. A dictionary's key is a :class:`DictKey`, a
+tuple that also keeps its entries as a dict, to step into, and the dictionary it was made
+from if that was marked deeply frozen.
+
+Why only tuples, strings, numbers and frozensets: the index hashes a fact's key a dozen
+times on its way through (the bag, each trie node, each leaf), and these types hash in C.
+preserves' own ``Symbol`` and ``ImmutableDict`` hash in Python, a call each time: symbols,
+being in every record's label, were the commonest call of an assertion-mode request.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from preserves.values import is_annotated, preserve
 Key = Hashable
 """A hashable stand-in for a Preserves value; see the module docstring."""
 
-_PLAIN_ATOMS = (str, int, bytes, Symbol)
+_PLAIN_ATOMS = (str, int, bytes)
 
 
 def _double_bits(value: float) -> int:
@@ -58,22 +64,22 @@ def to_key(value: Any) -> Key:
     # dictionary's entries test for them inline too (plain loops, no comprehension):
     # every fact entering the index is walked here, and a call per item is most of the
     # cost of a walk.
-    if kind is str or kind is int or kind is Symbol or kind is bytes:
+    if kind is str or kind is int or kind is bytes:
         return value
+    if kind is Symbol:
+        return ("y", value.name)
     if kind is Record:
         label = value.key
-        key = ["r", label if type(label) is Symbol else to_key(label)]
+        key = ["r", ("y", label.name) if type(label) is Symbol else to_key(label)]
         for item in value.fields:
             t = type(item)
-            key.append(item if t is str or t is int or t is Symbol or t is bytes
-                       else to_key(item))
+            key.append(item if t is str or t is int or t is bytes else to_key(item))
         return tuple(key)
     if kind is tuple or kind is list:
         key = ["s"]
         for item in value:
             t = type(item)
-            key.append(item if t is str or t is int or t is Symbol or t is bytes
-                       else to_key(item))
+            key.append(item if t is str or t is int or t is bytes else to_key(item))
         return tuple(key)
     if kind is bool:
         return ("b", value)
@@ -82,17 +88,15 @@ def to_key(value: Any) -> Key:
     if kind is Embedded:
         return ("e", value.embeddedValue)
     if isinstance(value, dict):
-        items = {}
+        entries = {}
         for k, v in value.items():
             t = type(k)
-            if not (t is str or t is int or t is Symbol or t is bytes):
+            if not (t is str or t is int or t is bytes):
                 k = to_key(k)
             t = type(v)
-            items[k] = v if t is str or t is int or t is Symbol or t is bytes else to_key(v)
-        entries = immutable_dict(items)
-        if kind is ImmutableDict and getattr(value, _FROZEN_MARK, False):
-            return _KeptDictKey(entries, value)
-        return ("d", entries)
+            entries[k] = v if t is str or t is int or t is bytes else to_key(v)
+        kept = value if kind is ImmutableDict and getattr(value, _FROZEN_MARK, False) else None
+        return DictKey(entries, kept)
     if isinstance(value, (set, frozenset)):
         return ("S", frozenset(to_key(item) for item in value))
     if kind is bytearray:
@@ -102,6 +106,8 @@ def to_key(value: Any) -> Key:
     if hasattr(value, "__preserve__"):
         # A parsed schema value (e.g. an Observe record built with syndicate.schema).
         return to_key(preserve(value))
+    if isinstance(value, Symbol):
+        return ("y", value.name)
     if isinstance(value, _PLAIN_ATOMS):
         # Subclasses of the plain atoms (e.g. an IntEnum) stand for the base value.
         for base in _PLAIN_ATOMS:
@@ -110,15 +116,18 @@ def to_key(value: Any) -> Key:
     raise TypeError(f"not a Preserves value: {value!r} (of type {kind.__name__})")
 
 
-class _KeptDictKey(tuple):
-    """The key of a deeply frozen dictionary (see :func:`mark_deeply_frozen`): equal to,
-    and hashed as, the plain key ``("d", entries)``, and remembering the dictionary it
-    was made from, which :func:`from_key` gives back as it is. So such a value inside an
+class DictKey(tuple):
+    """The key of a dictionary: the tuple ``("d", frozenset of (key, value) pairs)``,
+    which is what it equals and hashes as (in C, the frozenset's hash cached), with
+    ``entries``, the same pairs as a dict to step into, and ``value``, the dictionary it
+    was made from if that was marked deeply frozen (:func:`mark_deeply_frozen`), else
+    None. :func:`from_key` gives such a dictionary back as it is, so a value inside an
     assertion comes out of the index as the same object, with whatever its builder
     attached to it (the classic adapter's message, say), instead of as a rebuilt copy."""
 
-    def __new__(cls, entries: ImmutableDict, value: ImmutableDict) -> "_KeptDictKey":
-        key = super().__new__(cls, ("d", entries))
+    def __new__(cls, entries: dict, value: ImmutableDict | None = None) -> "DictKey":
+        key = super().__new__(cls, ("d", frozenset(entries.items())))
+        key.entries = entries
         key.value = value
         return key
 
@@ -126,9 +135,15 @@ class _KeptDictKey(tuple):
 def from_key(key: Key) -> Any:
     """The frozen Preserves value a key stands for (inverse of :func:`to_key`)."""
     kind = type(key)
+    if kind is DictKey:
+        if key.value is not None:
+            return key.value
+        return immutable_dict({from_key(k): from_key(v) for k, v in key.entries.items()})
     if kind is not tuple:
-        return key.value if kind is _KeptDictKey else key
+        return key
     tag = key[0]
+    if tag == "y":
+        return Symbol(key[1])
     if tag == "r":
         return Record(from_key(key[1]), [from_key(f) for f in key[2:]])
     if tag == "s":
@@ -139,8 +154,6 @@ def from_key(key: Key) -> Any:
         return _double_from_bits(key[1])
     if tag == "e":
         return Embedded(key[1])
-    if tag == "d":
-        return ImmutableDict((from_key(k), from_key(v)) for k, v in key[1].items())
     if tag == "S":
         return frozenset(from_key(item) for item in key[1])
     raise ValueError(f"not a key: {key!r}")
@@ -164,8 +177,8 @@ _MISSING = object()
 
 def step(key: Key, where: Step) -> Key:
     """The key one step into ``key``, or ``_MISSING`` if there is no such position."""
-    if type(key) is _KeptDictKey:
-        return key[1].get(where, _MISSING)
+    if type(key) is DictKey:
+        return key.entries.get(where, _MISSING)
     if type(key) is tuple:
         tag = key[0]
         if tag == "r":
@@ -175,8 +188,6 @@ def step(key: Key, where: Step) -> Key:
         elif tag == "s":
             if type(where) is int and 0 <= where and where + 1 < len(key):
                 return key[where + 1]
-        elif tag == "d":
-            return key[1].get(where, _MISSING)
     return _MISSING
 
 
@@ -215,13 +226,13 @@ def project_all(key: Key, paths: tuple[Path, ...]) -> list[Key] | None:
 def class_of(key: Key) -> Key | None:
     """What a group pattern tests for: ("r", label) for records, "s" for sequences, "d" for
     dictionaries; None for atoms (and sets), which no group pattern matches."""
-    if type(key) is _KeptDictKey:
+    if type(key) is DictKey:
         return "d"
     if type(key) is tuple:
         tag = key[0]
         if tag == "r":
             return ("r", key[1])
-        if tag == "s" or tag == "d":
+        if tag == "s":
             return tag
     return None
 
@@ -256,8 +267,10 @@ def raw_step(value: Any, where: Step) -> Any:
     if isinstance(value, dict):
         # Python's dict lookup conflates True, 1 and 1.0; strings and symbols cannot be
         # confused with anything else, so only they are looked up directly.
-        if type(where) is str or type(where) is Symbol or type(where) is bytes:
+        if type(where) is str or type(where) is bytes:
             return value.get(where, _MISSING)
+        if type(where) is tuple and where[0] == "y":
+            return value.get(Symbol(where[1]), _MISSING)
         raise Unsure(where)
     if isinstance(value, _RAW_ATOMS) or isinstance(value, (set, frozenset)):
         return _MISSING
@@ -367,17 +380,17 @@ def order_key(key: Key) -> tuple:
     bit patterns, putting every negative number after every positive one. Embedded values
     have no order of their own; they sort last, by ``repr``.
     """
-    if type(key) is not tuple and type(key) is not _KeptDictKey:
+    if type(key) is not tuple and type(key) is not DictKey:
         if isinstance(key, bool):  # only inside another key; kept for robustness
             return (0, key)
         if isinstance(key, int):
             return (2, key)
         if isinstance(key, str):
             return (3, key)
-        if isinstance(key, bytes):
-            return (4, key)
-        return (5, key.name)  # Symbol
+        return (4, key)  # bytes
     tag = key[0]
+    if tag == "y":
+        return (5, key[1])
     if tag == "b":
         return (0, key[1])
     if tag == "f":
@@ -391,5 +404,5 @@ def order_key(key: Key) -> tuple:
     if tag == "S":
         return (8, tuple(sorted(order_key(item) for item in key[1])))
     if tag == "d":
-        return (9, tuple(sorted((order_key(k), order_key(v)) for k, v in key[1].items())))
+        return (9, tuple(sorted((order_key(k), order_key(v)) for k, v in key.entries.items())))
     return (10, repr(key[1]))  # embedded

@@ -144,16 +144,10 @@ def _terminate(self: Facet, orderly: bool) -> None:
         self.shutdown_actions.clear()
 
 
-def _turn_sync(ref: Ref, k: Callable[[], Any]) -> None:
-    _sync(Turn.active, ref, k)
-
-
 def apply() -> None:
     """Install the repairs (idempotent; done on import)."""
     Facet.log = property(_facet_log)
-    Turn.sync = _sync
-    # ``syndicate.turn`` copied each public Turn method when syndicate was imported.
-    syndicate.turn.sync = _turn_sync
+    Turn.sync = _sync  # (``syndicate.turn.sync`` is made anew from it by turns.py)
     Facet.on_stop_or_crash = _on_stop_or_crash
     Facet._terminate = _terminate
     Turn.active = ActiveTurn()

@@ -68,7 +68,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import preserves
-from preserves import Symbol
 
 from ..dataspace.keys import Key, to_key
 from ..dataspace.patterns import compile_pattern
@@ -118,8 +117,8 @@ def atom_chunk(key: Key) -> str | None:
     kind = type(key)
     if kind is str:
         chunk = "s" + _escape(key)
-    elif kind is Symbol:
-        chunk = "y" + _escape(key.name)
+    elif kind is tuple and key[0] == "y":  # a symbol
+        chunk = "y" + _escape(key[1])
     elif kind is int:
         chunk = f"i{key}"
     elif kind is bytes:
@@ -151,7 +150,7 @@ def _bucketed(chunks: Any) -> list[str]:
 def shape_chunks(key: Key) -> list[str]:
     """Root and top-level field chunks of a value in key form, each field chunk after its
     bucket chunk."""
-    if type(key) is tuple:
+    if isinstance(key, tuple):  # (a dictionary's key is a subclass: keys.DictKey)
         tag = key[0]
         if tag == "r":
             return ["r" + _field(key[1]), *_bucketed(_field(f) for f in key[2:])]
