@@ -23,8 +23,7 @@ Key form, one line per kind of value::
 
 Every non-atomic key is a tuple whose first item is a tag string, and no atom is a tuple,
 so keys of different kinds never collide. A dictionary's key is a :class:`DictKey`, a
-tuple that also keeps its entries as a dict, to step into, and the dictionary it was made
-from if that was marked deeply frozen.
+tuple that also keeps the dictionary it was made from if that was marked deeply frozen.
 
 Why only tuples, strings, numbers and frozensets: the index hashes a fact's key a dozen
 times on its way through (the bag, each trie node, each leaf), and these types hash in C.
@@ -119,17 +118,32 @@ def to_key(value: Any) -> Key:
 class DictKey(tuple):
     """The key of a dictionary: the tuple ``("d", frozenset of (key, value) pairs)``,
     which is what it equals and hashes as (in C, the frozenset's hash cached), with
-    ``entries``, the same pairs as a dict to step into, and ``value``, the dictionary it
-    was made from if that was marked deeply frozen (:func:`mark_deeply_frozen`), else
-    None. :func:`from_key` gives such a dictionary back as it is, so a value inside an
-    assertion comes out of the index as the same object, with whatever its builder
-    attached to it (the classic adapter's message, say), instead of as a rebuilt copy."""
+    ``value``, the dictionary it was made from if that was marked deeply frozen
+    (:func:`mark_deeply_frozen`), else None. :func:`from_key` gives such a dictionary
+    back as it is, so a value inside an assertion comes out of the index as the same
+    object, with whatever its builder attached to it (the classic adapter's message,
+    say), instead of as a rebuilt copy.
+
+    Attributes are set only when there is something to keep (``value``; ``_entries``, a
+    dict of the pairs, on the first step into it): an object's attribute dict is made
+    on its first attribute, and every dict is one more object for the garbage collector
+    to walk for as long as the key lives (a fact held in the index)."""
+
+    value: ImmutableDict | None = None
+    _entries: dict | None = None
 
     def __new__(cls, entries: dict, value: ImmutableDict | None = None) -> "DictKey":
         key = super().__new__(cls, ("d", frozenset(entries.items())))
-        key.entries = entries
-        key.value = value
+        if value is not None:
+            key.value = value
         return key
+
+    def entries(self) -> dict:
+        """The pairs as a dict (made once, on the first call)."""
+        entries = self._entries
+        if entries is None:
+            entries = self._entries = dict(self[1])
+        return entries
 
 
 def from_key(key: Key) -> Any:
@@ -138,7 +152,7 @@ def from_key(key: Key) -> Any:
     if kind is DictKey:
         if key.value is not None:
             return key.value
-        return immutable_dict({from_key(k): from_key(v) for k, v in key.entries.items()})
+        return immutable_dict({from_key(k): from_key(v) for k, v in key[1]})
     if kind is not tuple:
         return key
     tag = key[0]
@@ -178,7 +192,7 @@ _MISSING = object()
 def step(key: Key, where: Step) -> Key:
     """The key one step into ``key``, or ``_MISSING`` if there is no such position."""
     if type(key) is DictKey:
-        return key.entries.get(where, _MISSING)
+        return key.entries().get(where, _MISSING)
     if type(key) is tuple:
         tag = key[0]
         if tag == "r":
@@ -404,5 +418,5 @@ def order_key(key: Key) -> tuple:
     if tag == "S":
         return (8, tuple(sorted(order_key(item) for item in key[1])))
     if tag == "d":
-        return (9, tuple(sorted((order_key(k), order_key(v)) for k, v in key.entries.items())))
+        return (9, tuple(sorted((order_key(k), order_key(v)) for k, v in key[1])))
     return (10, repr(key[1]))  # embedded
