@@ -123,6 +123,11 @@ def findings(groups: dict, document: dict) -> dict[str, list[Finding]]:
         add_a = fig("scale", ASSERTION, "add_ms_median", common)
         add_q = fig("scale", QUEUE, "add_ms_median", common)
         parts = []
+        # A per-agent memory figure is a difference of two process totals: with a few
+        # agents, pages freed earlier in the process absorb them and it can come out
+        # zero or below, which says nothing of the backend; such a figure is left out.
+        if per_a is not None and per_a <= 0 or per_q is not None and per_q <= 0:
+            per_a = per_q = None
         if per_a and per_q:
             parts.append(f"{fmt(per_a)} KiB against {fmt(per_q)} KiB of memory (PSS,"
                          f" {_times(per_a / per_q)})")
