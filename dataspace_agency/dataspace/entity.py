@@ -37,6 +37,7 @@ from .patterns import CompiledPattern, InvalidPattern, compile_pattern
 log = logging.getLogger(__name__)
 
 _OBSERVE = Symbol("Observe")
+_OBSERVE_KEY = to_key(_OBSERVE)
 
 
 class _TurnSink:
@@ -109,7 +110,10 @@ class Dataspace(Entity):
             log.warning("ignoring assertion that is not a Preserves value: %s", exc)
             return
         self._by_handle[handle] = key
-        if self.index.insert_key(key):
+        # Only an Observe record is looked at further (its label tested on the key: a
+        # tuple compared in C, where the value's Symbol compares in Python).
+        if self.index.insert_key(key) and type(key) is tuple and key[0] == "r" \
+                and key[1] == _OBSERVE_KEY:
             observe = parse_observe(value)
             if observe is not None:
                 self._observers[key] = observe

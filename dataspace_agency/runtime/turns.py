@@ -23,12 +23,13 @@ that the replacements keep the contract; ``benchmarks/request_calls.py`` counts 
 What is replaced:
 
 ``Turn.run``
-    As the original, without the property reads (the active turn, ``Actor.alive``) and
-    the call to repair a dataflow graph the actor does not have.
-``Turn._deliver``
-    One ``functools.partial`` per receiving actor instead of three closures.
+    As the original, without the property reads (the active turn, ``Actor.alive``), the
+    call to repair a dataflow graph the actor does not have, and the call to
+    ``Turn._deliver``: the effects are handed on inline, one ``functools.partial`` per
+    receiving actor where the original makes three closures.
 ``Turn.publish``, ``_publish``, ``retract``, ``_retract``, ``send``, ``_sync``
-    The delivery closure does the effect; it logs only while tracing.
+    The delivery closure does the effect; it logs only while tracing (known from the
+    answer ``logging`` caches, see ``_TRACE_CACHE``).
 ``syndicate.turn.<method>``, ``syndicate.turn.active_facet``
     Each reads the thread's active turn directly.
 ``syndicate.actor._next_handle``
@@ -55,11 +56,22 @@ from . import repairs
 _ACTIVE = repairs._ACTIVE  # the thread-local syndicate-py keeps the running turn in
 _SYNDICATE_LOG = logging.getLogger("syndicate")
 _DEBUG = logging.DEBUG
+# Logger.isEnabledFor keeps its answers in the logger's ``_cache`` dict, which logging
+# clears whenever a level changes: reading it is a dict lookup where the method is a
+# Python call per effect. (Asked of the method when not cached, or if a logging version
+# has no such dict.)
+_TRACE_CACHE: dict = getattr(_SYNDICATE_LOG, "_cache", None)
+if not isinstance(_TRACE_CACHE, dict):
+    _TRACE_CACHE = {}
+
+
+def _tracing() -> bool:
+    return _SYNDICATE_LOG.isEnabledFor(_DEBUG)
 _new_object = object.__new__
 
 # What is replaced, for the tests (they check it still looks as described).
 ORIGINALS = {name: Turn.__dict__[name] for name in (
-    "run", "_deliver", "publish", "_publish", "retract", "_retract", "send", "_sync")}
+    "run", "publish", "_publish", "retract", "_retract", "send", "_sync")}
 
 
 def _run(cls: type, facet: Facet, action: Callable[[], Any], zombie_turn: bool = False) -> None:
@@ -84,7 +96,14 @@ def _run(cls: type, facet: Facet, action: Callable[[], Any], zombie_turn: bool =
         facet.log.error('%s', ''.join(traceback.format_exception(*exc_info)))
         Turn.run(actor.root, lambda: actor._terminate(exc_info[1]))
     else:
-        turn._deliver()
+        # Turn._deliver, inline (a call per turn saved): one batch per receiving actor.
+        queues = turn.queues
+        if queues:
+            turn.queues = {}
+            queue_task = turn._system.queue_task
+            for receiver, queue in queues.items():
+                queue_task(functools.partial(Turn.run, receiver.root,
+                                             functools.partial(_perform, queue)))
 
 
 def _perform(queue: list[tuple[Facet, Callable[[], Any]]]) -> None:
@@ -95,16 +114,6 @@ def _perform(queue: list[tuple[Facet, Callable[[], Any]]]) -> None:
         turn._facet = facet
         action()
     turn._facet = saved
-
-
-def _deliver(self: Turn) -> None:
-    queues = self.queues
-    if queues:
-        self.queues = {}
-        queue_task = self._system.queue_task
-        run = Turn.run
-        for actor, queue in queues.items():
-            queue_task(functools.partial(run, actor.root, functools.partial(_perform, queue)))
 
 
 def _trace(turn: Turn, text: str, *args: Any) -> None:
@@ -119,7 +128,7 @@ def _publish(self: Turn, ref: Ref, assertion: Any, handle: int) -> None:
     facet.actor.outbound[handle] = outbound
     facet.handles.add(handle)
     entity = ref.entity
-    if _SYNDICATE_LOG.isEnabledFor(_DEBUG):
+    if _TRACE_CACHE.get(_DEBUG, None) is not False and _tracing():
         def action() -> None:
             outbound.established = True
             _trace(self, '%r <-- publish %r handle %r', ref, assertion, handle)
@@ -140,7 +149,7 @@ def _publish_new(self: Turn, ref: Ref, assertion: Any) -> int:
 def _retract_outbound(self: Turn, outbound: OutboundAssertion) -> None:
     # As the original: ``outbound`` has already left its actor's outbound table.
     entity, handle = outbound.ref.entity, outbound.handle
-    if _SYNDICATE_LOG.isEnabledFor(_DEBUG):
+    if _TRACE_CACHE.get(_DEBUG, None) is not False and _tracing():
         def action() -> None:
             if outbound.established:
                 outbound.established = False
@@ -167,7 +176,7 @@ def _send(self: Turn, ref: Ref, message: Any) -> None:
     if hasattr(message, "__preserve__"):
         message = preserve(message)
     entity = ref.entity
-    if _SYNDICATE_LOG.isEnabledFor(_DEBUG):
+    if _TRACE_CACHE.get(_DEBUG, None) is not False and _tracing():
         def action() -> None:
             _trace(self, '%r <-- message %r', ref, message)
             entity.on_message(message)
@@ -181,7 +190,7 @@ def _sync_peer(self: Turn, ref: Ref, peer: Any) -> None:
     if hasattr(peer, "__preserve__"):
         peer = preserve(peer)
     entity = ref.entity
-    if _SYNDICATE_LOG.isEnabledFor(_DEBUG):
+    if _TRACE_CACHE.get(_DEBUG, None) is not False and _tracing():
         def action() -> None:
             _trace(self, '%r <-- sync peer %r', ref, peer)
             entity.on_sync(peer)
@@ -210,7 +219,6 @@ def apply() -> None:
     # syndicate-py reads the module-level generator too: both must draw from one count.
     _HANDLES = syndicate.actor._next_handle = itertools.count(next(syndicate.actor._next_handle))
     Turn.run = classmethod(_run)
-    Turn._deliver = _deliver
     Turn.publish = _publish_new
     Turn._publish = _publish
     Turn.retract = _retract_handle
