@@ -27,11 +27,11 @@ from typing import Any
 
 from syndicate import turn
 from syndicate.actor import Entity, Ref
-from preserves import Embedded, Record, Symbol
+from preserves import Embedded, Record, Symbol, preserve
 
 from ..runtime import collector
 from .index import Index
-from .keys import Key, to_key
+from .keys import Key, frozen, to_key
 from .patterns import CompiledPattern, InvalidPattern, compile_pattern
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,11 @@ class _TurnSink:
             if observer.facet.alive:
                 entity.on_message(captures)
         else:
+            # Anything still standing for a value (see Index.send) is made one now.
+            for capture in captures:
+                if hasattr(capture, "__preserve__"):
+                    captures = tuple(frozen(preserve(c)) for c in captures)
+                    break
             turn.send(observer, captures)
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Protocol
 
-from .keys import (MISSING, Key, Path, Unsure, class_of, frozen, from_key, project,
-                   project_all, raw_class_of, raw_project, to_key)
+from .keys import (MISSING, Key, Path, Unsure, is_frozen, class_of, frozen, from_key,
+                   project, project_all, raw_class_of, raw_project, to_key)
 from .patterns import CompiledPattern, compile_pattern
 
 Captures = tuple[Key, ...]
@@ -159,7 +159,10 @@ class Index:
     def send(self, value: Any) -> int:
         """Route a message. It is read directly where possible (see ``keys.raw_step``):
         only the classes and literals at the subscribed positions are converted, and
-        captures are delivered as the values themselves (frozen if they were not)."""
+        captures are delivered as the values themselves (frozen if they were not; an
+        object standing for a value, with ``__preserve__``, as it is: the sink converts
+        it for observers that need the value, see ``entity._TurnSink``). A message whose
+        subscribed positions cannot be read directly is converted whole, keys and all."""
         try:
             deliveries = self._raw_deliveries(value)
         except Unsure:
@@ -210,7 +213,12 @@ class Index:
                                 captures.append(found)
                             else:
                                 for i, found in enumerate(captures):
-                                    captures[i] = frozen(found)
+                                    # A value standing for one (``__preserve__``, e.g.
+                                    # the classic adapter's LocalBody) goes on as it is:
+                                    # the sink makes it for observers that need it.
+                                    if not is_frozen(found) and \
+                                            not hasattr(found, "__preserve__"):
+                                        captures[i] = frozen(found)
                                 deliveries.append((list(endpoints.observers),
                                                    tuple(captures)))
         return deliveries

@@ -356,10 +356,11 @@ _fill_dict = dict.update
 def frozen(value: Any) -> Any:
     """``value`` itself if it holds no list, dict or set (as a capture must not), else a
     frozen copy. Raises ``TypeError`` for a non-Preserves value."""
-    return value if _is_frozen(value) else from_key(to_key(value))
+    return value if is_frozen(value) else from_key(to_key(value))
 
 
-def _is_frozen(value: Any) -> bool:
+def is_frozen(value: Any) -> bool:
+    """Whether ``value`` is a Preserves value holding no list, dict or set anywhere."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or kind is Symbol or kind is float \
             or kind is bytes or kind is Embedded:
@@ -367,20 +368,20 @@ def _is_frozen(value: Any) -> bool:
     # Plain loops: generator expressions cost about twice as much, on the message path.
     if kind is tuple:
         for item in value:
-            if not _is_frozen(item):
+            if not is_frozen(item):
                 return False
         return True
     if kind is Record:
-        return _is_frozen(value.key) and all(_is_frozen(f) for f in value.fields)
+        return is_frozen(value.key) and all(is_frozen(f) for f in value.fields)
     if kind is ImmutableDict:
         if getattr(value, _FROZEN_MARK, False):
             return True
         for k, v in value.items():
-            if not (_is_frozen(k) and _is_frozen(v)):
+            if not (is_frozen(k) and is_frozen(v)):
                 return False
         return True
     if kind is frozenset:
-        return all(_is_frozen(item) for item in value)
+        return all(is_frozen(item) for item in value)
     return False  # lists, dicts, sets, and anything to_key must look at
 
 

@@ -461,6 +461,41 @@ def test_a_native_observer_sees_presence_and_actions(space):
     collect_until(events, lambda later: ("left", "p1") in later)
 
 
+@pytest.mark.parametrize("looks_into_the_body", [False, True])
+def test_a_native_observer_of_message_mode_traffic_gets_preserves_values(looks_into_the_body):
+    # In message mode a classic message to an agent of this process is routed before it
+    # is made a Preserves value (adapter.LocalBody): an observer that needs the value, a
+    # native one capturing the body or one whose pattern looks into it, gets it made.
+    # (One observer per run: a pattern looking into the body has the whole message made
+    # for every observer, which would hide the other case.)
+    events = queue.Queue()
+    with DataspaceSpace(mode="message") as space:
+        space.add(Probe, "p1", events=events)
+
+        def observer(ds):
+            if looks_into_the_body:
+                @dataspace.on_message(ds, P.rec("message", P.lit("p1"), P.dict(
+                    ("action", P.dict(("name", P.lit("echo")),
+                                      ("args", P.dict(("value", P.CAPTURE))))))))
+                def value(v):
+                    events.put(("value", v))
+            else:
+                @dataspace.on_message(ds, P.rec("message", P.lit("p1"), P.CAPTURE))
+                def whole(body):
+                    events.put(("whole", type(body).__name__, from_preserves(body)))
+        spawn_native_ready(space, observer)
+        client = space.add_foreground(Agent, "client")
+        assert client.request(msg("p1", "echo", value=[1, "two"])) == [1, "two"]
+        got = collect_until(events, lambda g: any(e[0] in ("value", "whole") for e in g))
+    if looks_into_the_body:
+        assert ("value", (1, "two")) in got  # frozen: the list as a tuple, as decoded
+    else:
+        (whole,) = [e for e in got if e[0] == "whole"]
+        assert whole[1] == "ImmutableDict"
+        assert whole[2]["from"] == "client" and whole[2]["action"] == {
+            "name": "echo", "args": {"value": [1, "two"]}}
+
+
 # --- classic agents and native actors -------------------------------------------------
 
 def test_during_and_on_message_on_an_agent_see_a_native_actors_facts_and_messages(space):
