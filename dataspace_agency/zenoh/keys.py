@@ -67,7 +67,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from preserves import Symbol
+from preserves import ImmutableDict, Record, Symbol
 
 from ..dataspace.keys import Key, to_key
 from ..dataspace.patterns import compile_pattern
@@ -170,8 +170,44 @@ def shape_chunks(key: Key) -> list[str]:
     return ["a" + _field(key)]
 
 
+class _EmbeddedValue(TypeError):
+    pass
+
+
 def _not_transferable(embedded: Any) -> Any:
-    raise TypeError(f"embedded {embedded!r:.100} cannot cross Zenoh")
+    raise _EmbeddedValue(f"embedded {embedded!r:.100} cannot cross Zenoh")
+
+
+_COMPOUND = ("s",)
+"""Stands for a compound top-level field in :func:`_shape_key`: ``shape_chunks`` writes
+``_`` for it, whatever it holds."""
+
+_FIELD_ATOMS = (str, int, Symbol, bytes, bool, float)
+_COMPOUNDS = (Record, tuple, list, dict, ImmutableDict, set, frozenset)
+
+
+def _field_key(field: Any) -> Key:
+    kind = type(field)
+    if kind in _FIELD_ATOMS:
+        return to_key(field)
+    return _COMPOUND if kind in _COMPOUNDS else to_key(field)
+
+
+def _shape_key(value: Any) -> Key:
+    """The key form of ``value`` as far as :func:`shape_chunks` reads it: the root and
+    its top-level atoms. Compound fields are not converted (a classic request's body is
+    a nested dictionary: converting it cost half of encoding the request); whether the
+    whole value is a Preserves value is the encoder's to check."""
+    kind = type(value)
+    if kind is Record:
+        return ("r", to_key(value.key), *[_field_key(f) for f in value.fields])
+    if kind is tuple or kind is list:
+        return ("s", *[_field_key(item) for item in value])
+    if kind is dict or kind is ImmutableDict:
+        return ("d",)
+    if kind is set or kind is frozenset:
+        return ("S",)
+    return to_key(value)
 
 
 # Values are written and read with the package's own Preserves binary codec (the
@@ -182,17 +218,20 @@ def _not_transferable(embedded: Any) -> Any:
 
 
 def encode_value(value: Any) -> tuple[Key, bytes]:
-    """``(key form, Preserves binary)`` of a value that may cross Zenoh."""
+    """``(key form as far as shape_chunks reads it, Preserves binary)`` of a value that
+    may cross Zenoh."""
     try:
-        key = to_key(value)
+        key = _shape_key(value)
     except TypeError as exc:
         raise NotTransferable(str(exc)) from None  # "not a Preserves value: ..."
     try:
         data = _encode(value, _not_transferable)
-    except Exception as exc:  # noqa: BLE001 - any value the codec cannot write
+    except _EmbeddedValue as exc:
         raise NotTransferable(
             f"cannot carry {value!r:.200} over Zenoh ({exc}): embedded references "
             f"(Syndicate refs) are local to a process") from None
+    except Exception as exc:  # noqa: BLE001 - any value the codec cannot write
+        raise NotTransferable(f"cannot carry {value!r:.200} over Zenoh: {exc}") from None
     if len(data) > MAX_VALUE_BYTES:
         raise ValueTooLarge(f"value of {len(data)} bytes is over the Zenoh dataspace's "
                             f"limit of {MAX_VALUE_BYTES} bytes: {value!r:.120}")
