@@ -171,3 +171,23 @@ def test_keys_route_by_label_and_literal_fields():
         f"dsa/a/*/rysay/{bucket(field)}/{field}/{bucket('i7')}/i7/")
     assert bucket(field) == f"{zlib.crc32(field.encode()) & 0xFF:02x}"
     assert parse_assertion_key(token).value == value
+
+
+def test_a_compound_field_is_one_chunk_and_routing_is_as_by_the_whole_key():
+    # encode_value reads only the root and top-level atoms (a nested body is not
+    # converted): the chunks must be those of the whole value's key form.
+    import zenoh
+    from dataspace_agency.dataspace.keys import to_key
+    from dataspace_agency.zenoh.keys import assertions, shape_chunks
+    value = rec("request", "echo", "m1", {"action": {"name": "take"}, "n": (1, 2.5, True)})
+    key, data = encode_value(value)
+    assert shape_chunks(key) == shape_chunks(to_key(value))
+    token, _large = assertion_key("dsa", key, data, "uabc.1")
+    assert f"/{bucket('sm1')}/sm1/{bucket('_')}/_/" in token
+    observed = pattern_key(P.rec("request", P.lit("echo"), P.lit("m1"), P.CAPTURE))
+    assert zenoh.KeyExpr(f"{assertions('dsa')}/{observed}").intersects(zenoh.KeyExpr(token))
+    other = pattern_key(P.rec("request", P.lit("echo"), P.lit("m2"), P.CAPTURE))
+    assert not zenoh.KeyExpr(f"{assertions('dsa')}/{other}").intersects(zenoh.KeyExpr(token))
+    assert parse_assertion_key(token).value == value
+    with pytest.raises(NotTransferable, match="cannot carry"):
+        encode_value(rec("request", "echo", {"deep": object()}))
