@@ -207,16 +207,8 @@ def step(key: Key, where: Step) -> Key:
 
 def project(key: Key, path: Path) -> Key:
     """The key at ``path`` inside ``key``, or ``_MISSING``."""
-    for where in path:
-        # A record's field, the commonest step (every classic fact), without a call.
-        if type(key) is tuple and key[0] == "r" and type(where) is int \
-                and 0 <= where and where + 2 < len(key):
-            key = key[where + 2]
-            continue
-        key = step(key, where)
-        if key is _MISSING:
-            return _MISSING
-    return key
+    found = project_all(key, (path,))
+    return _MISSING if found is None else found[0]
 
 
 def project_all(key: Key, paths: tuple[Path, ...]) -> list[Key] | None:

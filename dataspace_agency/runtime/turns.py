@@ -173,31 +173,26 @@ def _retract_handle(self: Turn, handle: int | None) -> None:
 
 
 def _send(self: Turn, ref: Ref, message: Any) -> None:
-    if hasattr(message, "__preserve__"):
-        message = preserve(message)
-    entity = ref.entity
-    if _TRACE_CACHE.get(_DEBUG, None) is not False and _tracing():
-        def action() -> None:
-            _trace(self, '%r <-- message %r', ref, message)
-            entity.on_message(message)
-    else:
-        def action() -> None:
-            entity.on_message(message)
-    self._enqueue(ref.facet, action)
+    _enqueue_call(self, ref, "message", ref.entity.on_message, message)
 
 
 def _sync_peer(self: Turn, ref: Ref, peer: Any) -> None:
-    if hasattr(peer, "__preserve__"):
-        peer = preserve(peer)
-    entity = ref.entity
+    _enqueue_call(self, ref, "sync peer", ref.entity.on_sync, peer)
+
+
+def _enqueue_call(turn: Turn, ref: Ref, what: str, handler: Callable[[Any], Any],
+                  value: Any) -> None:
+    """A message or sync: ``handler(value)`` in a turn of the receiving actor; with no
+    tracing, a ``functools.partial`` (called from C, no frame of its own)."""
+    if hasattr(value, "__preserve__"):
+        value = preserve(value)
     if _TRACE_CACHE.get(_DEBUG, None) is not False and _tracing():
         def action() -> None:
-            _trace(self, '%r <-- sync peer %r', ref, peer)
-            entity.on_sync(peer)
+            _trace(turn, f"%r <-- {what} %r", ref, value)
+            handler(value)
     else:
-        def action() -> None:
-            entity.on_sync(peer)
-    self._enqueue(ref.facet, action)
+        action = functools.partial(handler, value)
+    turn._enqueue(ref.facet, action)
 
 
 def _on_active_turn(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
