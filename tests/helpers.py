@@ -7,6 +7,8 @@ import signal
 import trio
 from preserves import Record, Symbol
 
+from dataspace_agency import Agent, action
+
 
 def rec(label: str, *fields) -> Record:
     return Record(Symbol(label), list(fields))
@@ -55,3 +57,25 @@ def compare_document(runs: list[dict], backend_names, workload_names,
         "workloads": {n: workloads.get(n).DESCRIPTION for n in workload_names},
         "runs": runs,
     }
+
+
+class Blocker(Agent):
+    """A classic agent whose ``block`` action runs until ``release`` is set (or ``bound``
+    seconds pass, so a failing test cannot hang on it); ``started`` is set when it
+    begins. ``ping`` answers at once."""
+
+    def __init__(self, id, *args, started, release, bound: float = 30, **kwargs):
+        super().__init__(id, *args, **kwargs)
+        self.started = started
+        self.release = release
+        self.bound = bound
+
+    @action
+    def block(self):
+        self.started.set()
+        self.release.wait(self.bound)
+        return "released"
+
+    @action
+    def ping(self):
+        return "pong"

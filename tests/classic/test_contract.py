@@ -28,6 +28,7 @@ from dataspace_agency.spaces.multiprocess_space import MultiprocessQueueSpace
 from dataspace_agency.spaces.remote_process_space import MultiprocessDataspaceSpace
 from dataspace_agency.spaces.remote_space import RemoteDataspaceSpace
 from dataspace_agency.spaces.zenoh_space import ZenohDataspaceSpace
+from helpers import Blocker
 from zenoh_fixtures import fresh_namespace
 
 
@@ -154,25 +155,6 @@ class Probe(Agent):
     def handle_action_error(self, error):
         self.events.put(("error", self.id, error, self.current_message(),
                          self.parent_message()))
-
-
-class Blocker(Agent):
-    """``block`` runs until ``release`` is set (or 10 s pass); ``ping`` answers at once."""
-
-    def __init__(self, id, *args, started, release, **kwargs):
-        super().__init__(id, *args, **kwargs)
-        self.started = started
-        self.release = release
-
-    @action
-    def block(self):
-        self.started.set()
-        self.release.wait(10)
-        return "released"
-
-    @action
-    def ping(self):
-        return "pong"
 
 
 class Documented(Agent):
@@ -465,7 +447,7 @@ def test_request_raises_action_error_with_the_remote_exception_text(space):
 
 def test_request_times_out_with_the_builtin_timeout_error(space, sync):
     started, release = sync.Event(), sync.Event()
-    space.add(Blocker, "slow", started=started, release=release)
+    space.add(Blocker, "slow", started=started, release=release, bound=10)
     client = space.add_foreground(Probe, "client")
     try:
         with pytest.raises(TimeoutError):

@@ -27,6 +27,7 @@ from syndicate import patterns as P
 from dataspace_agency import ActionError, Agent, DataspaceSpace, action, during, on_message
 from dataspace_agency.classic.message import make_reply
 from dataspace_agency.classic.values import from_preserves, to_preserves
+from helpers import Blocker
 
 
 WAIT = 5.0
@@ -145,19 +146,6 @@ class Probe(Agent):
             content: What to say.
         """
         self.events.put(("say", self.id, content))
-
-
-class Blocker(Agent):
-    def __init__(self, id, *args, started, release, **kwargs):
-        super().__init__(id, *args, **kwargs)
-        self.started = started
-        self.release = release
-
-    @action
-    def block(self):
-        self.started.set()
-        self.release.wait(30)
-        return "released"
 
 
 class Crashable(Blocker):
