@@ -31,13 +31,13 @@ from preserves import Embedded, Record, Symbol, preserve
 
 from ..runtime import collector
 from .index import Index
-from .keys import Key, frozen, to_key
+from .keys import Key, class_of, frozen, to_key
 from .patterns import CompiledPattern, InvalidPattern, compile_pattern
 
 log = logging.getLogger(__name__)
 
 _OBSERVE = Symbol("Observe")
-_OBSERVE_KEY = to_key(_OBSERVE)
+_OBSERVE_CLASS = class_of(to_key(Record(_OBSERVE, [])))
 
 
 class _TurnSink:
@@ -115,10 +115,9 @@ class Dataspace(Entity):
             log.warning("ignoring assertion that is not a Preserves value: %s", exc)
             return
         self._by_handle[handle] = key
-        # Only an Observe record is looked at further (its label tested on the key: a
+        # Only an Observe record is looked at further (its class tested on the key: a
         # tuple compared in C, where the value's Symbol compares in Python).
-        if self.index.insert_key(key) and type(key) is tuple and key[0] == "r" \
-                and key[1] == _OBSERVE_KEY:
+        if self.index.insert_key(key) and class_of(key) == _OBSERVE_CLASS:
             observe = parse_observe(value)
             if observe is not None:
                 self._observers[key] = observe

@@ -97,20 +97,6 @@ class _Node:
         self.edges: dict[Path, dict[Key, _Node]] = {}
 
 
-def _project_all(key: Key, paths: tuple[Path, ...]) -> Captures | None:
-    values = []
-    for path in paths:
-        value = project(key, path)
-        if value is MISSING:
-            return None
-        values.append(value)
-    return tuple(values)
-
-
-def _all_exist(key: Key, paths: tuple[Path, ...]) -> bool:
-    return all(project(key, path) is not MISSING for path in paths)
-
-
 def _thaw(captures: Captures) -> tuple:
     thawed = []
     for capture in captures:
@@ -246,9 +232,8 @@ class Index:
     def _update(self, key: Key, delta: int) -> None:
         """A value arrived (+1) or left (-1): update every cache on its way through the
         trie and count its captures in every subscription group it reaches."""
-        # Plain loops with project() inline, as in _raw_deliveries: every fact asserted
-        # or retracted comes through here (a classic request in assertion mode, four
-        # times), and a helper or generator costs a call per path.
+        # One project_all per set of paths, not a call per path: every fact asserted or
+        # retracted comes through here (a classic request in assertion mode, four times).
         arriving = delta > 0
         for node in self._matching_nodes(key):
             if arriving:
@@ -260,7 +245,7 @@ class Index:
                     continue
                 values = project_all(key, const_paths)
                 if values is not None:
-                    self._update_leaf(leaves, tuple(values), key, delta)
+                    self._update_leaf(leaves, values, key, delta)
 
     def _update_leaf(self, leaves: dict, values: tuple, key: Key, delta: int) -> None:
         leaf = leaves.get(values)
@@ -275,8 +260,8 @@ class Index:
         for capture_paths, endpoints in leaf.groups.items():
             captures = project_all(key, capture_paths)
             if captures is not None:
-                self._count_captures(endpoints, tuple(captures), delta)
-        if not leaf.assertions and not leaf.groups:
+                self._count_captures(endpoints, captures, delta)
+        if leaf.is_empty():
             # (A position map itself lives as long as a subscription uses it.)
             del leaves[values]
 
@@ -285,12 +270,12 @@ class Index:
         delivered = 0
         for node in self._matching_nodes(key):
             for (const_paths, exist_paths), leaves in node.leaves.items():
-                values = _project_all(key, const_paths)
+                values = project_all(key, const_paths)
                 leaf = leaves.get(values) if values is not None else None
-                if leaf is None or not leaf.groups or not _all_exist(key, exist_paths):
+                if leaf is None or not leaf.groups or project_all(key, exist_paths) is None:
                     continue
                 for capture_paths, endpoints in leaf.groups.items():
-                    captures = _project_all(key, capture_paths)
+                    captures = project_all(key, capture_paths)
                     if captures is None:
                         continue
                     thawed = _thaw(captures)
@@ -355,7 +340,7 @@ class Index:
             node.group_counts[compiled.positions] = \
                 node.group_counts.get(compiled.positions, 0) + 1
             for assertion in leaf.assertions:
-                captures = _project_all(assertion, compiled.capture_paths)
+                captures = project_all(assertion, compiled.capture_paths)
                 if captures is not None:
                     endpoints.captures[captures] = endpoints.captures.get(captures, 0) + 1
 
@@ -373,9 +358,9 @@ class Index:
     def _build_leaves(node: _Node, compiled: CompiledPattern) -> dict:
         leaves: dict[tuple[Key, ...], _Leaf] = {}
         for assertion in node.assertions:
-            if not _all_exist(assertion, compiled.exist_paths):
+            if project_all(assertion, compiled.exist_paths) is None:
                 continue
-            values = _project_all(assertion, compiled.const_paths)
+            values = project_all(assertion, compiled.const_paths)
             if values is not None:
                 leaves.setdefault(values, _Leaf()).assertions.add(assertion)
         return leaves

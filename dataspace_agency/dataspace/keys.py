@@ -211,7 +211,7 @@ def project(key: Key, path: Path) -> Key:
     return _MISSING if found is None else found[0]
 
 
-def project_all(key: Key, paths: tuple[Path, ...]) -> list[Key] | None:
+def project_all(key: Key, paths: tuple[Path, ...]) -> tuple[Key, ...] | None:
     """The keys at each of ``paths`` inside ``key``, or None if one is missing: one call
     for a set of paths, with a record's field (the commonest step) read inline."""
     found = []
@@ -226,7 +226,7 @@ def project_all(key: Key, paths: tuple[Path, ...]) -> list[Key] | None:
             if at is _MISSING:
                 return None
         found.append(at)
-    return found
+    return tuple(found)
 
 
 def class_of(key: Key) -> Key | None:

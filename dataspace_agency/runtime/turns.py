@@ -67,6 +67,8 @@ if not isinstance(_TRACE_CACHE, dict):
 
 def _tracing() -> bool:
     return _SYNDICATE_LOG.isEnabledFor(_DEBUG)
+
+
 _new_object = object.__new__
 
 # What is replaced, for the tests (they check it still looks as described).

@@ -387,23 +387,25 @@ class DataspaceTransport:
         elif self._route_here is not None:
             if not self._routes:
                 self.runtime.system.queue_task(self._flush_routes)
-            # A dataspace of this process: converted only if an observer needs it.
-            body = self._sent_body(message) if self.wire_bodies else LocalBody(message)
-            self._routes.append(message_envelope(to, body))
+            self._routes.append(message_envelope(to, self._sent_body(message)))
         else:
             body = self._sent_body(message)
             self._emit(lambda: turn.send(self.ds, message_envelope(to, body)))
 
     def _sent_body(self, message: dict) -> Any:
         """The body of a message sent as a Syndicate message: with ``wire_bodies``, the
-        bytes the relay writes, made straight from the (validated, plain) message; a
-        value of another type somewhere in it (a reply's value is checked, not copied)
-        takes the careful way, :func:`message_body`."""
+        bytes the relay writes, made straight from the (validated, plain) message (a
+        value of another type somewhere in it, a reply's value being checked, not
+        copied, takes the careful way, :func:`message_body`); routed here to a dataspace
+        of this process, a :class:`LocalBody`, made a value only if an observer needs
+        it; else its Preserves form."""
         if self.wire_bodies:
             try:
                 return preencode_json(message)
             except (TypeError, ValueError):
                 pass
+        elif self._route_here is not None:
+            return LocalBody(message)
         return message_body(message)
 
     def _flush_routes(self) -> None:
