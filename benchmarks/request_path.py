@@ -15,7 +15,10 @@ What it measures, in one run (so the ratios are of one machine state):
   back (a program's loop), and one at a time after 2 ms of idleness (a person at a
   prompt), each beside a floor measured the same way. Threads woken from idle take
   longer: both figures move, the floor with them. Also the runtime's scheduling rounds
-  per request (a count, which load does not move).
+  per request (a count, which load does not move), and the path's own crossings timed
+  with no work (``PathFloor``: the plain thread, the trio thread, a worker and back, as a
+  request to a plain-function action crosses them): what the crossings alone cost, so
+  that the request's time is seen as crossings plus work.
 * **handle send**: ``me.send(...)`` N times: accepted per second (how fast ``send()``
   returns), and the time until all N replies are in the handle's inbox.
 * **agent to agent**: an ``async def`` action doing ``await self.arequest(...)`` to an
@@ -106,6 +109,28 @@ class FloorHop:
         self._thread.join()
 
 
+class PathFloor(FloorHop):
+    """The handle request's own four thread crossings, with no work at either end: the
+    plain thread hands a callable to the trio thread, which starts a worker from trio's
+    thread cache (``start_thread_soon``, as plain-function actions are run); the worker
+    hands back to the trio thread (``run_sync_soon``, as the action's reply is), which
+    hands the answer to the plain thread. A request's time above this is its work (the
+    classic stack, the transport); the floor above is what any runtime on another thread
+    costs. Both are printed, so that the two parts are seen apart."""
+
+    def hop(self) -> float:
+        start = time.perf_counter()
+        self._token.run_sync_soon(self._to_worker)
+        self._answers.get()
+        return time.perf_counter() - start
+
+    def _to_worker(self) -> None:  # on the trio thread
+        trio.lowlevel.start_thread_soon(lambda: None, self._from_worker)
+
+    def _from_worker(self, _result: Any) -> None:  # on the worker thread
+        self._token.run_sync_soon(self._answers.put, None)
+
+
 def measure_channel(count: int) -> float:
     """Messages/s through a trio memory channel, producer awaiting ``send()``."""
     async def main() -> float:
@@ -174,31 +199,37 @@ def measure_backend(backend: str, sizes: dict) -> dict:
         # otherwise delay the floor sample right after it.
         counter = RoundCounter()  # space._background: the space's runtime thread
         space._background.call(lambda rt: trio.lowlevel.add_instrument(counter))
-        floor = FloorHop()
-        samples, floor_samples = [], []
+        floor, path_floor = FloorHop(), PathFloor()
+        samples, floor_samples, path_samples = [], [], []
         for _ in range(0, sizes["requests"], _BLOCK):
             floor_samples += [floor.hop() for _ in range(_BLOCK)]
+            path_samples += [path_floor.hop() for _ in range(_BLOCK)]
             for _ in range(_BLOCK):
                 start = time.perf_counter()
                 me.request("echo", "echo", text="hi")
                 samples.append(time.perf_counter() - start)
         figures["handle_request_us"] = median_us(samples)
         figures["floor_us"] = median_us(floor_samples)
+        figures["path_floor_us"] = median_us(path_samples)
         figures["handle_rounds"] = counter.rounds / len(samples)
         # One at a time, as a person at a prompt makes them: each request, and each
         # floor hop, after the machine has been idle for a moment (so that threads
         # wake from idle, as they then do).
-        samples, floor_samples = [], []
+        samples, floor_samples, path_samples = [], [], []
         for _ in range(sizes["requests"] // 4):
             time.sleep(_IDLE)
             floor_samples.append(floor.hop())
+            time.sleep(_IDLE)
+            path_samples.append(path_floor.hop())
             time.sleep(_IDLE)
             start = time.perf_counter()
             me.request("echo", "echo", text="hi")
             samples.append(time.perf_counter() - start)
         floor.close()
+        path_floor.close()
         figures["idle_request_us"] = median_us(samples)
         figures["idle_floor_us"] = median_us(floor_samples)
+        figures["idle_path_floor_us"] = median_us(path_samples)
 
         count = sizes["sends"]
         start = time.perf_counter()
@@ -259,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     row("handle request one at a time (x floor)",
         lambda b, f: f"{f['idle_request_us']:.0f} ({f['idle_request_us'] / f['idle_floor_us']:.2f}x"
         f" of {f['idle_floor_us']:.0f})", "")
+    row("  the path's 4 crossings, no work: back to back, one at a time (x floor)",
+        lambda b, f: f"{f['path_floor_us']:.0f} ({f['path_floor_us'] / f['floor_us']:.2f}x),"
+        f" {f['idle_path_floor_us']:.0f} ({f['idle_path_floor_us'] / f['idle_floor_us']:.2f}x)",
+        "")
     row("  scheduling rounds per request", lambda b, f: f"{f['handle_rounds']:.2f}", "")
     row("handle send, accepted/s", lambda b, f: f"{f['handle_send_per_s']:,.0f}",
         ">= 20,000")
