@@ -220,3 +220,45 @@ def test_message_ids_are_distinct_version_4_uuids():
     for text in ids:
         parsed = uuid.UUID(text)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def test_message_ids_from_many_threads_are_distinct():
+    # Each thread draws ids from a random supply of its own (classic/message.py):
+    # threads taking ids at once must still never share one.
+    import threading
+    from dataspace_agency.classic.message import new_message_id
+    results: list[list[str]] = []
+    start = threading.Barrier(4)
+
+    def take() -> None:
+        start.wait(timeout=10)
+        results.append([new_message_id() for _ in range(1000)])
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    ids = [i for batch in results for i in batch]
+    assert len(results) == 4 and len(set(ids)) == len(ids) == 4000
+
+
+def test_a_forked_child_does_not_repeat_its_parents_message_ids():
+    # The parent's supply of random digits is copied into a forked child (the
+    # multiprocess backends fork): the child must draw a fresh one, not hand out the
+    # ids its parent is about to.
+    import os
+    from dataspace_agency.classic.message import new_message_id
+    new_message_id()  # the parent's supply is now filled, and mostly unused
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then exit without running pytest's cleanup
+        try:
+            os.write(write, "\n".join(new_message_id() for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_ids = pipe.read().split("\n")
+    assert os.waitpid(pid, 0)[1] == 0
+    parent_ids = [new_message_id() for _ in range(50)]
+    assert len(child_ids) == 50 and not set(child_ids) & set(parent_ids)
