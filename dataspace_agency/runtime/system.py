@@ -32,7 +32,7 @@ import weakref
 from typing import Any, Callable
 
 import trio
-from syndicate.actor import Actor, System, Turn
+from syndicate.actor import Actor, System
 
 from . import repairs, turns  # noqa: F401  (applied to syndicate-py on import)
 from .registry import OPEN_RUNTIMES
@@ -134,7 +134,7 @@ class TrioSystem(System):
         relays use this; see protocol/transport.py). Order is the queue's, as ever; what
         is left beyond the batch goes to the drain task. Called from inside a turn, it
         only runs ``action`` (running the queue there would break the turn's atomicity)."""
-        if Turn.active is not None:
+        if getattr(repairs._ACTIVE, "turn", None) is not None:  # Turn.active, read directly
             return action()
         parked, self._wakeup = self._wakeup, None  # queue_task must not wake it meanwhile
         queue = self._queue
