@@ -111,6 +111,70 @@ def test_plain_actions_run_on_worker_threads_async_ones_on_the_runtime(space):
     assert client.request(ask("asynchronous"), timeout=WAIT) == runtime_thread
 
 
+class Noting(Agent):
+    """Its async action notes, in a log shared between agents, which agent ran which
+    message, and answers with the sender of the message it is handling; ``filled`` is
+    set once the log holds ``expected`` entries."""
+
+    def __init__(self, id, log, expected=0, filled=None, **kwargs):
+        super().__init__(id, **kwargs)
+        self.log, self.expected, self.filled = log, expected, filled
+
+    @action
+    async def note(self, n: int) -> str:
+        self.log.append((self.id, n))
+        if self.filled is not None and len(self.log) == self.expected:
+            self.filled.set()
+        return self.current_message()["from"]
+
+
+class Starter(Agent):
+    """Sends a burst of ``note``s to "busy", then one to "other", in one action."""
+
+    @action
+    async def go(self, count: int) -> None:
+        for n in range(count):
+            await self.asend(ask("note", to="busy", n=n))
+        await self.asend(ask("note", to="other", n=0))
+
+
+def test_a_stream_of_async_actions_runs_in_order_each_with_its_own_message(space):
+    # An agent's async actions that wait their turn run one after the other in one
+    # task (classic/running.py): each must still see its own message and answer its
+    # own sender, each sender's in the order sent.
+    log: list = []
+    space.add(Noting, "busy", log=log)  # max_concurrency=1
+    clients = [space.connect(f"c{i}") for i in range(2)]
+    for n in range(60):
+        clients[n % 2].send("busy", "note", n=n)
+    for i, client in enumerate(clients):
+        answers = [client.receive(timeout=WAIT) for _ in range(30)]
+        assert [a["action"]["args"]["value"] for a in answers] == [f"c{i}"] * 30
+    assert sorted(log) == [("busy", n) for n in range(60)]
+    assert [n for _, n in log if n % 2 == 0] == list(range(0, 60, 2))
+    assert [n for _, n in log if n % 2 == 1] == list(range(1, 60, 2))
+
+
+def test_a_stream_of_async_actions_to_one_agent_does_not_hold_up_the_others(space):
+    # "busy" has 200 async actions waiting and "other" one, all ready in the same
+    # round of the runtime. One task runs at most 16 of an agent's actions in a row
+    # (classic/running.py, _ACTIONS_PER_TASK): "other" must not wait for all 200.
+    # (Trio may run the two agents' first tasks in either order: three tries.)
+    for attempt in range(3):
+        log: list = []
+        filled = threading.Event()
+        for id in ("busy", "other"):
+            space.add(Noting, id, log=log, expected=201, filled=filled)
+        space.add(Starter, "starter")
+        me = space.connect("me")
+        me.request("starter", "go", count=200, timeout=WAIT)
+        assert filled.wait(WAIT)
+        assert log.index(("other", 0)) <= 16
+        me.close()
+        for id in ("busy", "other", "starter"):
+            space.remove(id)
+
+
 class Echo(Agent):
     @action
     async def echo(self, text: str) -> str:
