@@ -71,6 +71,7 @@ from preserves import ImmutableDict, Record, Symbol
 
 from ..dataspace.keys import Key, to_key
 from ..dataspace.patterns import compile_pattern
+from ..protocol.codec import Preencoded
 from ..protocol.codec import encode as _encode
 from ..protocol.decoding import decode as _decode
 
@@ -186,10 +187,21 @@ _FIELD_ATOMS = (str, int, Symbol, bytes, bool, float)
 _COMPOUNDS = (Record, tuple, list, dict, ImmutableDict, set, frozenset)
 
 
+# Tags of a compound value's first byte (record, sequence, set, dictionary).
+_COMPOUND_TAGS = frozenset(b"\xb4\xb5\xb6\xb7")
+
+
 def _field_key(field: Any) -> Key:
     kind = type(field)
     if kind in _FIELD_ATOMS:
         return to_key(field)
+    if kind is Preencoded:
+        # A classic message's body given as its bytes (message mode, see
+        # ZenohDataspaceSpace._wire_bodies): a dictionary, written as it is. Any other
+        # pre-encoded value is read to find its chunk.
+        if field.data[:1] and field.data[0] in _COMPOUND_TAGS:
+            return _COMPOUND
+        return to_key(_decode(field.data, _not_transferable))
     return _COMPOUND if kind in _COMPOUNDS else to_key(field)
 
 
