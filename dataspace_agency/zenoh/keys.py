@@ -314,7 +314,11 @@ def decode_data(text: str | bytes, where: str) -> Any:
     try:
         data = (base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
                 if isinstance(text, str) else text)
-        return _decode(data, _not_transferable)
+        # Dictionaries marked deeply frozen (nothing embedded can come: refused): the
+        # mirror's index takes a message's captures and an assertion's value as they
+        # are, instead of walking them to check (a classic message's body: ~18 calls a
+        # delivery) or rebuilding them from their key.
+        return _decode(data, _not_transferable, frozen=True)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's
         raise MalformedKey(f"malformed value in {where!r:.300}: {exc}") from None
 
