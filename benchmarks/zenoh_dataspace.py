@@ -1,7 +1,8 @@
 """The dataspace on Zenoh, measured beside the dataspace server and RabbitMQ in one run.
 (Not named zenoh.py: run as a script, that name would shadow the zenoh package.)
 
-    python benchmarks/zenoh_dataspace.py [--count N] [--messages M] [--facts F] [--amqp-url URL | --rabbitmq]
+    python benchmarks/zenoh_dataspace.py [--count N] [--messages M] [--facts F]
+        [--modes message,assertion] [--amqp-url URL | --rabbitmq]
 
 * Classic round trip (``arequest`` from "pinger" to "echo", median and p99) and one-way
   rate (``send`` M messages): "pinger" and "echo" in two spaces (two sessions), so every
@@ -9,7 +10,10 @@
   on the other); the dataspace server (``dataspace-agency serve`` in a child process, two
   ``RemoteDataspaceSpace`` clients); RabbitMQ (two ``AMQPSpace`` on one exchange), when a
   broker is given or ``--rabbitmq`` starts one. Routers are ``dataspace-agency router``
-  child processes. Spaces are in assertion mode (the dataspace's distinctive mode).
+  child processes. Every adapter mode of ``--modes`` (default both) is measured in turn,
+  every carrier of a mode in a row, with its ratios to the server in the same mode: the
+  issue fixes no mode, so both are shown. ``AMQPSpace`` has no modes (a request and its
+  reply are queue messages): it is measured once, in the message-mode block.
 * Failure detection: a child process asserts a fact through a router and is SIGKILLed;
   the time until an observer here sees the fact go (median of 5).
 * Facts: F assertions published by one session (assertions/s, until sync), then the time
@@ -46,8 +50,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from backend_round_trips import Echo, Pinger  # noqa: E402 - the same agents as there
 
 
-def classic(make_echo_space, make_pinger_space, count: int, messages: int) -> tuple:
-    with make_echo_space() as there, make_pinger_space() as here:
+def classic(make_echo_space, make_pinger_space, mode: str, count: int,
+            messages: int) -> tuple:
+    with make_echo_space(mode) as there, make_pinger_space(mode) as here:
         there.add(Echo, "echo")
         here.add(Pinger, "pinger", max_concurrency=2)
         me = here.add_foreground(Agent, "me")
@@ -124,6 +129,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000, help="round trips")
     parser.add_argument("--messages", type=int, default=5000, help="one-way messages")
     parser.add_argument("--facts", type=int, default=10000, help="facts for replay")
+    parser.add_argument("--modes", default="message,assertion",
+                        help="adapter modes to measure, in this order (comma-separated)")
     parser.add_argument("--amqp-url", help="also measure AMQPSpace on this broker")
     parser.add_argument("--rabbitmq", action="store_true", help="start a private broker")
     args = parser.parse_args()
@@ -145,30 +152,42 @@ def main() -> None:
             stack.callback(broker.stop)
 
         ns = f"bench{uuid.uuid4().hex[:6]}"
-        remote = lambda: RemoteDataspaceSpace(server.address, server.capability)  # noqa: E731
+        remote = lambda mode: RemoteDataspaceSpace(  # noqa: E731
+            server.address, server.capability, mode=mode)
+
+        def zenoh_space(endpoint: str, suffix: str):
+            # A namespace per mode as well: the two modes' agents never meet.
+            return lambda mode: ZenohDataspaceSpace(
+                [endpoint], mode=mode, namespace=f"{ns}{suffix}{mode[0]}")
         rows = {
             "dataspace server": (remote, remote),
-            "zenoh, one router": (lambda: ZenohDataspaceSpace([r1.endpoint], namespace=ns + "a"),
-                                  lambda: ZenohDataspaceSpace([r1.endpoint], namespace=ns + "a")),
-            "zenoh, two routers": (lambda: ZenohDataspaceSpace([r1.endpoint], namespace=ns + "b"),
-                                   lambda: ZenohDataspaceSpace([r2.endpoint], namespace=ns + "b")),
+            "zenoh, one router": (zenoh_space(r1.endpoint, "a"), zenoh_space(r1.endpoint, "a")),
+            "zenoh, two routers": (zenoh_space(r1.endpoint, "b"), zenoh_space(r2.endpoint, "b")),
         }
+        amqp = None
         if amqp_url:
             from dataspace_agency import AMQPSpace
             exchange = f"bench-{uuid.uuid4().hex[:8]}"
-            amqp = lambda: AMQPSpace(url=amqp_url, exchange=exchange)  # noqa: E731
-            rows["RabbitMQ (AMQPSpace)"] = (amqp, amqp)
-        print(f"\n{'carrier':22s} {'RT median µs':>13s} {'RT p99 µs':>10s} {'one-way msg/s':>14s}"
-              f"   ({args.count} round trips, {args.messages} messages, two spaces)")
-        figures = {}
-        for name, (make_a, make_b) in rows.items():
-            figures[name] = classic(make_a, make_b, args.count, args.messages)
-            median, p99, rate = figures[name]
-            print(f"{name:22s} {median:13.0f} {p99:10.0f} {rate:14,.0f}", flush=True)
-        base = figures["dataspace server"]
-        for name in ("zenoh, one router", "zenoh, two routers"):
-            print(f"{name}: round trip {figures[name][0] / base[0]:.2f}x the server's (goal"
-                  f" <= 1.5x), one-way {figures[name][2] / base[2]:.2f}x (goal >= 1x)")
+            amqp = lambda _mode: AMQPSpace(url=amqp_url, exchange=exchange)  # noqa: E731
+        for mode in args.modes.split(","):
+            print(f"\n{mode + ' mode':22s} {'RT median µs':>13s} {'RT p99 µs':>10s}"
+                  f" {'one-way msg/s':>14s}   ({args.count} round trips, {args.messages}"
+                  f" messages, two spaces)")
+            mode_rows = dict(rows)
+            if amqp is not None and mode == "message":
+                mode_rows["RabbitMQ (AMQPSpace)"] = (amqp, amqp)
+            figures = {}
+            for name, (make_a, make_b) in mode_rows.items():
+                figures[name] = classic(make_a, make_b, mode, args.count, args.messages)
+                median, p99, rate = figures[name]
+                print(f"{name:22s} {median:13.0f} {p99:10.0f} {rate:14,.0f}", flush=True)
+            base = figures["dataspace server"]
+            for name in mode_rows:
+                if name != "dataspace server":
+                    print(f"  {mode} mode, {name}: round trip {figures[name][0] / base[0]:.2f}x"
+                          f" the server's (goal <= 1.5x), one-way"
+                          f" {figures[name][2] / base[2]:.2f}x (goal >= 1x)")
+            print(f"  load average: {open('/proc/loadavg').read().split()[:3]}", flush=True)
 
         detected = trio.run(failure_detection, r1.endpoint)
         print(f"\nfailure detection after SIGKILL (zenoh, one router): median "

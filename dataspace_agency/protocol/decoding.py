@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 
 from preserves import Embedded, Record, Symbol
 
-from ..dataspace.keys import immutable_dict  # ImmutableDicts made without their __init__
+from ..dataspace.keys import frozen_dict, immutable_dict  # ImmutableDicts without __init__
 from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET, ProtocolError,
                           WireRef, show)
 
@@ -55,15 +55,17 @@ def _long_length(buf: bytes, i: int) -> tuple[int, int]:
 
 
 class _Decoding:
-    """What one decode needs besides the bytes: how to make embedded objects, and
-    whether any were seen."""
+    """What one decode needs besides the bytes: how to make embedded objects and
+    dictionaries, and whether any embedded objects were seen."""
 
-    __slots__ = ("embed", "saw_embedded", "max_depth")
+    __slots__ = ("embed", "saw_embedded", "max_depth", "make_dict")
 
-    def __init__(self, embed: Callable[[Any], Any], max_depth: int) -> None:
+    def __init__(self, embed: Callable[[Any], Any], max_depth: int,
+                 frozen: bool = False) -> None:
         self.embed = embed
         self.saw_embedded = False
         self.max_depth = max_depth
+        self.make_dict = frozen_dict if frozen else immutable_dict
 
 
 def _too_deep(d: _Decoding) -> ProtocolError:
@@ -145,7 +147,7 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
                 if key in entries:
                     raise ProtocolError("dictionary with a duplicate key")
                 entries[key] = value
-            return immutable_dict(entries), i + 1
+            return d.make_dict(entries), i + 1
         items = []
         append = items.append
         while buf[i] != 0x84:
@@ -194,13 +196,16 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
 
 
 def decode(data: bytes, embed: Callable[[Any], Any] = _wire_ref, *,
-           max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+           max_depth: int = DEFAULT_MAX_DEPTH, frozen: bool = False) -> Any:
     """Decode exactly one complete value from ``data`` (embeddeds become wire refs by
     default); raises :class:`ProtocolError` if it is malformed, incomplete, nested more
-    than ``max_depth`` levels deep or followed by more bytes."""
+    than ``max_depth`` levels deep or followed by more bytes. ``frozen``: mark each
+    dictionary deeply frozen (``dataspace.keys.mark_deeply_frozen``; true of whatever
+    this decoder makes, if ``embed`` makes frozen values), for a caller that hands the
+    value to an index, which then need not walk it (see ``zenoh/keys.py``)."""
     data = bytes(data)
     try:
-        value, end = _decode_at(data, 0, _Decoding(embed, max_depth), max_depth)
+        value, end = _decode_at(data, 0, _Decoding(embed, max_depth, frozen), max_depth)
     except (_Short, IndexError):
         raise ProtocolError("incomplete value") from None
     except RecursionError:

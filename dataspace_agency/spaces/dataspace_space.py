@@ -53,7 +53,8 @@ class DataspaceSpace(Space):
     # once add() returned is not routed before the agent's subscription is in place.
     _sync_after_add = False
     # Messages an agent sends meet nothing in this process but a connection's relay
-    # (DataspaceTransport.wire_bodies): a dataspace on a server.
+    # (DataspaceTransport.wire_bodies): a dataspace on a server, or the Zenoh proxy,
+    # which only puts them.
     _wire_bodies = False
 
     _runtime_name = "dataspace-space"  # the runtime thread's name, before the mode

@@ -47,6 +47,13 @@ class ZenohDataspaceSpace(DataspaceSpace):
 
     _senders_are_local = False  # other processes write to the routers: check sizes
     _sync_after_add = True  # add() returns once the routers have its subscriptions
+    # Message mode: an agent's sends go to the proxy in one turn of its facet per burst,
+    # each body as the bytes Zenoh carries (codec.preencode_json, straight from the
+    # validated message), as to a server's relay. The proxy only puts a message (its own
+    # observers get it back from Zenoh, decoded), so nothing here needs the Preserves
+    # form: measured, a message's Python CPU on the sending side fell by about a quarter
+    # (docs/zenoh.md, Figures).
+    _wire_bodies = True
 
     _runtime_name = "zenoh-dataspace-space"
 

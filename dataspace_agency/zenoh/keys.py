@@ -71,6 +71,7 @@ from preserves import ImmutableDict, Record, Symbol
 
 from ..dataspace.keys import Key, to_key
 from ..dataspace.patterns import compile_pattern
+from ..protocol.codec import Preencoded
 from ..protocol.codec import encode as _encode
 from ..protocol.decoding import decode as _decode
 
@@ -186,10 +187,21 @@ _FIELD_ATOMS = (str, int, Symbol, bytes, bool, float)
 _COMPOUNDS = (Record, tuple, list, dict, ImmutableDict, set, frozenset)
 
 
+# Tags of a compound value's first byte (record, sequence, set, dictionary).
+_COMPOUND_TAGS = frozenset(b"\xb4\xb5\xb6\xb7")
+
+
 def _field_key(field: Any) -> Key:
     kind = type(field)
     if kind in _FIELD_ATOMS:
         return to_key(field)
+    if kind is Preencoded:
+        # A classic message's body given as its bytes (message mode, see
+        # ZenohDataspaceSpace._wire_bodies): a dictionary, written as it is. Any other
+        # pre-encoded value is read to find its chunk.
+        if field.data[:1] and field.data[0] in _COMPOUND_TAGS:
+            return _COMPOUND
+        return to_key(_decode(field.data, _not_transferable))
     return _COMPOUND if kind in _COMPOUNDS else to_key(field)
 
 
@@ -280,8 +292,26 @@ def presence_key(namespace: str, session: str) -> str:
     return f"{namespace}/s/{session}"
 
 
+_MESSAGE_KEYS: dict[tuple[str, Key], str] = {}
+_MESSAGE_KEYS_LIMIT = 4096
+
+
 def message_key(namespace: str, key: Key) -> str:
-    return f"{namespace}/m/" + "/".join(shape_chunks(key))
+    """The key a message is put at (``key``: as :func:`encode_value` gives it). Messages
+    have few distinct keys (a classic message's is its label and addressee; its body is
+    one ``_`` chunk), so they are remembered: building one (chunks, escaping, a CRC-32
+    per bucket) was ~7 % of a message-mode message's Python time through Zenoh."""
+    try:
+        return _MESSAGE_KEYS[namespace, key]
+    except KeyError:
+        pass
+    except TypeError:  # a key form holding something unhashable: never for a Preserves value
+        return f"{namespace}/m/" + "/".join(shape_chunks(key))
+    made = f"{namespace}/m/" + "/".join(shape_chunks(key))
+    if len(_MESSAGE_KEYS) >= _MESSAGE_KEYS_LIMIT:
+        _MESSAGE_KEYS.clear()  # many distinct keys (atoms in the fields): start again
+    _MESSAGE_KEYS[namespace, key] = made
+    return made
 
 
 def parse_assertion_key(key_expr: str) -> AssertionKey:
@@ -302,7 +332,11 @@ def decode_data(text: str | bytes, where: str) -> Any:
     try:
         data = (base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
                 if isinstance(text, str) else text)
-        return _decode(data, _not_transferable)
+        # Dictionaries marked deeply frozen (nothing embedded can come: refused): the
+        # mirror's index takes a message's captures and an assertion's value as they
+        # are, instead of walking them to check (a classic message's body: ~18 calls a
+        # delivery) or rebuilding them from their key.
+        return _decode(data, _not_transferable, frozen=True)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's
         raise MalformedKey(f"malformed value in {where!r:.300}: {exc}") from None
 

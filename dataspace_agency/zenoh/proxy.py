@@ -496,6 +496,9 @@ class ZenohDataspace(Entity):
     def on_message(self, value: Any) -> None:
         if self.closed:
             return
+        # A classic agent's message comes with its body already encoded (a Preencoded,
+        # ZenohDataspaceSpace._wire_bodies): it is put as it is; our own interests get
+        # it back from Zenoh, decoded, like everyone's.
         encoded = self._encode(value, "sent")
         if encoded is not None:
             key, data = message_key(self.namespace, encoded[0]), encoded[1]

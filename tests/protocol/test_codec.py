@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import preserves
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from preserves import Embedded, ImmutableDict, Record, Symbol
 
@@ -71,6 +71,20 @@ def test_encoding_is_byte_for_byte_what_preserves_writes(value):
 def test_decode_agrees_with_preserves_and_round_trips(value):
     data = preserves.encode(value)
     assert decode(data) == preserves.decode(data) == value
+
+
+@given(values)
+@example(ImmutableDict({"action": ImmutableDict({"name": "take"}), "to": "echo"}))
+def test_frozen_decoding_gives_the_same_value_with_every_dictionary_kept_by_the_index(value):
+    # frozen=True (the Zenoh mirror's decoding) marks each dictionary deeply frozen, so
+    # the index's key of it keeps the object and gives it back as it is.
+    from dataspace_agency.dataspace.keys import from_key, to_key
+    data = encode(value)
+    plain, marked = decode(data), decode(data, frozen=True)
+    assert marked == plain == value
+    if isinstance(marked, ImmutableDict):
+        assert from_key(to_key(marked)) is marked
+        assert from_key(to_key(plain)) is not plain
 
 
 # Dictionaries' short strings are read and written by a path of their own (inline); the

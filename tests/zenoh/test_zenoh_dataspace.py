@@ -191,3 +191,19 @@ def test_a_compound_field_is_one_chunk_and_routing_is_as_by_the_whole_key():
     assert parse_assertion_key(token).value == value
     with pytest.raises(NotTransferable, match="cannot carry"):
         encode_value(rec("request", "echo", {"deep": object()}))
+
+
+def test_a_preencoded_field_gives_the_key_and_bytes_of_its_value():
+    # Message mode hands the proxy a classic message's body as its bytes
+    # (codec.preencode_json): the key and payload must be those of the Preserves form,
+    # compound or atom, so that observers' key expressions and decoding see no difference.
+    from dataspace_agency.classic.values import to_preserves
+    from dataspace_agency.protocol.codec import encode, preencode_json
+    from dataspace_agency.zenoh.keys import message_key
+    body = {"to": "echo", "action": {"name": "take", "args": {"i": 3}}, "meta": {"x": None}}
+    for field in (body, "plain", 7):
+        pre = rec("message", "echo", preencode_json(field))
+        plain = rec("message", "echo", to_preserves(field))
+        (pre_key, pre_data), (key, data) = encode_value(pre), encode_value(plain)
+        assert message_key("dsa", pre_key) == message_key("dsa", key)
+        assert pre_data == data == encode(plain)

@@ -259,7 +259,8 @@ class DataspaceTransport:
         self.core = core
         if self.mode == "message" and (self.wire_bodies or isinstance(self.ds.entity, Dataspace)):
             # The sends meet only this dataspace, or with wire_bodies only the
-            # connection's relay (or the reconnecting forwarder in front of it).
+            # connection's relay (or the reconnecting forwarder in front of it), or the
+            # Zenoh proxy (zenoh/proxy.py), which only puts them.
             self._route_here = (self.ds.facet, self.ds.entity)
         me = self.agent_id
         turn.publish(self.ds, agent_fact(me))
