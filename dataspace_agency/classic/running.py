@@ -27,17 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataspace_agency.classic.core")
 
 
-_ACTIONS_PER_TASK = 16  # see ActionRunner._run_async_actions
-
-
-class _Tail:
-    """The action handed to a task as its current one finishes (see
-    ``ActionRunner._run_async_actions``)."""
-
-    __slots__ = ("next",)
-
-    def __init__(self) -> None:
-        self.next: tuple[Invocation, ActionSpec] | None = None
+_ACTIONS_PER_TASK = 16  # see ActionRunner._perform_async
 
 
 class ActionRunner:
@@ -46,7 +36,7 @@ class ActionRunner:
 
     agent: "Agent"
     inline: Callable[[Callable[[], Any]], Any]  # AgentCore.inline
-    _tail: _Tail | None = None  # set while an async action's task gives its slot back
+    _tail: list | None = None  # set while an async action's task gives its slot back
 
     def _handle_inline(self, handler: Callable[[Any], None], argument: Any,
                        reply: dict) -> None:
@@ -83,10 +73,10 @@ class ActionRunner:
             slot.release()
         elif spec.is_async:
             tail = self._tail
-            if tail is not None and tail.next is None:
-                tail.next = (invocation, spec)  # the task finishing an action runs it next
+            if tail is not None and tail[0] is None:
+                tail[0] = (invocation, spec)  # the task finishing an action runs it next
             else:
-                self._start_task(self._run_async_actions, invocation, spec)
+                self._start_task(self._perform_async, invocation, spec)
         else:
             self._in_worker(invocation, lambda: self._run_plain(invocation, spec))
 
@@ -143,7 +133,7 @@ class ActionRunner:
             return self.reply_for(invocation, error=error_text(error))
         return self.reply_for(invocation, value=value)
 
-    async def _run_async_actions(self, invocation: Invocation, spec: ActionSpec) -> None:
+    async def _perform_async(self, invocation: Invocation, spec: ActionSpec) -> None:
         """A task running ``async def`` actions of this agent: this one, then, while the
         agent has more waiting as each finishes, up to ``_ACTIONS_PER_TASK`` in all.
 
@@ -156,40 +146,36 @@ class ActionRunner:
         invocation itself (``CURRENT``). A bound keeps one busy agent from holding the
         runtime: after ``_ACTIONS_PER_TASK`` the next action gets a task of its own,
         which runs in trio's next round."""
-        tail = _Tail()
-        for _ in range(_ACTIONS_PER_TASK - 1):
-            await self._perform_async(invocation, spec, tail)
-            if tail.next is None:
-                return
-            (invocation, spec), tail.next = tail.next, None
-        await self._perform_async(invocation, spec, None)
-
-    async def _perform_async(self, invocation: Invocation, spec: ActionSpec,
-                             tail: "_Tail | None") -> None:
-        # This scope is cancelled when the agent stops, or when the sender withdraws the
-        # request.
-        with trio.CancelScope() as scope:
-            self._running.add(scope)
-            try:
-                if not (invocation.ticket is not None and invocation.ticket.withdrawn):
-                    value, error = await self._run_async(invocation, spec, scope)
-                    # Inline: the answer goes out now, not in the runtime's next round.
-                    if error is not None:
-                        self.inline(lambda: self.answer(invocation, error=error_text(error)))
-                    else:
-                        self.inline(lambda: self.answer(invocation, value=value))
-            except Exception:
-                log.exception('agent "%s": handler failed', self.agent.id)
-            finally:
-                self._running.discard(scope)
-                handled(invocation.ticket)
-                # Giving the slot back starts what waits for it (``_pump``): an async
-                # action among it is handed to this task (``_start_action``).
-                self._tail = tail
+        tail: list = [None]  # (invocation, spec) handed to this task; a list: no call
+        for left in range(_ACTIONS_PER_TASK - 1, -1, -1):
+            # This scope is cancelled when the agent stops, or when the sender
+            # withdraws the request.
+            with trio.CancelScope() as scope:
+                self._running.add(scope)
                 try:
-                    invocation.slot.release()
+                    if not (invocation.ticket is not None and invocation.ticket.withdrawn):
+                        value, error = await self._run_async(invocation, spec, scope)
+                        # Inline: the answer goes out now, not in the runtime's next round.
+                        if error is not None:
+                            self.inline(lambda: self.answer(invocation,
+                                                            error=error_text(error)))
+                        else:
+                            self.inline(lambda: self.answer(invocation, value=value))
+                except Exception:
+                    log.exception('agent "%s": handler failed', self.agent.id)
                 finally:
-                    self._tail = None
+                    self._running.discard(scope)
+                    handled(invocation.ticket)
+                    # Giving the slot back starts what waits for it (``_pump``): an
+                    # async action among it is handed to this task (``_start_action``).
+                    self._tail = tail if left else None
+                    try:
+                        invocation.slot.release()
+                    finally:
+                        self._tail = None
+            if tail[0] is None:
+                return
+            (invocation, spec), tail[0] = tail[0], None
 
     async def _run_async(self, invocation: Invocation, spec: ActionSpec,
                          scope: trio.CancelScope) -> tuple[Any, BaseException | None]:
