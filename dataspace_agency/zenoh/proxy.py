@@ -152,8 +152,11 @@ class _Put:
 
 class _Outbound:
     """The Zenoh calls of the proxy's turns that only send (declare or undeclare a token,
-    put), queued in order and made together by :meth:`flush`, which the proxy queues in
-    the runtime behind the work pending there (a turn's, or a burst of turns').
+    put), queued in order and made together by :meth:`flush`, which runs once the trio
+    tasks runnable now have run (``TrioToken.run_sync_soon``): after the turns pending in
+    the runtime and, unlike a thunk queued in the runtime, after the other tasks' work
+    too (an agent's async actions finishing one after another, each reply drained in
+    its own ``run_inline``), so a burst of replies is one burst here (batched puts).
 
     Why: every such call gives up the GIL and has to take it back, and other threads
     (other spaces' runtimes in the process, Zenoh's callback threads) take it meanwhile.
@@ -165,16 +168,29 @@ class _Outbound:
     router wrote as often). Ordering is kept (one FIFO for all of them), and the proxy's
     own interests have been told in the turn itself (see ``ZenohDataspace.is_own``)."""
 
-    __slots__ = ("calls", "schedule")
+    __slots__ = ("calls", "queue_task", "soon")
 
-    def __init__(self, schedule: Callable[[Callable[[], None]], None]) -> None:
+    def __init__(self, queue_task: Callable[[Callable[[], None]], None]) -> None:
+        """Made on the runtime's thread (in a turn): ``queue_task`` queues a thunk in the
+        runtime, for when trio's run is over."""
         self.calls: list[Callable[[], None]] = []
-        self.schedule = schedule  # queues a thunk in the runtime (runtime thread only)
+        self.queue_task = queue_task
+        self.soon = trio.lowlevel.current_trio_token().run_sync_soon
 
     def call(self, call: Callable[[], None]) -> None:
         if not self.calls:
-            self.schedule(self.flush)
+            try:
+                self.soon(self._scheduled_flush)
+            except trio.RunFinishedError:
+                self.queue_task(self.flush)  # shutting down: drained there
         self.calls.append(call)
+
+    def _scheduled_flush(self) -> None:
+        # trio's run_sync_soon: an exception here would end the whole run.
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - logged, the process goes on
+            log.exception("outbound Zenoh calls failed")
 
     def put(self, session: zenoh.Session, key: str, body: bytes) -> None:
         """Queue a message's put; it joins the put queued just before it if that one
