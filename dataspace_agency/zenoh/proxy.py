@@ -37,8 +37,9 @@ An interest outlives its last observer for a while (``MAX_IDLE_INTERESTS``), so 
 observing the same key expression again costs no declaration.
 
 Outbound calls in bursts. A turn's token declarations and undeclarations and its puts are
-not made in the turn but queued, in order, and made together once the work already
-queued in the runtime has run: see :class:`_Outbound` for why. Anything that must come
+not made in the turn but queued, in order, and made together once the trio tasks
+runnable now have run; consecutive puts to one key go as one (a batch, ``batch.py``):
+see :class:`_Outbound` for why. Anything that must come
 after them (a sync's queries, a new observation, closing) makes the queued calls first.
 
 Zenoh calls back on its own threads: every callback only hands its sample to the runtime
