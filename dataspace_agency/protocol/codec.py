@@ -48,13 +48,15 @@ __all__ = [
     "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket",
     "Message", "PacketReader", "Preencoded", "ProtocolError", "Retract", "Sync", "WireRef",
     "decode", "encode", "encode_error", "encode_event_into", "encode_turn", "parse_packet",
-    "preencode_json",
+    "preencode_json", "varint",
 ]
 
 
 # --- encoding -----------------------------------------------------------------------------
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """``n`` (>= 0) as Preserves writes a length: 7 bits a byte, low first, the high bit
+    set on every byte but the last (also the framing of Zenoh batches, zenoh/batch.py)."""
     if n < 128:
         return _BYTE[n]
     out = bytearray()
@@ -98,7 +100,7 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         else:
             length = ((~v if v < 0 else v).bit_length() + 8) // 8
             out += b"\xb0"
-            out += _varint(length)
+            out += varint(length)
             out += v.to_bytes(length, "big", signed=True)
     elif t is Record:
         out += b"\xb4"
@@ -109,14 +111,14 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
     elif t is str:
         b = v.encode("utf-8")
         n = len(b)
-        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + _varint(n)
+        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + varint(n)
         out += b
     elif t is Symbol:
         name = v.name
         b = _SYMBOL_BYTES.get(name)
         if b is None:
             raw = name.encode("utf-8")
-            b = b"\xb3" + _varint(len(raw)) + raw
+            b = b"\xb3" + varint(len(raw)) + raw
             if len(_SYMBOL_BYTES) < CACHE_LIMIT and len(raw) <= 64:
                 _SYMBOL_BYTES[name] = b
         out += b
@@ -148,7 +150,7 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         _encode_into(out, embed(v.embeddedValue), embed)
     elif t is bytes:
         out += b"\xb2"
-        out += _varint(len(v))
+        out += varint(len(v))
         out += v
     elif t is float:
         out += b"\x87\x08"
@@ -185,7 +187,7 @@ def _json_into(out: bytearray, v: Any) -> None:
     if t is str:
         b = v.encode("utf-8")
         n = len(b)
-        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + _varint(n)
+        out += _STRING_HEADS[n] if n < 128 else b"\xb1" + varint(n)
         out += b
     elif t is dict:
         out += b"\xb7"

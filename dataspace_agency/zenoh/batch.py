@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..protocol.codec import varint
+
 BATCH_MARKER = 0x00
 """The first byte of a batch payload (never the first byte of a Preserves value)."""
 
@@ -38,21 +40,12 @@ class MalformedBatch(ValueError):
     """A batch payload whose framing is broken (a length past its end, no messages)."""
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 128:
-        out.append((n & 127) | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def pack(bodies: Sequence[bytes]) -> bytes:
     """One payload carrying ``bodies`` (two or more; one is put as it is)."""
     out = bytearray(_MARKER)
     for body in bodies:
         n = len(body)
-        out += bytes((n,)) if n < 128 else _varint(n)
+        out += varint(n)
         out += body
     return bytes(out)
 
