@@ -42,11 +42,11 @@ from preserves.values import preserve
 
 from .decoding import PacketReader, decode
 from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET,
-                          SERVER_MAX_DEPTH, ProtocolError, WireRef, show)
+                          SERVER_MAX_DEPTH, PlainJSON, ProtocolError, WireRef, show)
 
 __all__ = [
     "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket",
-    "Message", "PacketReader", "Preencoded", "ProtocolError", "Retract", "Sync", "WireRef",
+    "Message", "PacketReader", "PlainJSON", "Preencoded", "ProtocolError", "Retract", "Sync", "WireRef",
     "decode", "encode", "encode_error", "encode_event_into", "encode_turn", "parse_packet",
     "preencode_json", "varint",
 ]

@@ -100,7 +100,8 @@ async def open_connection_raw(runtime: Runtime, address: Any, cap: Any, *,
             stream = await _open_stream(kind, where)
     except (OSError, trio.TooSlowError) as exc:
         raise ConnectionFailed(f"cannot connect to {label}: {exc or 'timed out'}") from None
-    relay = Relay(runtime, f"client {label}", import0=True, coalesce=COALESCE)
+    relay = Relay(runtime, f"client {label}", import0=True, coalesce=COALESCE,
+                  plain_bodies=True)
     runtime.system.nursery.start_soon(
         lambda: run_stream(relay, stream, max_packet=max_packet, peer=label))
     resolution = _Resolution()

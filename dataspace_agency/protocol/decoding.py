@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterator
 from preserves import Embedded, Record, Symbol
 
 from ..dataspace.keys import frozen_dict, immutable_dict  # ImmutableDicts without __init__
-from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET, ProtocolError,
-                          WireRef, show)
+from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET, PlainJSON,
+                          ProtocolError, WireRef, show)
 
 __all__ = ["PacketReader", "decode"]
 
@@ -215,6 +215,143 @@ def decode(data: bytes, embed: Callable[[Any], Any] = _wire_ref, *,
     return value
 
 
+# --- classic messages read straight into JSON ---------------------------------------------
+#
+# A message to an agent's inbox in another process arrives as ``[oid <M [body]>]`` and
+# is wanted only as a plain JSON value (the classic mapping, ``classic/values.py``):
+# decoding it into Preserves values (ImmutableDicts, tuples, the symbol null) and then
+# converting those walked it twice and built it twice. For an oid whose entity asks for
+# it (``PacketReader(plain=...)``), the captures are read straight into JSON here, each
+# as a :class:`PlainJSON`. Whatever has no JSON form, or is malformed, or is nested
+# beyond either limit, makes the reader decode that event the usual way instead, so what
+# it gives then (or the error it raises) is exactly what it gave before.
+
+
+class _NotPlain(Exception):
+    """The value has no plain JSON form, or is malformed: decode it the usual way."""
+
+
+def _plain_at(buf: bytes, i: int, room: int) -> tuple[Any, int]:
+    """The JSON form of the value at ``buf[i]``, as ``values.from_preserves`` would give
+    it for the value ``_decode_at`` reads there, and the index after it; ``room``: how
+    many more lists/dicts may nest. Raises :class:`_NotPlain`, or (``buf`` ends first)
+    IndexError or :class:`_Short`, as ``_decode_at`` would."""
+    tag = buf[i]
+    i += 1
+    if tag == 0xB1 or tag == 0xB0:  # string, int
+        n = buf[i]
+        i += 1
+        if n >= 128:
+            n, i = _long_length(buf, i - 1)
+        end = i + n
+        if end > len(buf):
+            raise _Short(end)
+        if tag == 0xB1:
+            try:
+                return buf[i:end].decode("utf-8"), end
+            except UnicodeDecodeError:
+                raise _NotPlain from None
+        if n == 1:
+            v = buf[i]
+            return (v - 256 if v > 127 else v), end
+        return (int.from_bytes(buf[i:end], "big", signed=True) if n else 0), end
+    if tag == 0xB7:
+        if not room:
+            raise _NotPlain
+        room -= 1
+        entries: dict = {}
+        while buf[i] != 0x84:
+            if buf[i] != 0xB1:
+                raise _NotPlain  # a key that is not a string
+            n = buf[i + 1]
+            if n < 128:
+                start = i + 2
+            else:
+                n, start = _long_length(buf, i + 1)
+            end = start + n
+            if end > len(buf):
+                raise _Short(end)
+            try:
+                key = buf[start:end].decode("utf-8")
+            except UnicodeDecodeError:
+                raise _NotPlain from None
+            i = end
+            if buf[i] == 0xB1 and buf[i + 1] < 128:  # a short string value, inline
+                end = i + 2 + buf[i + 1]
+                if end > len(buf):
+                    raise _Short(end)
+                try:
+                    value = buf[i + 2:end].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _NotPlain from None
+                i = end
+            elif buf[i] == 0x84:
+                raise _NotPlain  # a key but no value
+            else:
+                value, i = _plain_at(buf, i, room)
+            if key in entries:
+                raise _NotPlain
+            entries[key] = value
+        return entries, i + 1
+    if tag == 0xB5:
+        if not room:
+            raise _NotPlain
+        room -= 1
+        items = []
+        append = items.append
+        while buf[i] != 0x84:
+            item, i = _plain_at(buf, i, room)
+            append(item)
+        return items, i + 1
+    if tag == 0x80:
+        return False, i
+    if tag == 0x81:
+        return True, i
+    if tag == 0xB3 and buf[i:i + 5] == b"\x04null":
+        return None, i + 5
+    if tag == 0x87 and buf[i] == 8:
+        end = i + 9
+        if end > len(buf):
+            raise _Short(end)
+        return struct.unpack(">d", buf[i + 1:end])[0], end
+    raise _NotPlain  # another symbol, a record, bytes, a set, an embedded, an annotation
+
+
+_PLAIN_HEAD = b"\xb4\xb3\x01M\xb5"  # <M [ : a message whose body is a captures sequence
+
+
+def _event_at(buf: bytes, i: int, d: _Decoding, room: int,
+              plain: Callable[[int], int]) -> tuple[Any, int]:
+    """A Turn's item at ``buf[i]``, as ``_decode_at`` reads it; but a message
+    ``[oid <M [capture ...]>]`` to an oid for which ``plain(oid)`` gives a depth (the
+    JSON nesting allowed in each capture) comes as ``(oid, <M (PlainJSON, ...)>)``
+    if every capture has a JSON form within the limits (see above)."""
+    n = buf[i + 2]  # [oid: b5 b0 n, the oid's n bytes
+    if n <= 8:
+        j = i + 3 + n
+        if buf[j:j + 5] == _PLAIN_HEAD and room >= 3:
+            oid = int.from_bytes(buf[i + 3:j], "big", signed=True)
+            depth = plain(oid)
+            if depth:
+                # The item, the record and the captures sequence are three levels: what
+                # _decode_at would have left for each capture is room - 3.
+                limit = min(depth, room - 3)
+                captures = []
+                j += 5
+                try:
+                    while buf[j] != 0x84:
+                        value, j = _plain_at(buf, j, limit)
+                        captures.append(PlainJSON(value))
+                except (_NotPlain, ProtocolError):
+                    return _decode_at(buf, i, d, room)
+                if buf[j + 1] == 0x84 and buf[j + 2] == 0x84:
+                    return (oid, Record(_M, (tuple(captures),))), j + 3
+    return _decode_at(buf, i, d, room)
+
+
+_M = Symbol("M")
+
+
 class _Partial:
     """A top-level sequence (a Turn packet) read so far: its items, and the bytes of it
     that came before the reader's buffer (already decoded and let go)."""
@@ -241,12 +378,18 @@ class PacketReader:
     quadratic in its length: 80% of a server's time for bursts of a few thousand
     classic messages, measured with ``benchmarks/remote_classic.py --profile``). The
     items decoded so far are kept and their bytes let go, so the buffer holds only the
-    unfinished item. Other values are decoded whole once they have all arrived."""
+    unfinished item. Other values are decoded whole once they have all arrived.
+
+    ``plain``: oid -> a JSON nesting limit, or 0; a message to an oid given a limit has
+    its captures read straight into :class:`PlainJSON` values when they all have a JSON
+    form (see ``_event_at``; a client's, for the classic inbox)."""
 
     def __init__(self, max_packet: int = DEFAULT_MAX_PACKET,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 plain: Callable[[int], int] | None = None) -> None:
         self.max_packet = max_packet
         self.max_depth = max_depth
+        self.plain = plain
         self._buf = b""
         self._start = 0  # where the next value (or the partial's next item) begins
         self._partial: _Partial | None = None
@@ -292,9 +435,13 @@ class PacketReader:
         else:
             i = start
         d, items, room = partial.decoding, partial.items, self.max_depth - 1
+        plain = self.plain
         try:
             while buf[i] != 0x84:
-                value, i = _decode_at(buf, i, d, room)
+                if plain is not None and buf[i] == 0xB5 and buf[i + 1] == 0xB0:
+                    value, i = _event_at(buf, i, d, room, plain)
+                else:
+                    value, i = _decode_at(buf, i, d, room)
                 items.append(value)
         except (_Short, IndexError) as short:
             # Keep what is decoded; the unfinished item is decoded again from its start.

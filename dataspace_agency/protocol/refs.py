@@ -16,10 +16,13 @@ from preserves.values import preserve
 from syndicate import turn
 from syndicate.actor import Entity, Ref
 
+from .wire_values import PlainJSON
+
 if TYPE_CHECKING:
     from .relay import Relay
 
-_ATOMS = frozenset({str, int, bool, float, bytes, Symbol})
+# PlainJSON: captures read straight into JSON (decoding.py), which hold no refs.
+_ATOMS = frozenset({str, int, bool, float, bytes, Symbol, PlainJSON})
 
 
 class Pinned:

@@ -86,14 +86,17 @@ class Relay(Output):
     cuts the connection off (a client's). ``coalesce``: None, each packet is written
     as soon as the turns that made it are done (a server); or seconds, events wait
     until this process has nothing else to run, at most that long, and go out in one
-    packet (a client; see :meth:`_plan_flush`)."""
+    packet (a client; see :meth:`_plan_flush`). ``plain_bodies``: messages to an
+    exported entity with a ``plain_json`` depth (the classic inbox) are read straight
+    into JSON (:meth:`plain_depth`; a client's: no such entity lives in a server)."""
 
     def __init__(self, runtime: Runtime, name: str, *,
                  export0: Callable[["Relay"], Entity] | None = None,
                  import0: bool = False, flow: FlowControl | None = None,
-                 coalesce: float | None = None) -> None:
+                 coalesce: float | None = None, plain_bodies: bool = False) -> None:
         self.runtime = runtime
         self.name = name
+        self.plain_bodies = plain_bodies
         self.facet = runtime.spawn_host(name=name)
         self.closed = False
         self.close_reason = ""
@@ -158,6 +161,16 @@ class Relay(Output):
             self._imports[oid] = entry
         entry.grab(pins)
         return entry
+
+    def plain_depth(self, oid: int) -> int:
+        """How deep the JSON in a message to ``oid`` may nest, if its entity takes the
+        message's captures as :class:`~.wire_values.PlainJSON` (a ``plain_json``
+        attribute: the classic inbox, which converts them to JSON at once); else 0, and
+        the message is decoded as Preserves values. Oids are never reused, so what an
+        oid names when its message is decoded is what it names when it is delivered (or
+        nothing, and the message is ignored)."""
+        entry = self._exports.get(oid)
+        return getattr(entry.ref.entity, "plain_json", 0) if entry is not None else 0
 
     @property
     def export_count(self) -> int:

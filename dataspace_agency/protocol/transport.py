@@ -81,7 +81,8 @@ async def run_stream(relay: Relay, stream: trio.abc.Stream, *, max_packet: int,
     ended. Bad input from the peer gets an ``Error`` packet, is logged with ``peer``, and
     ends this connection only. On any end the relay is closed (the peer's assertions are
     retracted) and the stream closed."""
-    reader = PacketReader(max_packet, max_depth)
+    reader = PacketReader(max_packet, max_depth,
+                          relay.plain_depth if relay.plain_bodies else None)
     reason = "closed"
     fd = _socket_fd(stream)
     if fd is not None:

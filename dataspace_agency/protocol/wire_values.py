@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "ProtocolError",
-           "WireRef", "show"]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "PlainJSON",
+           "ProtocolError", "WireRef", "show"]
 
 DEFAULT_MAX_PACKET = 16 * 1024 * 1024  # bytes; configurable per server/connection
 DEFAULT_MAX_DEPTH = 200  # nested compounds, embeddeds and annotations in one value
@@ -43,3 +43,20 @@ class WireRef:
 
     def __preserve__(self) -> Any:
         return (0, self.oid) if self.mine else (1, self.oid, *self.attenuation)
+
+
+class PlainJSON:
+    """A value read from the wire straight into its plain JSON form under the classic
+    mapping (``classic/values.py``: dicts, lists, ``None`` for the symbol ``null``), and
+    otherwise unchecked: what :class:`~.decoding.PacketReader` gives, in place of each
+    captured value, in a message to an entity that asks for it (``plain_json``: the
+    classic inbox, which would convert the Preserves value at once). It holds no
+    embedded refs."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"PlainJSON({show(self.value, 100)})"

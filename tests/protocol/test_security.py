@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from preserves import Record, Symbol, stringify
+from preserves import ImmutableDict, Record, Symbol, stringify
 from syndicate import patterns as P
 
 import dataspace_agency
@@ -484,6 +484,32 @@ def test_an_oversized_classic_message_is_answered_with_an_error_and_not_handled(
         assert refused["action"]["name"] == "[error]"
         assert "over the limit of 2000 bytes" in refused["action"]["args"]["error"]
         assert agent.recorded == ["small"]
+
+
+def test_malformed_classic_messages_from_a_raw_client_are_dropped_with_a_warning(
+        server_process, caplog):
+    # Message mode: what reaches an agent's inbox is read straight into JSON when it has
+    # a JSON form (protocol/decoding.py), else as Preserves values; both kinds of bad
+    # message are dropped with the same warning, and the agent goes on.
+    with RemoteDataspaceSpace(server_process.address, server_process.capability,
+                              mode="message") as space, \
+            connect_sync(server_process.address, server_process.capability) as raw:
+        agent = space.add_foreground(Recorder, "recorder-malformed")
+        _, not_json = _body("mallory", agent.id, "record", {"text": "a"})
+        not_json = ImmutableDict({**not_json, "action": Record(Symbol("x"), [])})
+        _, no_sender = _body("mallory", agent.id, "record", {"text": "b"})
+        no_sender = ImmutableDict({k: v for k, v in no_sender.items() if k != "from"})
+        with caplog.at_level(logging.WARNING):
+            raw.message(message_envelope(agent.id, not_json))
+            raw.message(message_envelope(agent.id, no_sender))
+            assert _ask_raw(raw, "message", agent.id, "record", {"text": "c"})["action"] == {
+                "name": "[response]", "args": {"value": 1}}
+        assert agent.recorded == ["c"]
+        dropped = [r.getMessage() for r in caplog.records
+                   if "dropping a malformed classic message" in r.getMessage()]
+        assert len(dropped) == 2
+        assert "not a JSON value" in dropped[0] or "no JSON form" in dropped[0]
+        assert "message.from is missing" in dropped[1]
 
 
 class Recorder(Agent):

@@ -45,6 +45,7 @@ from ...classic.message import (BROADCAST, DEFAULT_MAX_MESSAGE_SIZE, ERROR, RESP
                                 validate_message)
 from ...dataspace.entity import Dataspace
 from ...protocol.codec import preencode_json
+from ...protocol.wire_values import PlainJSON
 from ...runtime import Runtime
 from .vocabulary import (AGENT, CAPTURE, MESSAGE, REPLY, REQUEST, action_fact,
                          agent_fact, lit, message_envelope, rec, reply_fact, request_fact)
@@ -109,7 +110,8 @@ def parse_message(body: Any, where: str) -> dict | None:
     A body made in this process (a :class:`LocalBody`, or a Preserves form made by
     :func:`message_body`) gives a copy of its message (each receiver its own, as from a
     queue); any other (from another process, or built by native code) is converted and
-    validated."""
+    validated; one a connection read straight into JSON (a ``PlainJSON``: see
+    ``_Inbox.plain_json``) is validated."""
     kind = type(body)
     if kind is LocalBody:
         return values.plain_copy(body.message)
@@ -117,6 +119,8 @@ def parse_message(body: Any, where: str) -> dict | None:
     if source is not None:
         return values.plain_copy(source)
     try:
+        if kind is PlainJSON:
+            return validate_message(body.value, copy=False)
         return validate_message(values.from_preserves(body, "message", values.MESSAGE_DEPTH),
                                 copy=False)
     except (values.NotJSON, MessageError) as exc:
@@ -198,6 +202,10 @@ class _Inbox(Entity):
     for the core, so it needs no turn of its own."""
 
     routed_inline = True
+    # A connection's relay reads what comes here from the wire straight into JSON, as
+    # nested as from_preserves allows (protocol/decoding.py): parse_message then only
+    # validates it.
+    plain_json = values.MESSAGE_DEPTH
 
     def __init__(self, handler: Callable[[Any], None]) -> None:
         self._handler = handler

@@ -1,0 +1,155 @@
+"""Messages read straight into JSON (``PacketReader(plain=...)``, the classic inbox of a
+client): the oracle is the usual decoding followed by ``values.from_preserves``. Whatever
+that converts, the plain reading gives (the same JSON value); whatever it refuses, or the
+decoder refuses, the reader gives or raises exactly what it did without ``plain``."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from preserves import ImmutableDict, Record, Symbol
+
+from dataspace_agency.classic import values as classic_values
+from dataspace_agency.protocol.codec import (Message, PacketReader, PlainJSON, ProtocolError,
+                                             encode_turn, parse_packet)
+
+from test_codec import dict_texts, json_values, values
+
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+
+PLAIN_OID = 7
+DEPTH = classic_values.MESSAGE_DEPTH
+
+
+def _plain(oid: int) -> int:
+    return DEPTH if oid == PLAIN_OID else 0
+
+
+def _read(data: bytes, cuts: list[int] = (), plain=_plain, max_depth: int = 200) -> list:
+    reader = PacketReader(max_depth=max_depth, plain=plain)
+    got, start = [], 0
+    for cut in [*sorted(cuts), len(data)]:
+        reader.feed(data[start:cut])
+        start = cut
+        got.extend(reader)
+    return got
+
+
+def _same(a, b) -> bool:
+    """Equal, NaN equal to NaN, lists and tuples told apart."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if type(a) is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _as_usual(oid: int, event, usual_event) -> bool:
+    """The same event (compared as bytes: NaN is not equal to itself)."""
+    return type(event) is type(usual_event) and (
+        encode_turn([(oid, event)]) == encode_turn([(oid, usual_event)]))
+
+
+def _check(data: bytes, got: list) -> None:
+    """``got``: the events read from ``data`` (a Turn) with ``plain``, compared with what
+    the usual reading and from_preserves make of it."""
+    usual = parse_packet(_read(data, plain=None)[0])
+    events = parse_packet(got[0])
+    assert len(events) == len(usual)
+    for (oid, event), (usual_oid, usual_event) in zip(events, usual):
+        assert oid == usual_oid
+        captures = usual_event.body if type(usual_event) is Message else None
+        if oid != PLAIN_OID or type(captures) is not tuple:
+            assert _as_usual(oid, event, usual_event)
+            continue
+        try:
+            expected = [classic_values.from_preserves(c, depth=DEPTH) for c in captures]
+        except classic_values.NotJSON:
+            assert _as_usual(oid, event, usual_event)  # decoded the usual way
+            continue
+        assert type(event.body) is tuple
+        assert all(type(c) is PlainJSON for c in event.body)
+        assert len(event.body) == len(expected)
+        assert all(_same(c.value, e) for c, e in zip(event.body, expected))
+
+
+message_bodies = st.lists(st.one_of(values, json_values.map(classic_values.to_preserves)),
+                          max_size=3).map(tuple)
+
+
+@given(message_bodies, st.data())
+@example((ImmutableDict({"to": "a", "n": Symbol("null"), "f": 1.5, "l": (1, True)}),), None)
+@example((ImmutableDict({"to": Symbol("other")}),), None)
+@example((ImmutableDict({1: "x"}),), None)
+def test_a_message_to_a_plain_oid_is_read_into_json_or_else_as_before(captures, data):
+    events = [(3, Message(captures)), (PLAIN_OID, Message(captures)),
+              (PLAIN_OID, Message(Record(Symbol("x"), [1]))), (PLAIN_OID, Message(captures))]
+    packet = encode_turn(events)
+    cuts = data.draw(st.lists(st.integers(0, len(packet)), max_size=5)) if data else []
+    _check(packet, _read(packet, cuts))
+
+
+@given(st.dictionaries(dict_texts, st.one_of(dict_texts, json_values), max_size=6))
+def test_long_and_short_strings_in_a_plain_message(message):
+    captures = (classic_values.to_preserves(message),)
+    packet = encode_turn([(PLAIN_OID, Message(captures))])
+    _check(packet, _read(packet))
+
+
+def _nested(levels: int):
+    """A Preserves value of ``levels`` nested sequences and dictionaries."""
+    value: object = "leaf"
+    for n in range(levels):
+        value = ImmutableDict({"k": value}) if n % 2 else (value,)
+    return value
+
+
+@pytest.mark.parametrize("levels", [DEPTH - 1, DEPTH, DEPTH + 1, DEPTH + 2])
+def test_the_json_depth_limit_is_from_preserves_own(levels):
+    captures = (_nested(levels),)
+    packet = encode_turn([(PLAIN_OID, Message(captures))])
+    [(_, event)] = parse_packet(_read(packet)[0])
+    plain = levels <= DEPTH
+    assert (type(event.body[0]) is PlainJSON) is plain
+    if plain:
+        assert event.body[0].value == classic_values.from_preserves(captures[0], depth=DEPTH)
+    else:
+        assert event.body == captures  # as before; from_preserves then refuses it
+        with pytest.raises(classic_values.NotJSON):
+            classic_values.from_preserves(captures[0], depth=DEPTH)
+
+
+def test_the_wire_depth_limit_still_applies():
+    captures = (_nested(20),)
+    packet = encode_turn([(PLAIN_OID, Message(captures))])
+    for max_depth in range(1, 26):
+        try:
+            usual = _read(packet, plain=None, max_depth=max_depth)
+        except ProtocolError as exc:
+            with pytest.raises(ProtocolError, match=str(exc)):
+                _read(packet, max_depth=max_depth)
+            continue
+        [(_, event)] = parse_packet(_read(packet, max_depth=max_depth)[0])
+        assert type(event.body[0]) is PlainJSON
+        assert usual  # both read it
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"\xb5\xb7\xb1\x01k\xb1\x01v\xb1\x01k\xb0\x00\x84\x84", "duplicate key"),
+    (b"\xb5\xb7\xb1\x01k\xb1\x02\xff\xfe\x84\x84", "not UTF-8"),
+    (b"\xb5\xb7\xb1\x01k\x84\x84", "key but no value"),
+    (b"\xb5\x87\x04abcd\x84", "float of 4 bytes"),
+    (b"\xb5\xff\x84", "invalid tag"),
+])
+def test_malformed_plain_messages_are_the_same_protocol_errors(body, problem):
+    packet = b"\xb5\xb5\xb0\x01\x07\xb4\xb3\x01M" + body + b"\x84\x84\x84"
+    for plain in (None, _plain):
+        with pytest.raises(ProtocolError, match=problem):
+            _read(packet, plain=plain)
