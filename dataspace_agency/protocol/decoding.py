@@ -382,14 +382,18 @@ class PacketReader:
 
     ``plain``: oid -> a JSON nesting limit, or 0; a message to an oid given a limit has
     its captures read straight into :class:`PlainJSON` values when they all have a JSON
-    form (see ``_event_at``; a client's, for the classic inbox)."""
+    form (see ``_event_at``; a client's, for the classic inbox). ``frozen``: each
+    dictionary marked deeply frozen, as :func:`decode` does (a server's: what it reads
+    goes to its dataspace's index, which then need not walk a message's body to know
+    that it may keep it as a capture)."""
 
     def __init__(self, max_packet: int = DEFAULT_MAX_PACKET,
                  max_depth: int = DEFAULT_MAX_DEPTH,
-                 plain: Callable[[int], int] | None = None) -> None:
+                 plain: Callable[[int], int] | None = None, frozen: bool = False) -> None:
         self.max_packet = max_packet
         self.max_depth = max_depth
         self.plain = plain
+        self.frozen = frozen
         self._buf = b""
         self._start = 0  # where the next value (or the partial's next item) begins
         self._partial: _Partial | None = None
@@ -413,7 +417,7 @@ class PacketReader:
         partial = self._partial
         if partial is not None or (buf[start] == 0xB5 and self.max_depth > 0):
             return self._sequence(buf, start, partial)
-        d = _Decoding(_wire_ref, self.max_depth)
+        d = _Decoding(_wire_ref, self.max_depth, self.frozen)
         try:
             value, end = _decode_at(buf, start, d, self.max_depth)
         except (_Short, IndexError) as short:
@@ -430,7 +434,7 @@ class PacketReader:
         """Go on with the top-level sequence at ``buf[start]`` (its first byte, or the
         next item of ``partial``); the whole sequence, or StopIteration until it is."""
         if partial is None:
-            partial = _Partial(_Decoding(_wire_ref, self.max_depth))
+            partial = _Partial(_Decoding(_wire_ref, self.max_depth, self.frozen))
             i = start + 1
         else:
             i = start

@@ -87,6 +87,22 @@ def test_frozen_decoding_gives_the_same_value_with_every_dictionary_kept_by_the_
         assert from_key(to_key(plain)) is not plain
 
 
+@given(st.lists(values, min_size=1, max_size=4))
+def test_a_frozen_packet_reader_gives_the_same_events_with_dictionaries_kept_by_the_index(items):
+    # A server's reader (frozen=True): the same values, each dictionary marked so that
+    # the index keeps it as it is (a capture) instead of walking it.
+    from dataspace_agency.dataspace.keys import from_key, to_key
+    data = encode_turn([(n, Message(item)) for n, item in enumerate(items)])
+    readers = PacketReader(), PacketReader(frozen=True)
+    for reader in readers:
+        reader.feed(data)
+    [plain], [marked] = (list(reader) for reader in readers)
+    assert marked == plain
+    for (_, event) in parse_packet(marked):
+        if isinstance(event.body, ImmutableDict):
+            assert from_key(to_key(event.body)) is event.body
+
+
 # Dictionaries' short strings are read and written by a path of their own (inline); the
 # strategies above make only short ones, so long keys and values (a two-byte length) and
 # every other kind of value beside them are tried here too.
