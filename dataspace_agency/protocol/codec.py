@@ -192,15 +192,13 @@ def _json_into(out: bytearray, v: Any) -> None:
     elif t is dict:
         out += b"\xb7"
         for key, item in v.items():
-            if type(key) is not str:
-                raise TypeError(f"dict key {key!r:.60} is not a str")
+            # A key's encoding from a cache: a classic message's keys are a few words,
+            # repeated in every message ("meta", "id", "from", "action", "args", ...).
+            b = _KEY_BYTES.get(key)
+            if b is None:
+                b = _json_key(key)
+            out += b
             # Short strings inline, as in _encode_into.
-            if len(key) < 32:
-                b = key.encode("utf-8")
-                out += _STRING_HEADS[len(b)]
-                out += b
-            else:
-                _json_into(out, key)
             if type(item) is str and len(item) < 32:
                 b = item.encode("utf-8")
                 out += _STRING_HEADS[len(b)]
@@ -219,6 +217,20 @@ def _json_into(out: bytearray, v: Any) -> None:
         _encode_into(out, v, _wire_embedded)
     else:
         raise TypeError(f"not a plain JSON value: {v!r:.60}")
+
+
+_KEY_BYTES: dict[str, bytes] = {}  # a dict key -> its encoding (str keys only: 1 != "1")
+
+
+def _json_key(key: Any) -> bytes:
+    if type(key) is not str:
+        raise TypeError(f"dict key {key!r:.60} is not a str")
+    out = bytearray()
+    _json_into(out, key)
+    b = bytes(out)
+    if len(_KEY_BYTES) < CACHE_LIMIT and len(key) <= 32:
+        _KEY_BYTES[key] = b
+    return b
 
 
 def preencode_json(value: Any) -> Preencoded:

@@ -254,6 +254,11 @@ def _plain_at(buf: bytes, i: int, room: int) -> tuple[Any, int]:
         if n == 1:
             v = buf[i]
             return (v - 256 if v > 127 else v), end
+        if n > 64:
+            # Decoded the usual way: an int this long may have no JSON text (Python's
+            # int/str limit is at least 640 digits; 64 bytes is at most 155), and a
+            # PlainJSON promises a JSON size (json_bound).
+            raise _NotPlain
         return (int.from_bytes(buf[i:end], "big", signed=True) if n else 0), end
     if tag == 0xB7:
         if not room:
@@ -340,8 +345,9 @@ def _event_at(buf: bytes, i: int, d: _Decoding, room: int,
                 j += 5
                 try:
                     while buf[j] != 0x84:
-                        value, j = _plain_at(buf, j, limit)
-                        captures.append(PlainJSON(value))
+                        value, end = _plain_at(buf, j, limit)
+                        captures.append(PlainJSON(value, end - j))
+                        j = end
                 except (_NotPlain, ProtocolError):
                     return _decode_at(buf, i, d, room)
                 if buf[j + 1] == 0x84 and buf[j + 2] == 0x84:

@@ -51,12 +51,23 @@ class PlainJSON:
     otherwise unchecked: what :class:`~.decoding.PacketReader` gives, in place of each
     captured value, in a message to an entity that asks for it (``plain_json``: the
     classic inbox, which would convert the Preserves value at once). It holds no
-    embedded refs."""
+    embedded refs.
 
-    __slots__ = ("value",)
+    ``json_bound``: a bound on the length of its compact JSON text (``classic/
+    wire_json.json_size``), and of a classic message's once validated (which may add
+    ``"args":{}``), from its length on the wire, so that a size limit above it need not
+    be checked by writing the JSON. Why 6x: by induction over the value, JSON + 1 <= 6 x
+    Preserves bytes: a string's escapes take at most 6 bytes a byte (``\\u0000``), its
+    quotes and a comma fit in its header's 2 bytes; ``false,`` is 6 bytes for 1; an int
+    of n bytes (at most 64, see decoding.py) has at most 2.5n + 2 characters, for n + 2
+    bytes; a float at most 24 for 10; ``null`` 4 for 6; a list or a dictionary adds a
+    comma (and a colon) per item, paid by its items' +1, and 2 brackets for 2 bytes."""
 
-    def __init__(self, value: Any) -> None:
+    __slots__ = ("value", "json_bound")
+
+    def __init__(self, value: Any, wire_size: int) -> None:
         self.value = value
+        self.json_bound = 6 * wire_size + 16  # + 16: "args":{} that validation may add
 
     def __repr__(self) -> str:
         return f"PlainJSON({show(self.value, 100)})"

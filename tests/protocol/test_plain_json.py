@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from preserves import ImmutableDict, Record, Symbol
 
 from dataspace_agency.classic import values as classic_values
+from dataspace_agency.classic.message import MessageError, validate_message
+from dataspace_agency.classic.wire_json import json_size
 from dataspace_agency.protocol.codec import (Message, PacketReader, PlainJSON, ProtocolError,
-                                             encode_turn, parse_packet)
+                                             encode, encode_turn, parse_packet)
 
 from test_codec import dict_texts, json_values, values
 
@@ -153,3 +155,49 @@ def test_malformed_plain_messages_are_the_same_protocol_errors(body, problem):
     for plain in (None, _plain):
         with pytest.raises(ProtocolError, match=problem):
             _read(packet, plain=plain)
+
+
+def test_an_int_too_long_to_promise_a_json_text_is_decoded_the_usual_way():
+    for n, plain in [(2**500, True), (2**520, False), (-(2**600), False)]:
+        captures = (ImmutableDict({"n": n}),)
+        packet = encode_turn([(PLAIN_OID, Message(captures))])
+        [(_, event)] = parse_packet(_read(packet)[0])
+        assert (type(event.body[0]) is PlainJSON) is plain
+        assert (event.body[0].value if plain else event.body[0]) == (
+            {"n": n} if plain else captures[0])
+
+
+# What json_bound promises (wire_values.PlainJSON): JSON text + 1 <= 6 x the Preserves
+# bytes, whatever the value, so a message's, once validated, is within json_bound.
+bound_texts = st.one_of(st.text(max_size=20), st.text(st.characters(max_codepoint=0x1f)),
+                        st.text("\"\\x", max_size=10))
+bound_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**511), 2**511 - 1),
+              st.integers(-200, 200), st.floats(), bound_texts),
+    lambda children: st.one_of(st.lists(children, max_size=6),
+                               st.dictionaries(bound_texts, children, max_size=4)),
+    max_leaves=30)
+
+
+@given(bound_values)
+@example([False] * 10)
+@example({"": False})
+@example("\x00" * 5)
+@example(-1.2345678901234567e-300)
+@example(2**511 - 1)
+def test_compact_json_is_shorter_than_six_times_the_preserves_form(value):
+    assert json_size(value) + 1 <= 6 * len(encode(classic_values.to_preserves(value)))
+
+
+@given(st.dictionaries(bound_texts, bound_values, max_size=3), st.booleans())
+def test_a_plain_message_once_validated_is_within_its_json_bound(args, with_args):
+    action = {"name": "take", "args": args} if with_args else {"name": "take"}
+    message = {"meta": {"id": "m1"}, "from": "a", "to": "b", "action": action}
+    captures = (classic_values.to_preserves(message),)
+    packet = encode_turn([(PLAIN_OID, Message(captures))])
+    [(_, event)] = parse_packet(_read(packet)[0])
+    try:
+        validated = validate_message(event.body[0].value, copy=False)
+    except MessageError:
+        return
+    assert json_size(validated) <= event.body[0].json_bound

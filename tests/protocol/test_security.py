@@ -486,6 +486,23 @@ def test_an_oversized_classic_message_is_answered_with_an_error_and_not_handled(
         assert agent.recorded == ["small"]
 
 
+def test_a_message_near_the_size_limit_is_sized_exactly(server_process, monkeypatch):
+    # Message mode reads a message straight into JSON and skips sizing it when its length
+    # on the wire proves it small enough (PlainJSON.json_bound); near the limit it is
+    # sized exactly: within it, handled; one byte over, refused.
+    monkeypatch.setattr(DataspaceTransport, "max_message_size", 2000)
+    with RemoteDataspaceSpace(server_process.address, server_process.capability,
+                              mode="message") as space, \
+            connect_sync(server_process.address, server_process.capability) as raw:
+        agent = space.add_foreground(Recorder, "recorder-near-limit")
+        _, body = _body("mallory", agent.id, "record", {"text": ""})
+        room = 2000 - message_size(values.from_preserves(body))
+        for extra, handled in [(room, True), (room + 1, False)]:
+            reply = _ask_raw(raw, "message", agent.id, "record", {"text": "x" * extra})
+            assert (reply["action"]["name"] == "[response]") is handled
+        assert agent.recorded == ["x" * room]
+
+
 def test_malformed_classic_messages_from_a_raw_client_are_dropped_with_a_warning(
         server_process, caplog):
     # Message mode: what reaches an agent's inbox is read straight into JSON when it has

@@ -315,7 +315,11 @@ class DataspaceTransport:
         message = parse_message(body, f'for "{self.agent_id}"')
         if message is None:
             return
-        refusal = self._too_big(message)
+        limit = self.max_message_size
+        if type(body) is PlainJSON and limit is not None and body.json_bound <= limit:
+            refusal = None  # its JSON cannot be over the limit: not written to be sized
+        else:
+            refusal = self._too_big(message)
         if refusal is None:
             self.core.inbound(message)  # only queues work: safe inside the turn
         elif refusal:
