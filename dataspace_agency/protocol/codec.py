@@ -106,7 +106,17 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
         out += b"\xb4"
         _encode_into(out, v.key, embed)
         for field in v.fields:
-            _encode_into(out, field, embed)
+            # A preencoded body and a short string (a classic message's envelope
+            # <message to body>) written here, without a call each.
+            kind = type(field)
+            if kind is Preencoded:
+                out += field.data
+            elif kind is str and len(field) < 32:
+                b = field.encode("utf-8")
+                out += _STRING_HEADS[len(b)]
+                out += b
+            else:
+                _encode_into(out, field, embed)
         out += b"\x84"
     elif t is str:
         b = v.encode("utf-8")
@@ -350,7 +360,11 @@ def encode_event_into(out: bytearray, oid: int, event: Any,
     """Append one Turn event ``[oid event]`` to ``out`` (the relay builds its packets
     this way, event by event, with an ``embed`` that rewrites its refs as it goes)."""
     out += b"\xb5"
-    _encode_into(out, oid, embed)
+    small = _SMALL_INTS.get(oid)
+    if small is not None and type(oid) is int:
+        out += small
+    else:
+        _encode_into(out, oid, embed)
     t = type(event)
     if t is Message:
         out += b"\xb4\xb3\x01M"
