@@ -40,7 +40,7 @@ from typing import Any, Callable
 from preserves import Annotated, Embedded, ImmutableDict, Record, Symbol
 from preserves.values import preserve
 
-from .decoding import PacketReader, decode
+from .decoding import WIRE_BYTES, PacketReader, decode
 from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET,
                           SERVER_MAX_DEPTH, PlainJSON, ProtocolError, WireRef, show)
 
@@ -135,6 +135,11 @@ def _encode_into(out: bytearray, v: Any, embed: Callable[[Any], Any]) -> None:
     elif t is bool:
         out += b"\x81" if v else b"\x80"
     elif t is dict or t is ImmutableDict:
+        if t is ImmutableDict:
+            wire = getattr(v, WIRE_BYTES, None)
+            if wire is not None:  # read by a server, forwarded as it came (decoding.py)
+                out += wire
+                return
         out += b"\xb7"
         for key, item in v.items():
             # Short strings (most of a classic message's keys and values) written here,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Iterator
 
-from preserves import Embedded, Record, Symbol
+from preserves import Embedded, ImmutableDict, Record, Symbol
 
 from ..dataspace.keys import frozen_dict, immutable_dict  # ImmutableDicts without __init__
 from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET, PlainJSON,
@@ -56,16 +56,31 @@ def _long_length(buf: bytes, i: int) -> tuple[int, int]:
 
 class _Decoding:
     """What one decode needs besides the bytes: how to make embedded objects and
-    dictionaries, and whether any embedded objects were seen."""
+    dictionaries, and whether any embedded objects were seen. ``keep``: give each
+    dictionary that is a record's field its bytes (see :data:`WIRE_BYTES`); ``odd``
+    counts what was read that the encoder would not write back byte for byte."""
 
-    __slots__ = ("embed", "saw_embedded", "max_depth", "make_dict")
+    __slots__ = ("embed", "saw_embedded", "max_depth", "make_dict", "keep", "odd")
 
     def __init__(self, embed: Callable[[Any], Any], max_depth: int,
-                 frozen: bool = False) -> None:
+                 frozen: bool = False, keep: bool = False) -> None:
         self.embed = embed
         self.saw_embedded = False
         self.max_depth = max_depth
         self.make_dict = frozen_dict if frozen else immutable_dict
+        self.keep = keep
+        self.odd = 0
+
+
+# A dictionary that is a field of a record (a classic message's body in its envelope)
+# read by a server's reader keeps the bytes it was read from in this attribute, if the
+# encoder writes that dictionary back as exactly those bytes; the encoder then copies
+# them (codec.py). A server forwards each message it routes: it used to write every
+# body again, value by value, that it had just read (a third of its codec's time).
+# Read otherwise ("odd"): an annotation (dropped), an embedded (rewritten for each
+# connection), a set (written in its iteration order), an int or a length not in its
+# shortest form, a NaN (its bits); a dictionary holding any of these keeps no bytes.
+WIRE_BYTES = "_dataspace_agency_wire_bytes"
 
 
 def _too_deep(d: _Decoding) -> ProtocolError:
@@ -85,6 +100,8 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
         i += 1
         if n >= 128:
             n, i = _long_length(buf, i - 1)
+            if not buf[i - 1]:
+                d.odd += 1  # a length in more bytes than it needs
         end = i + n
         if end > len(buf):
             raise _Short(end)
@@ -96,8 +113,15 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
         if tag == 0xB0:
             if n == 1:
                 v = buf[i]
+                if not v:
+                    d.odd += 1  # 0 in a byte (its shortest form is no bytes)
                 return (v - 256 if v > 127 else v), end
-            return (int.from_bytes(buf[i:end], "big", signed=True) if n else 0), end
+            if n:
+                first, second = buf[i], buf[i + 1]
+                if (first == 0 and second < 128) or (first == 255 and second >= 128):
+                    d.odd += 1  # a sign byte it does not need
+                return int.from_bytes(buf[i:end], "big", signed=True), end
+            return 0, end
         raw = buf[i:end]
         if tag == 0xB3:
             symbol = _SYMBOLS.get(raw)
@@ -150,9 +174,19 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
             return d.make_dict(entries), i + 1
         items = []
         append = items.append
-        while buf[i] != 0x84:
-            item, i = _decode_at(buf, i, d, room)
-            append(item)
+        if tag == 0xB4 and d.keep:
+            while buf[i] != 0x84:
+                start, odd = i, d.odd
+                item, i = _decode_at(buf, i, d, room)
+                if type(item) is ImmutableDict and d.odd == odd:
+                    setattr(item, WIRE_BYTES, buf[start:i])
+                append(item)
+        else:
+            if tag == 0xB6:
+                d.odd += 1
+            while buf[i] != 0x84:
+                item, i = _decode_at(buf, i, d, room)
+                append(item)
         i += 1
         if tag == 0xB5:
             return tuple(items), i
@@ -172,6 +206,7 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
         if not room:
             raise _too_deep(d)
         d.saw_embedded = True
+        d.odd += 1
         inner, i = _decode_at(buf, i, d, room - 1)
         return Embedded(d.embed(inner)), i
     if tag == 0x87:
@@ -184,10 +219,14 @@ def _decode_at(buf: bytes, i: int, d: _Decoding, room: int) -> tuple[Any, int]:
         end = i + n
         if end > len(buf):
             raise _Short(end)
-        return struct.unpack(">d", buf[i:end])[0], end
+        v = struct.unpack(">d", buf[i:end])[0]
+        if v != v:
+            d.odd += 1  # a NaN
+        return v, end
     if tag == 0x85:  # annotation: read and drop it
         if not room:
             raise _too_deep(d)
+        d.odd += 1
         _, i = _decode_at(buf, i, d, room - 1)
         return _decode_at(buf, i, d, room - 1)
     if tag == 0x84:
@@ -391,15 +430,19 @@ class PacketReader:
     form (see ``_event_at``; a client's, for the classic inbox). ``frozen``: each
     dictionary marked deeply frozen, as :func:`decode` does (a server's: what it reads
     goes to its dataspace's index, which then need not walk a message's body to know
-    that it may keep it as a capture)."""
+    that it may keep it as a capture). ``keep_bytes``: each dictionary that is a
+    record's field keeps the bytes it was read from when the encoder would write it
+    back as those (:data:`WIRE_BYTES`; a server's, which forwards what it reads)."""
 
     def __init__(self, max_packet: int = DEFAULT_MAX_PACKET,
                  max_depth: int = DEFAULT_MAX_DEPTH,
-                 plain: Callable[[int], int] | None = None, frozen: bool = False) -> None:
+                 plain: Callable[[int], int] | None = None, frozen: bool = False,
+                 keep_bytes: bool = False) -> None:
         self.max_packet = max_packet
         self.max_depth = max_depth
         self.plain = plain
         self.frozen = frozen
+        self.keep_bytes = keep_bytes
         self._buf = b""
         self._start = 0  # where the next value (or the partial's next item) begins
         self._partial: _Partial | None = None
@@ -423,7 +466,7 @@ class PacketReader:
         partial = self._partial
         if partial is not None or (buf[start] == 0xB5 and self.max_depth > 0):
             return self._sequence(buf, start, partial)
-        d = _Decoding(_wire_ref, self.max_depth, self.frozen)
+        d = _Decoding(_wire_ref, self.max_depth, self.frozen, self.keep_bytes)
         try:
             value, end = _decode_at(buf, start, d, self.max_depth)
         except (_Short, IndexError) as short:
@@ -440,7 +483,8 @@ class PacketReader:
         """Go on with the top-level sequence at ``buf[start]`` (its first byte, or the
         next item of ``partial``); the whole sequence, or StopIteration until it is."""
         if partial is None:
-            partial = _Partial(_Decoding(_wire_ref, self.max_depth, self.frozen))
+            partial = _Partial(_Decoding(_wire_ref, self.max_depth, self.frozen,
+                                         self.keep_bytes))
             i = start + 1
         else:
             i = start

@@ -157,9 +157,11 @@ class Server:
                                                            self.attenuation),
                           flow=self.flow)
             self.relays[number] = relay
-            # frozen: what is read goes to the dataspace's index (see PacketReader).
+            # frozen: what is read goes to the dataspace's index; keep_bytes: and is
+            # forwarded to other connections (see PacketReader).
             reason = await run_stream(relay, stream, max_packet=self.max_packet, peer=peer,
-                                      max_depth=SERVER_MAX_DEPTH, frozen=True)
+                                      max_depth=SERVER_MAX_DEPTH, frozen=True,
+                                      keep_bytes=True)
             log.info("connection %d from %s closed: %s", number, peer, reason)
         except Exception:  # a bug must not take the server down with it
             log.exception("connection %d from %s failed", number, peer)

@@ -77,13 +77,15 @@ async def _hold_back(relay: Relay) -> None:
 
 async def run_stream(relay: Relay, stream: trio.abc.Stream, *, max_packet: int,
                      peer: str, max_depth: int = DEFAULT_MAX_DEPTH,
-                     frozen: bool = False) -> str:
+                     frozen: bool = False, keep_bytes: bool = False) -> str:
     """Carry ``relay``'s packets over ``stream`` until either side ends it; returns why it
     ended. Bad input from the peer gets an ``Error`` packet, is logged with ``peer``, and
     ends this connection only. On any end the relay is closed (the peer's assertions are
-    retracted) and the stream closed. ``frozen``: see :class:`PacketReader`."""
+    retracted) and the stream closed. ``frozen``, ``keep_bytes``: see
+    :class:`PacketReader`."""
     reader = PacketReader(max_packet, max_depth,
-                          relay.plain_depth if relay.plain_bodies else None, frozen)
+                          relay.plain_depth if relay.plain_bodies else None, frozen,
+                          keep_bytes)
     reason = "closed"
     fd = _socket_fd(stream)
     if fd is not None:

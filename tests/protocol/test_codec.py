@@ -263,3 +263,127 @@ def test_the_0_19_3_clients_doubly_embedded_sync_peer_is_accepted():
 def test_malformed_packets_name_the_problem(packet, problem):
     with pytest.raises(ProtocolError, match=problem):
         parse_packet(packet)
+
+
+# --- a server's reader keeps the bytes of the dictionaries it forwards ---------------------
+
+from dataspace_agency.protocol.decoding import WIRE_BYTES  # noqa: E402
+
+def _loose(value, draw) -> bytes:
+    """``value`` encoded as a peer may write it, not always as our encoder does: ints and
+    lengths in more bytes than they need, annotations, sets in another order."""
+    t = type(value)
+    prefix = b""
+    if draw(st.integers(0, 9)) == 0:
+        prefix = b"\x85" + encode("note")  # an annotation (the decoder drops it)
+    if t is bool:
+        return prefix + (b"\x81" if value else b"\x80")
+    if t is int and draw(st.booleans()):
+        length = ((~value if value < 0 else value).bit_length() + 8) // 8 + 1
+        return prefix + b"\xb0" + bytes([length]) + value.to_bytes(length, "big", signed=True)
+    if t in (str, bytes, Symbol) and draw(st.booleans()):
+        raw = encode(value)
+        n, rest = raw[1], raw[2:]  # short values only (strategies make them short)
+        if n < 128:
+            return prefix + raw[:1] + bytes([n | 128, 0]) + rest  # a two-byte length
+    if t is tuple:
+        return prefix + b"\xb5" + b"".join(_loose(x, draw) for x in value) + b"\x84"
+    if t is Record:
+        return prefix + b"\xb4" + _loose(value.key, draw) + b"".join(
+            _loose(x, draw) for x in value.fields) + b"\x84"
+    if t is ImmutableDict:
+        return prefix + b"\xb7" + b"".join(_loose(k, draw) + _loose(v, draw)
+                                           for k, v in value.items()) + b"\x84"
+    if t is frozenset:
+        items = list(value)
+        items = draw(st.permutations(items)) if items else items
+        return prefix + b"\xb6" + b"".join(_loose(x, draw) for x in items) + b"\x84"
+    return prefix + encode(value)
+
+
+small_ints = st.one_of(st.integers(-300, 300), st.integers(-(2**70), 2**70))
+dict_fields = st.recursive(atoms | small_ints | st.just(float("nan")), _compounds,
+                           max_leaves=12)
+record_dicts = st.dictionaries(st.text(max_size=6), st.one_of(small_ints, dict_fields),
+                               min_size=1, max_size=4).map(ImmutableDict)
+records_of_dicts = st.tuples(
+    st.text(max_size=5).map(Symbol),
+    st.lists(st.one_of(record_dicts, record_dicts, dict_fields), min_size=1, max_size=4),
+).map(lambda lf: Record(lf[0], lf[1]))
+
+
+@given(records_of_dicts, st.data())
+@example(Record(Symbol("message"), ["to", ImmutableDict({"a": 1})]), None)
+def test_a_kept_dictionary_is_written_back_as_our_encoder_writes_it(record, data):
+    # Whatever bytes a peer sent, what a server forwards is what it wrote before it
+    # kept them: the dictionaries it read in its shortest form go on as they came, the
+    # others are written again.
+    wire = _loose(record, data.draw) if data else encode(record)
+    packet = encode_turn([(1, Message(Preencoded(wire))), (2, Message(record))])
+    kept = PacketReader(frozen=True, keep_bytes=True)
+    kept.feed(packet)
+    [kept_value] = list(kept)
+    forwarded = encode(kept_value)
+    _forget_bytes(kept_value)
+    assert forwarded == encode(kept_value)  # the same object, written value by value
+    events = parse_packet(kept_value)
+    assert len(events) == 2
+    # Written by our encoder: every dictionary field (with no set or NaN) keeps its bytes.
+    kept.feed(packet)
+    for field in parse_packet(next(kept))[1][1].body.fields:
+        if type(field) is ImmutableDict and _regular(field):
+            assert getattr(field, WIRE_BYTES) == encode(field)
+
+
+@pytest.mark.parametrize("field, kept", [
+    (b"\xb7\xb1\x01a\xb0\x01\x05\x84", True),
+    (b"\xb7\xb1\x01a\xb0\x01\x00\x84", False),  # 0 in a byte
+    (b"\xb7\xb1\x01a\xb0\x02\x00\x05\x84", False),  # a sign byte not needed
+    (b"\xb7\xb1\x01a\xb0\x02\xff\x85\x84", False),
+    (b"\xb7\xb1\x01a\xb0\x02\x00\x85\x84", True),
+    (b"\xb7\xb1\x81\x00a\xb0\x00\x84", False),  # a length in two bytes
+    (b"\xb7\xb1\x01a\x85\xb1\x01n\xb0\x00\x84", False),  # an annotation
+    (b"\xb7\xb1\x01a\xb6\xb0\x00\xb0\x01\x01\x84\x84", False),  # a set
+    (b"\xb7\xb1\x01a\x86\xb5\xb0\x00\xb0\x01\x03\x84\x84", False),  # an embedded
+    (b"\xb7\xb1\x01a\x87\x08\x7f\xf8\x00\x00\x00\x00\x00\x01\x84", False),  # NaN
+    (b"\xb7\xb1\x01a\xb7\xb1\x01b\xb0\x01\x01\x84\x84", True),
+    (b"\xb7\xb1\x01a\xb7\xb1\x01b\xb0\x01\x00\x84\x84", False),  # odd inside
+])
+def test_what_a_server_keeps_the_bytes_of(field, kept):
+    reader = PacketReader(frozen=True, keep_bytes=True)
+    reader.feed(encode_turn([(1, Message(Preencoded(b"\xb4\xb3\x01m" + field + b"\x84")))]))
+    [(_, event)] = parse_packet(next(reader))
+    body = event.body.fields[0]
+    assert (getattr(body, WIRE_BYTES, None) == field) is kept
+    assert hasattr(body, WIRE_BYTES) is kept
+
+
+def _forget_bytes(value) -> None:
+    t = type(value)
+    if t is ImmutableDict:
+        if hasattr(value, WIRE_BYTES):
+            delattr(value, WIRE_BYTES)
+        for k, v in value.items():
+            _forget_bytes(k)
+            _forget_bytes(v)
+    elif t is tuple or t is frozenset:
+        for x in value:
+            _forget_bytes(x)
+    elif t is Record:
+        _forget_bytes(value.key)
+        for x in value.fields:
+            _forget_bytes(x)
+
+
+def _regular(value) -> bool:
+    """No set or NaN anywhere in ``value`` (which the reader does not keep the bytes of)."""
+    t = type(value)
+    if t is frozenset or (t is float and value != value):
+        return False
+    if t is tuple:
+        return all(_regular(x) for x in value)
+    if t is Record:
+        return _regular(value.key) and all(_regular(x) for x in value.fields)
+    if t is ImmutableDict:
+        return all(_regular(k) and _regular(v) for k, v in value.items())
+    return True
