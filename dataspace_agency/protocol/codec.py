@@ -213,11 +213,16 @@ def _json_into(out: bytearray, v: Any) -> None:
             if b is None:
                 b = _json_key(key)
             out += b
-            # Short strings inline, as in _encode_into.
-            if type(item) is str and len(item) < 32:
+            # Short strings, small ints and None inline, as in _encode_into.
+            t = type(item)
+            if t is str and len(item) < 32:
                 b = item.encode("utf-8")
                 out += _STRING_HEADS[len(b)]
                 out += b
+            elif t is int and item in _SMALL_INTS:
+                out += _SMALL_INTS[item]
+            elif item is None:
+                out += _NULL
             else:
                 _json_into(out, item)
         out += b"\x84"

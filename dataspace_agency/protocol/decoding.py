@@ -304,8 +304,9 @@ def _plain_at(buf: bytes, i: int, room: int) -> tuple[Any, int]:
             raise _NotPlain
         room -= 1
         entries: dict = {}
-        while buf[i] != 0x84:
-            if buf[i] != 0xB1:
+        size = len(buf)
+        while (tag := buf[i]) != 0x84:
+            if tag != 0xB1:
                 raise _NotPlain  # a key that is not a string
             n = buf[i + 1]
             if n < 128:
@@ -313,23 +314,31 @@ def _plain_at(buf: bytes, i: int, room: int) -> tuple[Any, int]:
             else:
                 n, start = _long_length(buf, i + 1)
             end = start + n
-            if end > len(buf):
+            if end > size:
                 raise _Short(end)
             try:
                 key = buf[start:end].decode("utf-8")
             except UnicodeDecodeError:
                 raise _NotPlain from None
             i = end
-            if buf[i] == 0xB1 and buf[i + 1] < 128:  # a short string value, inline
+            # A short string or a one-byte int (most values of a classic message) is
+            # read here, inline, rather than by a call.
+            tag = buf[i]
+            if tag == 0xB1 and buf[i + 1] < 128:
                 end = i + 2 + buf[i + 1]
-                if end > len(buf):
+                if end > size:
                     raise _Short(end)
                 try:
                     value = buf[i + 2:end].decode("utf-8")
                 except UnicodeDecodeError:
                     raise _NotPlain from None
                 i = end
-            elif buf[i] == 0x84:
+            elif tag == 0xB0 and buf[i + 1] == 1:
+                value = buf[i + 2]
+                if value > 127:
+                    value -= 256
+                i += 3
+            elif tag == 0x84:
                 raise _NotPlain  # a key but no value
             else:
                 value, i = _plain_at(buf, i, room)
