@@ -304,13 +304,14 @@ def message_key(namespace: str, key: Key) -> str:
     try:
         return _MESSAGE_KEYS[namespace, key]
     except KeyError:
-        pass
+        remember = True
     except TypeError:  # a key form holding something unhashable: never for a Preserves value
-        return f"{namespace}/m/" + "/".join(shape_chunks(key))
+        remember = False
     made = f"{namespace}/m/" + "/".join(shape_chunks(key))
-    if len(_MESSAGE_KEYS) >= _MESSAGE_KEYS_LIMIT:
-        _MESSAGE_KEYS.clear()  # many distinct keys (atoms in the fields): start again
-    _MESSAGE_KEYS[namespace, key] = made
+    if remember:
+        if len(_MESSAGE_KEYS) >= _MESSAGE_KEYS_LIMIT:
+            _MESSAGE_KEYS.clear()  # many distinct keys (atoms in the fields): start again
+        _MESSAGE_KEYS[namespace, key] = made
     return made
 
 
