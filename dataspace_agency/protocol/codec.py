@@ -28,7 +28,8 @@ all room; it is above the classic JSON limit (``classic.values.MAX_DEPTH``) plus
 envelopes a classic message travels in.
 
 The parts: ``wire_values.py`` (limits, ``ProtocolError``, ``WireRef``), this module
-(encoding, packets), ``decoding.py`` (``decode``, ``PacketReader``).
+(encoding, packets), ``decoding.py`` (``decode``), ``packet_reader.py`` (``PacketReader``),
+``plain_json.py`` (classic messages read straight into JSON).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from typing import Any, Callable
 from preserves import Annotated, Embedded, ImmutableDict, Record, Symbol
 from preserves.values import preserve
 
-from .decoding import WIRE_BYTES, PacketReader, decode
+from .decoding import WIRE_BYTES, decode
+from .packet_reader import PacketReader
 from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET,
                           SERVER_MAX_DEPTH, PlainJSON, ProtocolError, WireRef, show)
 

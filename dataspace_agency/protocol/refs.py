@@ -21,7 +21,7 @@ from .wire_values import PlainJSON
 if TYPE_CHECKING:
     from .relay import Relay
 
-# PlainJSON: captures read straight into JSON (decoding.py), which hold no refs.
+# PlainJSON: captures read straight into JSON (plain_json.py), which hold no refs.
 _ATOMS = frozenset({str, int, bool, float, bytes, Symbol, PlainJSON})
 
 

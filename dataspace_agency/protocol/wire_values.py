@@ -69,5 +69,10 @@ class PlainJSON:
         self.value = value
         self.json_bound = 6 * wire_size + 16  # + 16: "args":{} that validation may add
 
+    def take(self) -> Any:
+        """The JSON value, for its receiver (the one: a connection reads one per
+        receiver; see ``plain_json.KeptJSON`` for a value that may have several)."""
+        return self.value
+
     def __repr__(self) -> str:
-        return f"PlainJSON({show(self.value, 100)})"
+        return f"{type(self).__name__}({show(self.value, 100)})"

@@ -32,6 +32,7 @@ from typing import Sequence
 import trio
 from syndicate import patterns as P
 
+from ..classic import values
 from ..runtime import Runtime
 from ..zenoh import ZenohDataspaceHandle, open_handle
 from ..zenoh.keys import DEFAULT_NAMESPACE
@@ -52,7 +53,8 @@ class ZenohDataspaceSpace(DataspaceSpace):
     # validated message), as to a server's relay. The proxy only puts a message (its own
     # observers get it back from Zenoh, decoded), so nothing here needs the Preserves
     # form: measured, a message's Python CPU on the sending side fell by about a quarter
-    # (docs/zenoh.md, Figures).
+    # (docs/zenoh.md, Figures). Receiving, the proxy reads a message's body straight into
+    # the JSON an agent's inbox wants (``json_depth``, see _open_dataspace).
     _wire_bodies = True
 
     _runtime_name = "zenoh-dataspace-space"
@@ -70,7 +72,8 @@ class ZenohDataspaceSpace(DataspaceSpace):
         options = self._session_options
         return self._background.call(
             lambda rt: open_handle(rt, options["endpoints"], namespace=options["namespace"],
-                                   mode=options["mode"], lease_ms=options["lease_ms"]))
+                                   mode=options["mode"], lease_ms=options["lease_ms"],
+                                   json_depth=values.MESSAGE_DEPTH))
 
     @property
     def endpoints(self) -> list[str]:

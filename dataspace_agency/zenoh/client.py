@@ -43,14 +43,16 @@ class ZenohDataspaceHandle(DataspaceHandle):
     private router this handle started, closed with it."""
 
     def __init__(self, runtime: Runtime, session: zenoh.Session, namespace: str,
-                 router: Router | None = None, own_session: bool = True) -> None:
+                 router: Router | None = None, own_session: bool = True, *,
+                 json_depth: int = 0) -> None:
         self.session = session
         self.namespace = namespace
         self.router = router
         self._own_session = own_session
         proxy_facet = runtime.spawn_host("zenoh-dataspace")
         self.proxy = runtime.run_turn(
-            proxy_facet, lambda: ZenohDataspace(runtime, session, namespace, proxy_facet))
+            proxy_facet, lambda: ZenohDataspace(runtime, session, namespace, proxy_facet,
+                                                json_depth=json_depth))
         ref = runtime.run_turn(proxy_facet, lambda: turn.ref(self.proxy))
         super().__init__(runtime, ref, None, runtime.spawn_host("zenoh-client"))
         self._proxy_facet = proxy_facet
@@ -101,9 +103,11 @@ class ZenohDataspaceHandle(DataspaceHandle):
 
 def open_handle(runtime: Runtime, endpoints: Sequence[str] = (), *,
                 namespace: str = DEFAULT_NAMESPACE, mode: str = "client",
-                lease_ms: int | None = None) -> ZenohDataspaceHandle:
+                lease_ms: int | None = None, json_depth: int = 0) -> ZenohDataspaceHandle:
     """A handle on the runtime's thread. No ``endpoints``: a private router in this
-    process (on a free port of 127.0.0.1, see ``handle.endpoints``) and a client of it."""
+    process (on a free port of 127.0.0.1, see ``handle.endpoints``) and a client of it.
+    ``json_depth``: read messages' dictionaries straight into JSON for observers that
+    want it (the classic inbox; see ``ZenohDataspace``)."""
     check_namespace(namespace)
     router = None if endpoints else Router(lease_ms=lease_ms)
     try:
@@ -112,7 +116,7 @@ def open_handle(runtime: Runtime, endpoints: Sequence[str] = (), *,
         if router is not None:
             router.close()
         raise
-    return ZenohDataspaceHandle(runtime, session, namespace, router)
+    return ZenohDataspaceHandle(runtime, session, namespace, router, json_depth=json_depth)
 
 
 @contextlib.asynccontextmanager

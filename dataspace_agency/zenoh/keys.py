@@ -74,6 +74,7 @@ from ..dataspace.patterns import compile_pattern
 from ..protocol.codec import Preencoded
 from ..protocol.codec import encode as _encode
 from ..protocol.decoding import decode as _decode
+from ..protocol.plain_json import decode_keeping_json
 
 INLINE_LIMIT = 8 * 1024
 """Encoded values up to this many bytes travel inside the token's key."""
@@ -328,8 +329,10 @@ def parse_assertion_key(key_expr: str) -> AssertionKey:
     raise MalformedKey(f"not a dataspace assertion key: {key_expr!r:.300}")
 
 
-def decode_data(text: str | bytes, where: str) -> Any:
-    """A value from base64url text (a key) or Preserves binary (a payload)."""
+def decode_data(text: str | bytes, where: str, json_depth: int = 0) -> Any:
+    """A value from base64url text (a key) or Preserves binary (a payload); with a
+    ``json_depth``, a payload record's dictionary fields read as
+    :class:`~dataspace_agency.protocol.plain_json.KeptJSON` where they can be."""
     try:
         data = (base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
                 if isinstance(text, str) else text)
@@ -337,6 +340,9 @@ def decode_data(text: str | bytes, where: str) -> Any:
         # mirror's index takes a message's captures and an assertion's value as they
         # are, instead of walking them to check (a classic message's body: ~18 calls a
         # delivery) or rebuilding them from their key.
+        if json_depth:
+            return decode_keeping_json(data, _not_transferable, json_depth=json_depth,
+                                       frozen=True)
         return _decode(data, _not_transferable, frozen=True)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the peer's
         raise MalformedKey(f"malformed value in {where!r:.300}: {exc}") from None

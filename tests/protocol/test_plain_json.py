@@ -1,5 +1,5 @@
 """Messages read straight into JSON (``PacketReader(plain=...)``, the classic inbox of a
-client): the oracle is the usual decoding followed by ``values.from_preserves``. Whatever
+client; ``decode_keeping_json``, a Zenoh proxy's, at the end): the oracle is the usual decoding followed by ``values.from_preserves``. Whatever
 that converts, the plain reading gives (the same JSON value); whatever it refuses, or the
 decoder refuses, the reader gives or raises exactly what it did without ``plain``."""
 
@@ -16,7 +16,8 @@ from dataspace_agency.classic import values as classic_values
 from dataspace_agency.classic.message import MessageError, validate_message
 from dataspace_agency.classic.wire_json import json_size
 from dataspace_agency.protocol.codec import (Message, PacketReader, PlainJSON, ProtocolError,
-                                             encode, encode_turn, parse_packet)
+                                             decode, encode, encode_turn, parse_packet)
+from dataspace_agency.protocol.plain_json import KeptJSON, decode_keeping_json
 
 from test_codec import dict_texts, json_values, values
 
@@ -201,3 +202,94 @@ def test_a_plain_message_once_validated_is_within_its_json_bound(args, with_args
     except MessageError:
         return
     assert json_size(validated) <= event.body[0].json_bound
+
+
+# --- decode_keeping_json: a record's dictionary fields as KeptJSON ------------------------
+# The oracle is decode: what decode_keeping_json gives stands for the same value (each
+# KeptJSON for the value it was read from, and holding from_preserves' JSON of it), and
+# what decode refuses it refuses with the same error.
+
+def _unkept(value):
+    """``value`` with each KeptJSON field replaced by the value it stands for."""
+    if type(value) is Record:
+        return Record(value.key, [f.__preserve__() if type(f) is KeptJSON else f
+                                  for f in value.fields])
+    return value
+
+
+def _keeping(data: bytes):
+    return decode_keeping_json(data, json_depth=DEPTH, frozen=True)
+
+
+records = st.builds(Record, st.one_of(st.just(Symbol("message")), values),
+                    st.lists(st.one_of(values, json_values.map(classic_values.to_preserves)),
+                             max_size=3))
+
+
+@given(st.one_of(records, values))
+@example(Record(Symbol("message"), ["a", ImmutableDict({"k": Symbol("null")})]))
+@example(Record(Symbol("message"), ["a", ImmutableDict({1: "x"}), ImmutableDict({})]))
+def test_decode_keeping_json_stands_for_what_decode_gives(value):
+    data = encode(value)
+    usual = decode(data, frozen=True)
+    kept = _keeping(data)
+    assert encode(_unkept(kept)) == encode(usual)  # bytes: NaN is not equal to itself
+    if type(usual) is not Record:
+        assert type(kept) is type(usual)
+        return
+    dicts = [(i, f) for i, f in enumerate(usual.fields) if type(f) is ImmutableDict]
+    try:
+        expected = [classic_values.from_preserves(f, depth=DEPTH) for _, f in dicts]
+    except classic_values.NotJSON:
+        assert not any(type(f) is KeptJSON for f in kept.fields)  # the record as usual
+        return
+    for (i, _), json in zip(dicts, expected):
+        field = kept.fields[i]
+        assert type(field) is KeptJSON and isinstance(field, PlainJSON)
+        assert _same(field.value, json)
+        assert field.json_bound >= 6 * len(encode(usual.fields[i]))
+
+
+@given(records, st.data())
+def test_decode_keeping_json_refuses_what_decode_refuses(value, data):
+    encoded = encode(value)
+    cut = data.draw(st.integers(0, len(encoded)))
+    where = data.draw(st.integers(0, len(encoded) - 1))
+    byte = data.draw(st.integers(0, 255))
+    for bad in (encoded[:cut], encoded[:where] + bytes([byte]) + encoded[where + 1:],
+                encoded + b"\x80"):
+        try:
+            usual = decode(bad, frozen=True)
+        except ProtocolError as exc:
+            with pytest.raises(ProtocolError) as refused:
+                _keeping(bad)
+            assert str(refused.value) == str(exc)
+        else:
+            assert encode(_unkept(_keeping(bad))) == encode(usual)
+
+
+@pytest.mark.parametrize("levels", [DEPTH - 2, DEPTH - 1, DEPTH, DEPTH + 1])
+def test_a_field_nested_beyond_the_json_depth_is_decoded_as_usual(levels):
+    nested = _nested(levels)
+    if type(nested) is not ImmutableDict:
+        nested = ImmutableDict({"k": nested})  # a dictionary field, one level more
+    value = Record(Symbol("message"), ["a", nested])
+    kept = _keeping(encode(value))
+    try:
+        classic_values.from_preserves(nested, depth=DEPTH)
+        json_ok = True
+    except classic_values.NotJSON:
+        json_ok = False
+    assert (type(kept.fields[1]) is KeptJSON) is json_ok
+    assert encode(_unkept(kept)) == encode(value)
+
+
+def test_each_taker_of_a_kept_json_gets_its_own_copy():
+    body = ImmutableDict({"args": ImmutableDict({"items": ("a",)})})
+    field = _keeping(encode(Record(Symbol("message"), ["x", body]))).fields[1]
+    first, second = field.take(), field.take()
+    assert first == second == {"args": {"items": ["a"]}}
+    first["args"]["items"].append("changed")
+    assert second == {"args": {"items": ["a"]}}  # not shared
+    assert field.take() == {"args": {"items": ["a"]}}
+    assert field.__preserve__() == body and field.__preserve__() is field.__preserve__()

@@ -506,7 +506,7 @@ def test_a_message_near_the_size_limit_is_sized_exactly(server_process, monkeypa
 def test_malformed_classic_messages_from_a_raw_client_are_dropped_with_a_warning(
         server_process, caplog):
     # Message mode: what reaches an agent's inbox is read straight into JSON when it has
-    # a JSON form (protocol/decoding.py), else as Preserves values; both kinds of bad
+    # a JSON form (protocol/plain_json.py), else as Preserves values; both kinds of bad
     # message are dropped with the same warning, and the agent goes on.
     with RemoteDataspaceSpace(server_process.address, server_process.capability,
                               mode="message") as space, \

@@ -110,8 +110,9 @@ def parse_message(body: Any, where: str) -> dict | None:
     A body made in this process (a :class:`LocalBody`, or a Preserves form made by
     :func:`message_body`) gives a copy of its message (each receiver its own, as from a
     queue); any other (from another process, or built by native code) is converted and
-    validated; one a connection read straight into JSON (a ``PlainJSON``: see
-    ``_Inbox.plain_json``) is validated."""
+    validated; one read straight into JSON (a ``PlainJSON``, by a connection: see
+    ``_Inbox.plain_json``; or a ``KeptJSON``, by a Zenoh session's proxy) is
+    validated."""
     kind = type(body)
     if kind is LocalBody:
         return values.plain_copy(body.message)
@@ -119,8 +120,8 @@ def parse_message(body: Any, where: str) -> dict | None:
     if source is not None:
         return values.plain_copy(source)
     try:
-        if kind is PlainJSON:
-            return validate_message(body.value, copy=False)
+        if isinstance(body, PlainJSON):
+            return validate_message(body.take(), copy=False)
         return validate_message(values.from_preserves(body, "message", values.MESSAGE_DEPTH),
                                 copy=False)
     except (values.NotJSON, MessageError) as exc:
@@ -203,7 +204,7 @@ class _Inbox(Entity):
 
     routed_inline = True
     # A connection's relay reads what comes here from the wire straight into JSON, as
-    # nested as from_preserves allows (protocol/decoding.py): parse_message then only
+    # nested as from_preserves allows (protocol/plain_json.py): parse_message then only
     # validates it.
     plain_json = values.MESSAGE_DEPTH
 
@@ -316,7 +317,7 @@ class DataspaceTransport:
         if message is None:
             return
         limit = self.max_message_size
-        if type(body) is PlainJSON and limit is not None and body.json_bound <= limit:
+        if isinstance(body, PlainJSON) and limit is not None and body.json_bound <= limit:
             refusal = None  # its JSON cannot be over the limit: not written to be sized
         else:
             refusal = self._too_big(message)
