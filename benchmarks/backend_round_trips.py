@@ -23,6 +23,8 @@ from dataspace_agency import (Agent, DataspaceSpace, MultiprocessQueueSpace, Que
                               action)
 from dataspace_agency.compare.agents import time_arequests
 
+WARM_UP = 200  # untimed round trips before the timed ones (zenoh_dataspace.py counts them)
+
 
 class Echo(Agent):
     def __init__(self, id: str, **kwargs) -> None:
@@ -53,7 +55,7 @@ class Pinger(Agent):
     @action
     async def round_trips(self, count: int) -> list:
         message = {"to": "echo", "action": {"name": "echo", "args": {"text": "hi"}}}
-        samples = sorted(await time_arequests(self, message, count, warm_up=200))
+        samples = sorted(await time_arequests(self, message, count, warm_up=WARM_UP))
         return [statistics.median(samples) * 1e6, samples[int(len(samples) * 0.99)] * 1e6]
 
     @action
