@@ -99,12 +99,14 @@ def _amqp(options: Options) -> Any:
 def _remote(options: Options) -> Any:
     # Imported by name: the remote spaces are optional here (skipped if absent).
     module = importlib.import_module("dataspace_agency.spaces.remote_space")
-    return module.RemoteDataspaceSpace()  # a private server in a child process
+    # A private server in a child process. Assertion mode, as the other cross-process
+    # dataspace backends: its pair in process is dataspace-assertion (docs/compare.md).
+    return module.RemoteDataspaceSpace(mode="assertion")
 
 
 def _remote_processes(options: Options) -> Any:
     module = importlib.import_module("dataspace_agency.spaces.remote_process_space")
-    return module.MultiprocessDataspaceSpace()  # assertion mode; an agent per process
+    return module.MultiprocessDataspaceSpace(mode="assertion")  # an agent per process
 
 
 def _zenoh(options: Options) -> Any:
@@ -122,11 +124,13 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in [
             _dataspace("assertion"), ("tiny", "quick", "full")),
     Backend("dataspace-message", "DataspaceSpace (message)", "dataspace",
             _dataspace("message"), ("tiny", "quick", "full")),
-    Backend("remote-dataspace", "RemoteDataspaceSpace (server in a child process)",
+    Backend("remote-dataspace",
+            "RemoteDataspaceSpace (assertion, server in a child process)",
             "dataspace", _remote, ("full",),
             max_agents={"tiny": 5, "quick": 100, "full": 1_000},
             requires=("dataspace_agency.spaces.remote_space",)),
-    Backend("remote-dataspace-processes", "MultiprocessDataspaceSpace (agent per process)",
+    Backend("remote-dataspace-processes",
+            "MultiprocessDataspaceSpace (assertion, agent per process)",
             "dataspace", _remote_processes, ("full",), processes=True,
             max_agents={"tiny": 5, "quick": 100, "full": 1_000},
             requires=("dataspace_agency.spaces.remote_process_space",)),

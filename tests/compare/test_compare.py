@@ -322,3 +322,19 @@ def test_findings_state_what_the_dataspace_buys_and_costs(tiny_runs):
     assert "round trip" in costs and "One-way messages" in costs and "add()" in costs
     assert all(f.ratio and f.ratio > 0 for f in found["costs"])
     assert found["reference"] == []  # no agency run here: nothing said about it
+
+
+def test_dataspace_backends_name_the_adapter_mode_their_space_runs_in():
+    """One-way throughput differs about 4x between the modes (docs/compare.md), so every
+    dataspace backend's label says which mode its space really runs in."""
+    checked = []
+    for backend in backends.BACKENDS.values():
+        if backend.kind != "dataspace" or backend.unavailable(backends.Options()):
+            continue
+        space = backend.make(backends.Options())
+        try:
+            assert f"({space.mode}" in backend.label, (backend.name, space.mode)
+        finally:
+            space.destroy()
+        checked.append(backend.name)
+    assert {"dataspace-assertion", "dataspace-message", "remote-dataspace"} <= set(checked)

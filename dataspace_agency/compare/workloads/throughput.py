@@ -17,7 +17,8 @@ from ..agents import Counter, Driver
 from . import Context
 
 NAME = "throughput"
-DESCRIPTION = "one-way throughput, N messages to one agent"
+DESCRIPTION = ("one-way throughput, N send()s to one agent, until it has them all"
+               " (each answered on our backends)")
 PARAMS = {
     "tiny": {"messages": 200},
     "quick": {"messages": 5_000},
