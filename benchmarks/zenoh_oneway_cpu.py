@@ -8,7 +8,8 @@ serve`` child process instead), after 300 messages to warm up. Printed per run: 
 then CPU time per message from ``/proc``: this process's threads by name ("python" for
 Python's, Zenoh's own by theirs: rx-0, tx-0, ...) and the router's (the server's) process.
 The rate moves with the machine's load; the CPU a message costs moves less, which is why
-the figures in docs/zenoh.md compare both, old and new code alternating.
+the figures in docs/zenoh.md (and notes/2026-12-04-zenoh-rounds.md) compare both, old and
+new code alternating.
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ class ZenohDataspaceSpace(DataspaceSpace):
     # validated message), as to a server's relay. The proxy only puts a message (its own
     # observers get it back from Zenoh, decoded), so nothing here needs the Preserves
     # form: measured, a message's Python CPU on the sending side fell by about a quarter
-    # (docs/zenoh.md, Figures). Receiving, the proxy reads a message's body straight into
-    # the JSON an agent's inbox wants (``json_depth``, see _open_dataspace).
+    # (notes/2026-12-04-zenoh-rounds.md). Receiving, the proxy reads a message's body
+    # straight into the JSON an agent's inbox wants (``json_depth``, _open_dataspace).
     _wire_bodies = True
 
     _runtime_name = "zenoh-dataspace-space"

@@ -165,7 +165,7 @@ class _Outbound:
     CPU, measured on a classic one-way stream), in the middle of the turn's work. Made
     together after the turns, a burst's calls still wait (~0.11 ms each) but the turns
     run uninterrupted: ~15 % less CPU and a ~15 % higher one-way rate (median of five
-    alternating runs; docs/zenoh.md, Figures). Zenoh did not batch the calls more (the
+    alternating runs; notes/2026-12-04-zenoh-rounds.md). Zenoh did not batch the calls more (the
     router wrote as often). Ordering is kept (one FIFO for all of them), and the proxy's
     own interests have been told in the turn itself (see ``ZenohDataspace.is_own``)."""
 
