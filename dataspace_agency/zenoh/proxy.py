@@ -17,6 +17,9 @@ client, and it carries each event over a Zenoh session:
   replay. Observers whose patterns give the same key expression share one interest.
 * ``on_message(value)``: a publication (``put``) whose payload is the value; consecutive
   messages to one key in one outbound burst share one put (a *batch*, ``batch.py``).
+  Received, a message is decoded and sent into the mirror; with a ``json_depth`` (a
+  classic space's proxy) its dictionary fields are read straight into JSON for the
+  agents' inboxes (``_Interest.deliver``).
 * ``on_sync(peer)``: answered once the Zenoh router has seen everything this session did
   before: a liveliness query (ordered after our declarations) and, if we published since
   the last one was answered, a query (ordered after our publications), both answered by
