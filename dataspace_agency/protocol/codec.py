@@ -41,7 +41,7 @@ from typing import Any, Callable
 from preserves import Annotated, Embedded, ImmutableDict, Record, Symbol
 from preserves.values import preserve
 
-from .decoding import WIRE_BYTES, decode
+from .decoding import WIRE_BYTES, decode, varint_at
 from .packet_reader import PacketReader
 from .wire_values import (CACHE_LIMIT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_PACKET,
                           SERVER_MAX_DEPTH, PlainJSON, ProtocolError, WireRef, show)
@@ -50,7 +50,7 @@ __all__ = [
     "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_PACKET", "SERVER_MAX_DEPTH", "Assert", "ErrorPacket",
     "Message", "PacketReader", "PlainJSON", "Preencoded", "ProtocolError", "Retract", "Sync", "WireRef",
     "decode", "encode", "encode_error", "encode_event_into", "encode_turn", "parse_packet",
-    "preencode_json", "varint",
+    "preencode_json", "varint", "varint_at",
 ]
 
 

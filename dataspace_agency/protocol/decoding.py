@@ -4,7 +4,7 @@
 See ``codec.py`` for the format, the limits and why the codec is our own.
 
 The names here without a leading underscore but outside ``__all__`` (``decode_at``,
-``Decoding``, ``Short``, ``long_length``, ``wire_ref``) are this package's: the other
+``Decoding``, ``Short``, ``wire_ref``) are this package's: the other
 readers use them; nothing outside ``protocol/`` should."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from preserves import Embedded, ImmutableDict, Record, Symbol
 from ..dataspace.keys import frozen_dict, immutable_dict  # ImmutableDicts without __init__
 from .wire_values import CACHE_LIMIT, DEFAULT_MAX_DEPTH, ProtocolError, WireRef, show
 
-__all__ = ["WIRE_BYTES", "decode"]
+__all__ = ["WIRE_BYTES", "decode", "varint_at"]
 
 
 class Short(Exception):
@@ -43,8 +43,11 @@ def wire_ref(value: Any) -> WireRef:
 _SYMBOLS: dict[bytes, Symbol] = {}  # encoded name -> Symbol (Symbols are not mutated)
 
 
-def long_length(buf: bytes, i: int) -> tuple[int, int]:
-    """A varint of more than one byte at ``i``: (value, index after it)."""
+def varint_at(buf: bytes, i: int) -> tuple[int, int]:
+    """The varint at ``buf[i]`` (a length as Preserves writes it, ``codec.varint``):
+    (value, index after it). Raises :class:`ProtocolError` past 64 bits, IndexError if
+    ``buf`` ends first. The readers here call it for lengths of two bytes or more, the
+    one-byte case being read inline."""
     shift = 0
     n = 0
     while True:
@@ -103,7 +106,7 @@ def decode_at(buf: bytes, i: int, d: Decoding, room: int) -> tuple[Any, int]:
         n = buf[i]
         i += 1
         if n >= 128:
-            n, i = long_length(buf, i - 1)
+            n, i = varint_at(buf, i - 1)
             if not buf[i - 1]:
                 d.odd += 1  # a length in more bytes than it needs
         end = i + n
@@ -217,7 +220,7 @@ def decode_at(buf: bytes, i: int, d: Decoding, room: int) -> tuple[Any, int]:
         n = buf[i]
         i += 1
         if n >= 128:
-            n, i = long_length(buf, i - 1)
+            n, i = varint_at(buf, i - 1)
         if n != 8:
             raise ProtocolError(f"float of {n} bytes (only 8-byte doubles)")
         end = i + n

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from preserves import Record, Symbol
 
-from .decoding import Decoding, Short, decode, decode_at, long_length, wire_ref
+from .decoding import Decoding, Short, decode, decode_at, varint_at, wire_ref
 from .wire_values import DEFAULT_MAX_DEPTH, PlainJSON, ProtocolError
 
 __all__ = ["KeptJSON", "decode_keeping_json"]
@@ -48,7 +48,7 @@ def plain_at(buf: bytes, i: int, room: int) -> tuple[Any, int]:
         n = buf[i]
         i += 1
         if n >= 128:
-            n, i = long_length(buf, i - 1)
+            n, i = varint_at(buf, i - 1)
         end = i + n
         if end > len(buf):
             raise Short(end)
@@ -79,7 +79,7 @@ def plain_at(buf: bytes, i: int, room: int) -> tuple[Any, int]:
             if n < 128:
                 start = i + 2
             else:
-                n, start = long_length(buf, i + 1)
+                n, start = varint_at(buf, i + 1)
             end = start + n
             if end > size:
                 raise Short(end)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..protocol.codec import varint
+from ..protocol.codec import ProtocolError, varint, varint_at
 
 BATCH_MARKER = 0x00
 """The first byte of a batch payload (never the first byte of a Preserves value)."""
@@ -60,18 +60,12 @@ def unpack(payload: bytes) -> list[bytes]:
     bodies: list[bytes] = []
     i, end = 1, len(payload)
     while i < end:
-        n = shift = 0
-        while True:
-            if i >= end:
-                raise MalformedBatch(f"a length cut short at byte {i} of {end}")
-            b = payload[i]
-            i += 1
-            n |= (b & 127) << shift
-            if b < 128:
-                break
-            shift += 7
-            if shift > 63:
-                raise MalformedBatch(f"a length prefix too long at byte {i} of {end}")
+        try:
+            n, i = varint_at(payload, i)
+        except IndexError:
+            raise MalformedBatch(f"a length cut short at byte {end} of {end}") from None
+        except ProtocolError:
+            raise MalformedBatch(f"a length prefix too long at byte {i} of {end}") from None
         if n == 0 or i + n > end:
             raise MalformedBatch(f"a message of {n} bytes at byte {i} of a {end}-byte batch")
         bodies.append(payload[i:i + n])
